@@ -1,0 +1,58 @@
+"""Checks of user input at the public boundary (never in inner loops)."""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["check_probability_vector", "check_weight", "check_positive_int"]
+
+
+def check_probability_vector(p, shape, name="p", atol=1e-10):
+    """Return ``p`` as a float array after checking it is a positive probability vector.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` has the wrong shape, holds NaN/inf or non-positive entries, or does
+        not sum to 1 within ``atol``.
+    """
+    arr = np.asarray(p, dtype=float)
+    if arr.shape != tuple(shape):
+        raise ValueError(
+            f"{name} must have the grid's shape {tuple(shape)}, got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise ValueError(f"{name} must be finite, but {bad} entries are NaN or inf")
+    if not np.all(arr > 0):
+        bad = int(np.count_nonzero(arr <= 0))
+        raise ValueError(
+            f"{name} must be strictly positive, but {bad} entries are <= 0 "
+            f"(minimum {arr.min():.3g})"
+        )
+    total = float(arr.sum())
+    if abs(total - 1.0) > atol:
+        raise ValueError(
+            f"{name} must be a probability vector summing to 1 (within {atol:g}), "
+            f"but it sums to {total!r}; normalise it with {name} = {name} / {name}.sum()"
+        )
+    return arr
+
+
+def check_weight(alpha, name="weight"):
+    """Return ``alpha`` as a float after checking it is finite and non-negative."""
+    if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool):
+        raise TypeError(f"{name} must be a real number, got {type(alpha).__name__}")
+    alpha = float(alpha)
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {alpha!r}")
+    return alpha
+
+
+def check_positive_int(value, name, minimum=1):
+    """Return ``value`` as an int after checking it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)

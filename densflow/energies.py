@@ -1,0 +1,343 @@
+r"""Energies over probability vectors on a periodic grid (DESIGN.md §1).
+
+Three terms, each of one *kind* (the natural metric that matches its Hessian):
+
+* :class:`HMinus1` (Wasserstein-type): :math:`E_1(p) = \tfrac12 (p-\mu)^\top L_\mu^+ (p-\mu)`,
+  :math:`L_\mu = \sum_d D_d^\top \operatorname{diag}(\mu) D_d`.
+* :class:`KL` (Fisher–Rao-type): :math:`E_2(p) = \sum_s p_s \log(p_s/\mu_s)`.
+* :class:`Dirichlet` (Mahalanobis-type): :math:`E_3(p) = \tfrac12 (p-\mu)^\top A (p-\mu)`,
+  :math:`A = -\Delta = \sum_d D_d^\top D_d`.
+
+Terms combine with non-negative scalars and ``+`` into an :class:`Energy`
+:math:`E = \sum_k \alpha_k E_k`; the weights then live in the energy, where the combined
+metric reads them. Along a search line :math:`p - \eta s` the quadratic terms are exact
+quadratics in :math:`\eta`, so a line-search trial costs :math:`O(N)` (one linear solve per
+direction, none per trial); see :meth:`Energy.evaluate` and :meth:`Energy.line`.
+"""
+
+import numbers
+
+import numpy as np
+
+from ._validation import check_probability_vector, check_weight
+from .grid import Grid
+from .operators import WeightedLaplacianSolver, laplacian
+
+__all__ = ["Term", "HMinus1", "KL", "Dirichlet", "Energy", "State", "KINDS"]
+
+KINDS = ("wasserstein", "fisher_rao", "mahalanobis")
+
+
+class State:
+    """An energy evaluated at ``p``: its value, gradient and what a line needs."""
+
+    __slots__ = ("p", "value", "gradient", "parts")
+
+    def __init__(self, p, value, gradient, parts=None):
+        self.p = p
+        self.value = value
+        self.gradient = gradient
+        self.parts = parts
+
+
+class Term:
+    """Base class of an energy term on a grid with reference probability vector ``mu``."""
+
+    kind = None
+    #: Short name used in records and messages.
+    name = None
+
+    def __init__(self, grid, mu):
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid must be a densflow.Grid, got {type(grid).__name__}")
+        self.grid = grid
+        self.mu = check_probability_vector(mu, grid.shape, name="mu").copy()
+        self.mu.setflags(write=False)
+
+    # public, checked ---------------------------------------------------------------
+    def value(self, p, check=True):
+        """Energy at the density ``p`` (checked unless ``check=False``)."""
+        return self.evaluate(self._checked(p, check)).value
+
+    def gradient(self, p, check=True):
+        """Euclidean gradient :math:`\\partial E/\\partial p` at ``p``."""
+        return self.evaluate(self._checked(p, check)).gradient
+
+    def _checked(self, p, check):
+        if check:
+            return self.grid.check_density(p)
+        return np.asarray(p, dtype=float)
+
+    # algebra -----------------------------------------------------------------------
+    def __mul__(self, alpha):
+        if not isinstance(alpha, numbers.Real):
+            return NotImplemented
+        return Energy([(alpha, self)])
+
+    __rmul__ = __mul__
+
+    def __add__(self, other):
+        return Energy([(1.0, self)]) + other
+
+    def __radd__(self, other):
+        if isinstance(other, numbers.Real) and other == 0:  # sum([...])
+            return Energy([(1.0, self)])
+        return NotImplemented
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.grid!r}, mu)"
+
+
+class _Quadratic(Term):
+    r"""A term :math:`\tfrac12 (p-\mu)^\top H (p-\mu)` with :math:`H` symmetric PSD."""
+
+    def _apply(self, r):
+        raise NotImplementedError
+
+    def evaluate(self, p):
+        r = p - self.mu
+        u = self._apply(r)
+        return State(p, 0.5 * np.vdot(r, u), u)
+
+    def line(self, state, s):
+        hs = self._apply(s)
+        return _QuadraticLine(state, s, hs)
+
+
+class _QuadraticLine:
+    r"""Exact restriction of a quadratic term to :math:`\eta \mapsto p - \eta s`."""
+
+    def __init__(self, state, s, hs):
+        self.state, self.s, self.hs = state, s, hs
+        self.slope = np.vdot(state.gradient, s)
+        self.curvature = np.vdot(s, hs)
+
+    def delta(self, eta, q):
+        return -eta * self.slope + 0.5 * eta * eta * self.curvature
+
+    def state_at(self, eta, q, mu):
+        u = self.state.gradient - eta * self.hs
+        return State(q, 0.5 * np.vdot(q - mu, u), u)
+
+
+class HMinus1(_Quadratic):
+    r"""Weighted :math:`\dot H^{-1}(\mu)` energy (Wasserstein-type).
+
+    .. math::
+
+        E_1(p) = \tfrac12 (p-\mu)^\top L_\mu^+ (p-\mu), \qquad
+        \nabla E_1(p) = L_\mu^+ (p-\mu),
+
+    with :math:`L_\mu = \sum_d D_d^\top \operatorname{diag}(\mu) D_d`. The pseudo-inverse
+    is applied exactly in 1D (cumulative sums) and by FFT-preconditioned conjugate
+    gradients in 2D (:class:`densflow.operators.WeightedLaplacianSolver`); the gradient
+    has zero mean.
+    """
+
+    kind = "wasserstein"
+    name = "HMinus1"
+
+    def __init__(self, grid, mu):
+        super().__init__(grid, mu)
+        self.solver = WeightedLaplacianSolver(self.mu, grid.n)
+
+    def _apply(self, r):
+        return self.solver.solve(r)
+
+
+class Dirichlet(_Quadratic):
+    r"""Dirichlet energy (Mahalanobis-type).
+
+    .. math::
+
+        E_3(p) = \tfrac12 (p-\mu)^\top A (p-\mu), \qquad \nabla E_3(p) = A (p-\mu),
+        \qquad A = -\Delta = \sum_d D_d^\top D_d .
+    """
+
+    kind = "mahalanobis"
+    name = "Dirichlet"
+
+    def _apply(self, r):
+        return laplacian(r, self.grid.n)
+
+
+class KL(Term):
+    r"""Kullback–Leibler divergence (Fisher–Rao-type).
+
+    .. math::
+
+        E_2(p) = \sum_s p_s \log\frac{p_s}{\mu_s}, \qquad
+        \nabla E_2(p) = \log\frac{p}{\mu} + 1,
+
+    and :math:`E_2 = +\infty` where some :math:`p_s \le 0`.
+    """
+
+    kind = "fisher_rao"
+    name = "KL"
+
+    def evaluate(self, p):
+        log_ratio = np.log(p / self.mu)
+        return State(p, float(np.vdot(p, log_ratio)), log_ratio + 1.0, log_ratio)
+
+    def line(self, state, s):
+        return _KLLine(self, state)
+
+
+class _KLLine:
+    def __init__(self, term, state):
+        self.term, self.state = term, state
+
+    def delta(self, eta, q):
+        # summed entry by entry so that small differences of large sums stay accurate
+        p, mu = self.state.p, self.term.mu
+        return float(np.sum(q * np.log(q / mu) - p * self.state.parts))
+
+    def state_at(self, eta, q, mu):
+        return self.term.evaluate(q)
+
+
+class Energy:
+    r"""A non-negative combination :math:`E = \sum_k \alpha_k E_k` of terms on one grid.
+
+    Build it with ``alpha * Term(...)`` and ``+``. ``E.weights`` gives the total weight
+    of each kind, :math:`(\alpha_1, \alpha_2, \alpha_3)` for the Wasserstein-,
+    Fisher–Rao- and Mahalanobis-type terms, which the combined metric reads.
+    """
+
+    def __init__(self, terms):
+        terms = [(check_weight(a, name="weight"), t) for a, t in terms]
+        if not terms:
+            raise ValueError("an Energy needs at least one term")
+        for _, t in terms:
+            if not isinstance(t, Term):
+                raise TypeError(f"energy terms must be densflow terms, got {type(t).__name__}")
+        grid = terms[0][1].grid
+        for _, t in terms[1:]:
+            if t.grid != grid:
+                raise ValueError(f"all terms must live on one grid, got {grid!r} and {t.grid!r}")
+        self.terms = tuple(terms)
+        self.grid = grid
+
+    # algebra -----------------------------------------------------------------------
+    def __add__(self, other):
+        if isinstance(other, Term):
+            other = Energy([(1.0, other)])
+        if not isinstance(other, Energy):
+            return NotImplemented
+        return Energy(self.terms + other.terms)
+
+    def __radd__(self, other):
+        if isinstance(other, numbers.Real) and other == 0:  # sum([...])
+            return self
+        return NotImplemented
+
+    def __mul__(self, alpha):
+        if not isinstance(alpha, numbers.Real):
+            return NotImplemented
+        alpha = check_weight(alpha, name="weight")
+        return Energy([(alpha * a, t) for a, t in self.terms])
+
+    __rmul__ = __mul__
+
+    # properties --------------------------------------------------------------------
+    @property
+    def weights(self):
+        """Total weight per kind: ``{"wasserstein": α1, "fisher_rao": α2, "mahalanobis": α3}``."""
+        w = dict.fromkeys(KINDS, 0.0)
+        for a, t in self.terms:
+            w[t.kind] += a
+        return w
+
+    @property
+    def active_terms(self):
+        """The ``(weight, term)`` pairs with a positive weight."""
+        return tuple((a, t) for a, t in self.terms if a > 0)
+
+    @property
+    def min_value(self):
+        """The minimum value (0, at μ) when all terms share μ, else ``None``."""
+        mus = [t.mu for _, t in self.active_terms]
+        if mus and all(np.array_equal(mus[0], m) for m in mus[1:]):
+            return 0.0
+        return None
+
+    @property
+    def mu(self):
+        """The common reference measure (the minimiser) when all terms share it."""
+        return self.active_terms[0][1].mu if self.min_value is not None else None
+
+    def check_weights(self):
+        """Raise ``ValueError`` unless some weight is positive."""
+        if not self.active_terms:
+            raise ValueError(
+                "all weights of the energy are zero; at least one term needs a weight > 0"
+            )
+
+    def describe(self):
+        """Plain description of the terms and weights (for records)."""
+        return [{"term": t.name, "kind": t.kind, "weight": a} for a, t in self.terms]
+
+    # evaluation --------------------------------------------------------------------
+    def value(self, p, check=True):
+        """:math:`E(p)`; ``p`` is checked to be a positive probability vector unless
+        ``check=False`` (e.g. for finite differences off the simplex)."""
+        return self.evaluate(self._checked(p, check)).value
+
+    def gradient(self, p, check=True):
+        """Euclidean gradient :math:`\\nabla E(p) = \\sum_k \\alpha_k \\nabla E_k(p)`."""
+        return self.evaluate(self._checked(p, check)).gradient
+
+    def _checked(self, p, check):
+        self.check_weights()
+        if check:
+            return self.grid.check_density(p)
+        return np.asarray(p, dtype=float)
+
+    def evaluate(self, p):
+        """Value and gradient at ``p`` as a :class:`State` (no input checks)."""
+        parts = [t.evaluate(p) for _, t in self.active_terms]
+        return self._combine(p, parts)
+
+    def _combine(self, p, parts):
+        value = 0.0
+        grad = np.zeros(self.grid.shape)
+        for (a, _), st in zip(self.active_terms, parts):
+            value += a * st.value
+            grad += a * st.gradient
+        return State(p, float(value), grad, parts)
+
+    def line(self, state, s):
+        """The restriction :math:`\\eta \\mapsto E(p - \\eta s)` as an :class:`EnergyLine`."""
+        return EnergyLine(self, state, s)
+
+    def __repr__(self):
+        inner = " + ".join(f"{a:g} * {t.name}" for a, t in self.terms)
+        return f"Energy({inner})"
+
+
+class EnergyLine:
+    r"""The energy along :math:`\eta \mapsto p - \eta s` from a :class:`State` at ``p``.
+
+    Setting it up applies each quadratic term's operator to ``s`` once; afterwards
+    :meth:`delta` (:math:`E(p-\eta s) - E(p)`, computed as a difference so that it
+    stays accurate when both values are tiny) and :meth:`state_at` cost :math:`O(N)`.
+    Outside the positive orthant the energy is :math:`+\infty` (DESIGN.md §3).
+    """
+
+    def __init__(self, energy, state, s):
+        self.energy, self.state, self.s = energy, state, s
+        self.lines = [t.line(st, s) for (_, t), st in zip(energy.active_terms, state.parts)]
+
+    def point(self, eta):
+        return self.state.p - eta * self.s
+
+    def delta(self, eta, q=None):
+        q = self.point(eta) if q is None else q
+        if not np.all(q > 0):
+            return np.inf
+        return float(sum(a * ln.delta(eta, q) for (a, _), ln in zip(self.energy.active_terms, self.lines)))
+
+    def state_at(self, eta, q=None):
+        q = self.point(eta) if q is None else q
+        parts = [ln.state_at(eta, q, t.mu) for (_, t), ln in zip(self.energy.active_terms, self.lines)]
+        return self.energy._combine(q, parts)

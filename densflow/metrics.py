@@ -1,0 +1,241 @@
+r"""Natural-gradient metrics on grid densities (DESIGN.md §2).
+
+A metric is a symmetric positive semidefinite operator :math:`M(p)`, an approximate
+inverse Hessian of the energy. Every direction is the :math:`M`-projected gradient
+onto the mass-preserving subspace :math:`\{\textstyle\sum_s s_s = 0\}`:
+
+.. math::
+
+    s = M (g - c\,\mathbf 1), \qquad c = \frac{\mathbf 1^\top M g}{\mathbf 1^\top M \mathbf 1}
+    \quad (s = M g \text{ when } M\mathbf 1 = 0),
+
+so that :math:`\sum_s s_s = 0` and :math:`s\cdot g = (g-c\mathbf 1)^\top M (g-c\mathbf 1) \ge 0`.
+A last :math:`O(N)` correction removes the rounding residue of :math:`\sum_s s_s`
+(it changes ``s`` at the level of machine precision only).
+
+A metric object is a light, reusable description (``Combined(wavelet="db4")``); its
+:meth:`Metric.bind` prepares what depends on the energy and grid once per run and
+returns an operator whose ``direction(p, g)`` is called every iteration.
+"""
+
+import numpy as np
+
+from .operators import apply_laplacian_pinv, forward_difference, forward_difference_adjoint, laplacian_symbol
+from .wavelets import WaveletBasis
+
+__all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "get", "NAMES"]
+
+
+def _mass_fix(s, m1=None):
+    """Remove the rounding residue of ``sum(s)`` along ``m1`` (or uniformly)."""
+    total = s.sum()
+    if total == 0.0:
+        return s
+    if m1 is not None:
+        denom = m1.sum()
+        if denom > 0:
+            return s - (total / denom) * m1
+    return s - total / s.size
+
+
+class Metric:
+    """Base class: a named description of a metric, bound to an energy per run."""
+
+    name = None
+
+    def bind(self, energy):
+        """Return an operator with ``direction(p, g)`` for this energy's grid."""
+        raise NotImplementedError
+
+    def params(self):
+        """Parameters that identify the metric (for records)."""
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class _Bound:
+    """A metric bound to an energy: ``direction(p, g) -> s``."""
+
+    def apply(self, p, g):
+        """:math:`M(p) g`."""
+        raise NotImplementedError
+
+    def direction(self, p, g):
+        raise NotImplementedError
+
+
+class Wasserstein(Metric):
+    r"""Wasserstein metric :math:`M(p) = \sum_d D_d^\top \operatorname{diag}(p) D_d`
+    (the discrete :math:`-\nabla\cdot(p\nabla)`; :math:`M\mathbf 1 = 0`)."""
+
+    name = "wasserstein"
+
+    def bind(self, energy):
+        return _BoundWasserstein(energy.grid.n)
+
+
+class _BoundWasserstein(_Bound):
+    def __init__(self, n):
+        self.n = n
+
+    def apply(self, p, g):
+        out = np.zeros_like(g)
+        for axis in range(g.ndim):
+            out += forward_difference_adjoint(p * forward_difference(g, axis, self.n), axis, self.n)
+        return out
+
+    def direction(self, p, g):
+        return _mass_fix(self.apply(p, g))
+
+
+class FisherRao(Metric):
+    r"""Fisher–Rao metric :math:`M(p) = \operatorname{diag}(p)`; the direction is the
+    replicator form :math:`s = p\,(g - \sum_s p_s g_s)` (for :math:`\sum p = 1`)."""
+
+    name = "fisher_rao"
+
+    def bind(self, energy):
+        return _BoundFisherRao()
+
+
+class _BoundFisherRao(_Bound):
+    def apply(self, p, g):
+        return p * g
+
+    def direction(self, p, g):
+        c = np.vdot(p, g) / p.sum()
+        return _mass_fix(p * (g - c), p)
+
+
+class Mahalanobis(Metric):
+    r"""Mahalanobis metric :math:`M = A^+`, with :math:`A` the energy's Dirichlet
+    operator :math:`-\Delta`, applied with FFTs (:math:`M\mathbf 1 = 0`)."""
+
+    name = "mahalanobis"
+
+    def bind(self, energy):
+        return _BoundMahalanobis(laplacian_symbol(energy.grid.n, energy.grid.dim))
+
+
+class _BoundMahalanobis(_Bound):
+    def __init__(self, symbol):
+        self.symbol = symbol
+
+    def apply(self, p, g):
+        return apply_laplacian_pinv(g, self.symbol)
+
+    def direction(self, p, g):
+        return _mass_fix(self.apply(p, g))
+
+
+class Combined(Metric):
+    r"""Wavelet-combined metric of Ying (2021), eq. (3).
+
+    .. math::
+
+        M(p) = W \operatorname{diag}(\lambda) W^\top, \qquad
+        \lambda_i = \Big(\frac{\alpha_1}{(H_1 p)_i} + \frac{\alpha_2}{(H_2 p)_i}
+        + \alpha_3 (h_3)_i\Big)^{-1},
+
+    with :math:`W` the orthonormal periodic wavelet basis, :math:`(H_1 p)_i =
+    \sum_d\sum_s (D_d w_i)_s^2 p_s`, :math:`(H_2 p)_i = \sum_s w_i(s)^2 p_s`,
+    :math:`(h_3)_i = \sum_d \lVert D_d w_i\rVert^2` (see :mod:`densflow.wavelets`). The
+    weights :math:`\alpha_k` are read from the energy's terms by kind. A term with
+    weight 0 contributes nothing; a term that is infinite (:math:`H_1 p = 0` for a
+    constant basis vector) gives :math:`\lambda_i = 0`, as does a zero denominator.
+
+    Parameters
+    ----------
+    wavelet : str
+        An orthogonal PyWavelets wavelet; Daubechies ``"db4"`` by default.
+    level : int or None
+        Decomposition level (``n`` must be divisible by ``2**level``); ``None`` picks
+        the deepest level PyWavelets advises for the filter length.
+    """
+
+    name = "combined"
+
+    def __init__(self, wavelet="db4", level=None):
+        self.wavelet = wavelet
+        self.level = level
+
+    def params(self):
+        return {"wavelet": self.wavelet, "level": self.level}
+
+    def bind(self, energy):
+        energy.check_weights()
+        basis = WaveletBasis(energy.grid, self.wavelet, self.level)
+        return _BoundCombined(basis, energy.weights)
+
+
+class _BoundCombined(_Bound):
+    def __init__(self, basis, weights):
+        self.basis = basis
+        self.a1 = weights["wasserstein"]
+        self.a2 = weights["fisher_rao"]
+        self.a3 = weights["mahalanobis"]
+        # W^T 1: wavelets have zero mean, so only the approximation block is nonzero;
+        # zeroing the rounding residue of the detail blocks keeps M 1 exactly 0 when
+        # the approximation block has lambda = 0
+        ones = basis.blocks(basis.analysis(np.ones(basis.grid.shape)))
+        self.ones_coeffs = [ones[0]] + [np.zeros_like(c) for c in ones[1:]]
+
+    def eigenvalues(self, p):
+        """The block list of :math:`\\lambda(p)`."""
+        h1, h2 = self.basis.diagonals(p, need_h1=self.a1 > 0, need_h2=self.a2 > 0)
+        lam = []
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for b, h3 in enumerate(self.basis.h3):
+                denom = self.a3 * h3
+                infinite = False
+                if self.a1 > 0:
+                    denom = denom + self.a1 / h1[b]
+                    infinite = h1[b] <= 0
+                if self.a2 > 0:
+                    denom = denom + self.a2 / h2[b]
+                    infinite = infinite | (h2[b] <= 0)
+                denom = np.broadcast_to(denom, self.basis.block_shapes[b])
+                lb = np.where(infinite | ~(denom > 0) | ~np.isfinite(denom), 0.0, 1.0 / denom)
+                lam.append(lb)
+        return lam
+
+    def _apply_diag(self, lam, coeffs):
+        return self.basis.synthesis(self.basis.from_blocks([l * c for l, c in zip(lam, coeffs)]))
+
+    def apply(self, p, g):
+        lam = self.eigenvalues(p)
+        return self._apply_diag(lam, self.basis.blocks(self.basis.analysis(g)))
+
+    def direction(self, p, g):
+        lam = self.eigenvalues(p)
+        mg = self._apply_diag(lam, self.basis.blocks(self.basis.analysis(g)))
+        m1 = self._apply_diag(lam, self.ones_coeffs)
+        denom = m1.sum()
+        if denom > 1e-12 * np.abs(m1).sum():
+            mg = mg - (mg.sum() / denom) * m1
+            return _mass_fix(mg, m1)
+        return _mass_fix(mg)
+
+
+_REGISTRY = {
+    "wasserstein": Wasserstein,
+    "fisher_rao": FisherRao,
+    "mahalanobis": Mahalanobis,
+    "combined": Combined,
+}
+NAMES = tuple(_REGISTRY)
+
+
+def get(metric):
+    """Return a :class:`Metric` from a name or pass a metric object through."""
+    if isinstance(metric, Metric):
+        return metric
+    if isinstance(metric, str):
+        key = metric.strip().lower().replace("-", "_")
+        if key in _REGISTRY:
+            return _REGISTRY[key]()
+        raise ValueError(f"metric must be one of {', '.join(map(repr, NAMES))} or a Metric object; got {metric!r}")
+    raise TypeError(f"metric must be a name or a densflow.metrics.Metric, got {type(metric).__name__}")

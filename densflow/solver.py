@@ -1,0 +1,213 @@
+r"""Natural-gradient descent with the Armijo backtracking line search (DESIGN.md §3).
+
+At :math:`p_k`: :math:`g = \nabla E(p_k)`, :math:`s = M(p_k)(g - c\mathbf 1)` from the
+metric, then starting from :math:`\eta = \eta_0` halve :math:`\eta` until
+
+.. math:: E(p_k - \eta s) - E(p_k) \le -c_1\,\eta\, s\cdot g ,
+
+and set :math:`p_{k+1} = p_k - \eta s`. :math:`E = +\infty` outside the positive
+orthant, so every accepted step keeps :math:`p > 0`. The decrement :math:`s\cdot g`
+(the squared natural-gradient norm) is recorded at every iteration.
+"""
+
+import numbers
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import metrics as _metrics
+from ._validation import check_positive_int
+from .energies import Energy, Term
+
+__all__ = ["solve", "SolveResult", "Armijo"]
+
+
+@dataclass(frozen=True)
+class Armijo:
+    """Backtracking line search settings.
+
+    Parameters
+    ----------
+    eta0 : float
+        First trial step (the paper: 1).
+    shrink : float
+        Factor applied to a rejected step, in (0, 1) (the paper: 1/2).
+    c1 : float
+        Sufficient-decrease constant in (0, 1) (the paper: 1/2).
+    min_step : float
+        A step below this is a line-search failure: the solver stops with
+        ``converged=False``.
+    """
+
+    eta0: float = 1.0
+    shrink: float = 0.5
+    c1: float = 0.5
+    min_step: float = 1e-14
+
+    def __post_init__(self):
+        for name in ("eta0", "min_step"):
+            v = getattr(self, name)
+            if not (isinstance(v, numbers.Real) and np.isfinite(v) and v > 0):
+                raise ValueError(f"line search {name} must be a finite number > 0, got {v!r}")
+        for name in ("shrink", "c1"):
+            v = getattr(self, name)
+            if not (isinstance(v, numbers.Real) and 0 < v < 1):
+                raise ValueError(f"line search {name} must lie strictly between 0 and 1, got {v!r}")
+
+    def search(self, line, slope):
+        """Return ``(eta, delta, trials)``; ``eta`` is ``None`` when no step is accepted."""
+        eta = self.eta0
+        trials = 0
+        while eta >= self.min_step:
+            trials += 1
+            delta = line.delta(eta)
+            if delta <= -self.c1 * eta * slope:
+                return eta, delta, trials
+            eta *= self.shrink
+        return None, None, trials
+
+
+@dataclass
+class SolveResult:
+    """Outcome of :func:`solve`.
+
+    Attributes
+    ----------
+    p : ndarray
+        The last iterate.
+    energies : ndarray
+        ``energies[k] = E(p_k)`` for ``k = 0 … n_iter``.
+    steps : ndarray
+        ``steps[k]`` is the accepted step size of iteration ``k`` (``n_iter`` entries).
+    decrements : ndarray
+        ``decrements[k] = s_k · g_k`` at ``p_k`` (one per computed direction).
+    times : ndarray
+        Wall time in seconds of each iteration.
+    n_iter : int
+        Number of accepted steps.
+    converged : bool
+        Whether a stopping rule (not the iteration cap or a failure) ended the run.
+    message : str
+        Why the run ended.
+    metric : str
+        The metric's name.
+    """
+
+    p: np.ndarray
+    energies: np.ndarray
+    steps: np.ndarray
+    decrements: np.ndarray
+    times: np.ndarray
+    n_iter: int
+    converged: bool
+    message: str
+    metric: str
+    wall_time: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
+          line_search=None, callback=None):
+    r"""Minimise ``energy`` over probability vectors by natural-gradient descent.
+
+    Parameters
+    ----------
+    energy : Energy or Term
+        The energy, e.g. ``1.0 * HMinus1(grid, mu) + 1e-3 * KL(grid, mu)``.
+    p0 : ndarray
+        Initial density: a positive probability vector of the grid's shape.
+    metric : str or Metric
+        ``"wasserstein"``, ``"fisher_rao"``, ``"mahalanobis"``, ``"combined"`` or a
+        :class:`densflow.metrics.Metric` object such as ``Combined(wavelet="db6")``.
+    tol : float or None
+        Stop when :math:`E(p_k) - E_{\min} \le` ``tol``; used only when the energy knows
+        its minimum value (all terms share μ, :math:`E_{\min} = 0`).
+    gtol : float or None
+        Stop when the natural-gradient decrement :math:`s\cdot g \le` ``gtol``.
+    max_iter : int
+        Cap on the number of steps; reaching it returns ``converged=False``.
+    line_search : Armijo or None
+        Line-search settings; the paper's (``eta0=1``, halving, ``c1=1/2``) by default.
+    callback : callable or None
+        Called after every accepted step as ``callback(k, p, value, step, decrement)``;
+        a true return value stops the run (``converged=False``, message says so).
+
+    Returns
+    -------
+    SolveResult
+    """
+    if isinstance(energy, Term):
+        energy = 1.0 * energy
+    if not isinstance(energy, Energy):
+        raise TypeError(f"energy must be a densflow Energy or term, got {type(energy).__name__}")
+    energy.check_weights()
+    p = energy.grid.check_density(p0, name="p0").copy()
+    metric = _metrics.get(metric)
+    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+    for name, v in (("tol", tol), ("gtol", gtol)):
+        if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
+            raise ValueError(f"{name} must be a number >= 0 or None, got {v!r}")
+    line_search = Armijo() if line_search is None else line_search
+    if not isinstance(line_search, Armijo):
+        raise TypeError("line_search must be a densflow.solver.Armijo instance or None")
+
+    start = time.perf_counter()
+    operator = metric.bind(energy)
+    e_min = energy.min_value
+    state = energy.evaluate(p)
+    energies, steps, decrements, times = [state.value], [], [], []
+    converged, message = False, None
+    k = 0
+    while True:
+        gap = state.value - e_min if e_min is not None else None
+        if not np.isfinite(state.value):
+            message = f"energy became non-finite ({state.value}) at iteration {k}"
+            break
+        if tol is not None and gap is not None and gap <= tol:
+            converged, message = True, f"E - E_min = {gap:.3e} <= tol = {tol:g} after {k} iterations"
+            break
+        if k >= max_iter:
+            message = f"reached max_iter = {max_iter} with E = {state.value:.6e}"
+            break
+        t0 = time.perf_counter()
+        s = operator.direction(state.p, state.gradient)
+        slope = float(np.vdot(s, state.gradient))
+        decrements.append(slope)
+        if not np.isfinite(slope):
+            message = f"direction became non-finite at iteration {k} (E = {state.value:.6e})"
+            break
+        if gtol is not None and slope <= gtol:
+            converged, message = True, f"decrement s.g = {slope:.3e} <= gtol = {gtol:g} after {k} iterations"
+            break
+        if slope <= 0:
+            converged = slope == 0
+            message = (f"natural gradient vanished (s.g = {slope:.3e}) at iteration {k}, "
+                       f"E = {state.value:.6e}")
+            break
+        line = energy.line(state, s)
+        eta, _, _ = line_search.search(line, slope)
+        if eta is None:
+            message = (f"line search failed at iteration {k}: no step >= {line_search.min_step:g} "
+                       f"satisfies the Armijo condition (E = {state.value:.6e}, s.g = {slope:.3e})")
+            break
+        state = line.state_at(eta)
+        k += 1
+        energies.append(state.value)
+        steps.append(eta)
+        times.append(time.perf_counter() - t0)
+        if callback is not None and callback(k, state.p, state.value, eta, slope):
+            message = f"stopped by callback after {k} iterations (E = {state.value:.6e})"
+            break
+    return SolveResult(
+        p=state.p,
+        energies=np.asarray(energies),
+        steps=np.asarray(steps),
+        decrements=np.asarray(decrements),
+        times=np.asarray(times),
+        n_iter=k,
+        converged=converged,
+        message=message,
+        metric=metric.name,
+        wall_time=time.perf_counter() - start,
+    )
