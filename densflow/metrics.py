@@ -178,46 +178,38 @@ class _BoundCombined(_Bound):
         self.a2 = weights["fisher_rao"]
         self.a3 = weights["mahalanobis"]
         # W^T 1: wavelets have zero mean, so only the approximation block is nonzero;
-        # zeroing the rounding residue of the detail blocks keeps M 1 exactly 0 when
-        # the approximation block has lambda = 0
-        ones = basis.blocks(basis.analysis(np.ones(basis.grid.shape)))
-        self.ones_coeffs = [ones[0]] + [np.zeros_like(c) for c in ones[1:]]
+        # exact zeros elsewhere keep 1^T M 1 exactly 0 when that block has lambda = 0
+        ones = basis.analysis(np.ones(basis.grid.shape))
+        self.ones_coeffs = np.zeros_like(ones)
+        region = basis.blocks[0][2]
+        self.ones_coeffs[region] = ones[region]
+        self._a3h3 = self.a3 * basis.h3
 
     def eigenvalues(self, p):
-        """The block list of :math:`\\lambda(p)`."""
+        """:math:`\\lambda(p)` in the pyramid layout of the coefficients."""
         h1, h2 = self.basis.diagonals(p, need_h1=self.a1 > 0, need_h2=self.a2 > 0)
-        lam = []
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for b, h3 in enumerate(self.basis.h3):
-                denom = self.a3 * h3
-                infinite = False
-                if self.a1 > 0:
-                    denom = denom + self.a1 / h1[b]
-                    infinite = h1[b] <= 0
-                if self.a2 > 0:
-                    denom = denom + self.a2 / h2[b]
-                    infinite = infinite | (h2[b] <= 0)
-                denom = np.broadcast_to(denom, self.basis.block_shapes[b])
-                lb = np.where(infinite | ~(denom > 0) | ~np.isfinite(denom), 0.0, 1.0 / denom)
-                lam.append(lb)
+        denom = self._a3h3.copy()
+        with np.errstate(divide="ignore"):
+            if self.a1 > 0:
+                denom += self.a1 / h1  # +inf where H1 p = 0 (a constant basis vector)
+            if self.a2 > 0:
+                denom += self.a2 / h2
+        lam = np.zeros_like(denom)
+        np.divide(1.0, denom, out=lam, where=(denom > 0) & np.isfinite(denom))
         return lam
 
-    def _apply_diag(self, lam, coeffs):
-        return self.basis.synthesis(self.basis.from_blocks([l * c for l, c in zip(lam, coeffs)]))
-
     def apply(self, p, g):
-        lam = self.eigenvalues(p)
-        return self._apply_diag(lam, self.basis.blocks(self.basis.analysis(g)))
+        return self.basis.synthesis(self.eigenvalues(p) * self.basis.analysis(g))
 
     def direction(self, p, g):
+        # s = W diag(lam) (W^T g - c W^T 1), with c = 1^T M g / 1^T M 1 in coefficients
         lam = self.eigenvalues(p)
-        mg = self._apply_diag(lam, self.basis.blocks(self.basis.analysis(g)))
-        m1 = self._apply_diag(lam, self.ones_coeffs)
-        denom = m1.sum()
-        if denom > 1e-12 * np.abs(m1).sum():
-            mg = mg - (mg.sum() / denom) * m1
-            return _mass_fix(mg, m1)
-        return _mass_fix(mg)
+        coeffs = self.basis.analysis(g)
+        lam1 = lam * self.ones_coeffs
+        den = np.vdot(lam1, self.ones_coeffs)
+        if den > 0:
+            coeffs -= (np.vdot(lam1, coeffs) / den) * self.ones_coeffs
+        return _mass_fix(self.basis.synthesis(lam * coeffs))
 
 
 _REGISTRY = {

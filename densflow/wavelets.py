@@ -1,12 +1,12 @@
 r"""Periodic orthonormal wavelet bases and the diagonals of DESIGN.md §2.
 
 For a grid with ``n`` points per axis and a decomposition level ``L``, the columns
-:math:`w_i` of the orthonormal basis :math:`W` produced by PyWavelets with
-``mode="periodization"`` come in *blocks*: the approximation block at level ``L`` and,
-per level ``j``, one (1D) or three (2D) detail blocks. Within a block the basis vectors
-are translates of one another by :math:`2^j` points along each axis, and in 2D every
-basis vector is a tensor product :math:`a \otimes b` of 1D scaling functions and
-wavelets. Hence the diagonals
+:math:`w_i` of the orthonormal basis :math:`W` of PyWavelets' ``mode="periodization"``
+transform come in *blocks*: the approximation block at level ``L`` and, per level
+``j``, one (1D) or three (2D) detail blocks. Within a block the basis vectors are
+translates of one another by :math:`r = 2^j` points along each axis, and in 2D every
+basis vector is a tensor product :math:`a \otimes b` of the 1D scaling function
+:math:`\varphi_j` or wavelet :math:`\psi_j` of its level. Hence the diagonals
 
 .. math::
 
@@ -14,24 +14,26 @@ wavelets. Hence the diagonals
     (H_2 p)_i = \sum_s w_i(s)^2\, p_s, \qquad
     (h_3)_i = \sum_d \lVert D_d w_i \rVert^2
 
-are, within a block, circular correlations of ``p`` with the fixed kernels
-:math:`K_1 = \sum_d (D_d w)^2` and :math:`K_2 = w^2` sampled with stride :math:`2^j`.
-They are computed with one FFT of ``p`` and, per block, a product with the kernel's
-spectrum folded to the coarse grid (sampling with stride ``r`` in space is summing
-the ``r`` aliases in frequency) and an inverse FFT of the block's size:
-:math:`O(N \log N)` in all, never an :math:`N \times N` matrix (Claims 1–2 of Ying 2021).
-"""
+are, within a block, circular correlations of ``p`` with the compactly supported
+kernels :math:`\sum_d (D_d w)^2` and :math:`w^2` sampled with stride :math:`r`. In 2D
+:math:`(D_1 w)^2 = (Da)^2 \otimes b^2` and :math:`w^2 = a^2 \otimes b^2` are separable,
+so the correlations are done one axis at a time, sharing the axis-1 pass among the
+three blocks of a level. A kernel of level ``j`` has about :math:`(F-1)\,2^j` taps
+(``F`` the filter length) and is evaluated at :math:`N/2^{j\,\mathrm{dim}}` points,
+so each level costs :math:`O(F N)` and all of them :math:`O(F N \log N)` — Claims 1–2
+of Ying (2021), with no :math:`N \times N` matrix and no stored :math:`H_1, H_2`.
 
-import warnings
+Coefficients are kept in the *pyramid layout* of ``pywt.coeffs_to_array`` (an array of
+the grid's shape); the transforms are the numba kernels of :mod:`densflow._kernels`.
+"""
 
 import numpy as np
 import pywt
 
+from . import _kernels as K
 from .operators import forward_difference
 
 __all__ = ["WaveletBasis", "valid_levels"]
-
-MODE = "periodization"
 
 
 def valid_levels(n):
@@ -46,7 +48,7 @@ def valid_levels(n):
 
 def _orthogonal_wavelet(wavelet):
     try:
-        w = pywt.Wavelet(wavelet) if not isinstance(wavelet, pywt.Wavelet) else wavelet
+        w = wavelet if isinstance(wavelet, pywt.Wavelet) else pywt.Wavelet(wavelet)
     except ValueError as exc:
         raise ValueError(
             f"wavelet must name a discrete PyWavelets wavelet, got {wavelet!r} ({exc})"
@@ -57,6 +59,30 @@ def _orthogonal_wavelet(wavelet):
             f"{w.name!r} is not"
         )
     return w
+
+
+class _Factor:
+    """A 1D periodic function ``f`` (scaling function or wavelet of one level) with the
+    compact windows of ``f**2`` and ``(D f)**2``."""
+
+    def __init__(self, f, n):
+        df = forward_difference(f, 0, n)
+        sq, dsq = f * f, df * df
+        support = np.flatnonzero((sq != 0) | (dsq != 0))
+        # smallest circular window holding the support: cut at the largest gap
+        if support.size == n or support.size == 0:
+            t0, length = 0, n
+        else:
+            gaps = np.diff(np.r_[support, support[0] + n])
+            cut = int(np.argmax(gaps))
+            t0 = int(support[(cut + 1) % support.size])
+            length = int(n - gaps[cut] + 1)
+        idx = (t0 + np.arange(length)) % n
+        self.t0 = t0
+        self.sq = np.ascontiguousarray(sq[idx])
+        self.dsq = np.ascontiguousarray(dsq[idx])
+        self.norm_sq = float(sq.sum())
+        self.dnorm_sq = float(dsq.sum())
 
 
 class WaveletBasis:
@@ -72,11 +98,6 @@ class WaveletBasis:
         Decomposition level ``L``; ``n`` must be divisible by ``2**L``. ``None`` takes
         the deepest level PyWavelets advises for the filter length
         (``pywt.dwt_max_level``), capped by divisibility and at least 1.
-
-    Notes
-    -----
-    Coefficient arrays follow PyWavelets: ``wavedec`` / ``wavedec2`` lists,
-    ``[cA_L, cD_L, ..., cD_1]`` in 1D and ``[cA_L, (cH_L, cV_L, cD_L), ...]`` in 2D.
     """
 
     def __init__(self, grid, wavelet="db4", level=None):
@@ -101,115 +122,115 @@ class WaveletBasis:
                     f"levels that work for n={n}: {levels[0]}..{levels[-1]}"
                 )
         self.level = int(level)
-        self._build_blocks()
+        self.lo = np.asarray(self.wavelet.dec_lo, dtype=float)
+        self.hi = np.asarray(self.wavelet.dec_hi, dtype=float)
+        self._build()
 
     # -- transforms ---------------------------------------------------------------
     def analysis(self, f):
-        r"""Wavelet coefficients :math:`W^\top f` (a PyWavelets coefficient list)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            if self.grid.dim == 1:
-                return pywt.wavedec(f, self.wavelet, mode=MODE, level=self.level)
-            return pywt.wavedec2(f, self.wavelet, mode=MODE, level=self.level)
-
-    def synthesis(self, coeffs):
-        r"""The function :math:`W c` from a coefficient list."""
-        if self.grid.dim == 1:
-            return pywt.waverec(coeffs, self.wavelet, mode=MODE)
-        return pywt.waverec2(coeffs, self.wavelet, mode=MODE)
-
-    def blocks(self, coeffs):
-        """The coefficient arrays of a coefficient list, in block order."""
-        if self.grid.dim == 1:
-            return list(coeffs)
-        out = [coeffs[0]]
-        for details in coeffs[1:]:
-            out.extend(details)
+        r"""Wavelet coefficients :math:`W^\top f` in the pyramid layout."""
+        f = np.ascontiguousarray(f, dtype=float)
+        out = np.empty_like(f)
+        (K.dwt1 if f.ndim == 1 else K.dwt2)(f, self.lo, self.hi, self.level, out)
         return out
 
-    def from_blocks(self, arrays):
-        """Inverse of :meth:`blocks`."""
-        if self.grid.dim == 1:
-            return list(arrays)
-        coeffs = [arrays[0]]
-        for k in range(1, len(arrays), 3):
-            coeffs.append(tuple(arrays[k : k + 3]))
-        return coeffs
+    def synthesis(self, c):
+        r"""The function :math:`W c` from pyramid-layout coefficients."""
+        c = np.ascontiguousarray(c, dtype=float)
+        out = np.empty_like(c)
+        (K.idwt1 if c.ndim == 1 else K.idwt2)(c, self.lo, self.hi, self.level, out)
+        return out
 
     # -- setup --------------------------------------------------------------------
-    def _build_blocks(self):
-        grid = self.grid
-        n, dim = grid.n, grid.dim
-        zero = self.analysis(np.zeros(grid.shape))
-        arrays = self.blocks(zero)
-        self.block_shapes = [a.shape for a in arrays]
-        self.strides = [n // a.shape[0] for a in arrays]
-        self.h3 = []
-        self._spectra = []
-        for b, shape in enumerate(self.block_shapes):
-            unit = [np.zeros(s) for s in self.block_shapes]
-            unit[b][(0,) * dim] = 1.0
-            w = self.synthesis(self.from_blocks(unit))
-            if b == 0 and all(s == 1 for s in shape):
-                # full depth: the approximation vector is the constant 1/sqrt(N); make
-                # its derivative exactly zero so that H1 p = 0 there (lambda = 0 when
-                # alpha1 > 0) instead of a rounding residue
-                w = np.full(grid.shape, 1.0 / np.sqrt(grid.size))
+    def _factor_functions(self, j):
+        """The 1D scaling function and wavelet of level ``j`` at translate 0."""
+        n = self.grid.n
+        out = []
+        for pos in (0, n >> j):
+            e = np.zeros(n)
+            e[pos] = 1.0
+            f = np.empty(n)
+            K.idwt1(e, self.lo, self.hi, j, f)
+            out.append(f)
+        if (n >> j) == 1:
+            # full depth: the scaling function is the constant 1/sqrt(n); without the
+            # rounding residue its derivative is exactly zero (so H1 p = 0 there)
+            out[0] = np.full(n, 1.0 / np.sqrt(n))
+        return out
+
+    def _build(self):
+        n, dim, L = self.grid.n, self.grid.dim, self.level
+        self.factors = {}
+        for j in range(1, L + 1):
+            phi, psi = self._factor_functions(j)
+            self.factors[("phi", j)] = _Factor(phi, n)
+            self.factors[("psi", j)] = _Factor(psi, n)
+        # blocks: (level, factor per axis, region of the pyramid)
+        blocks = []
+        hL = n >> L
+        if dim == 1:
+            blocks.append((L, ("phi",), (slice(0, hL),)))
+            for j in range(L, 0, -1):
+                h = n >> j
+                blocks.append((j, ("psi",), (slice(h, 2 * h),)))
+        else:
+            blocks.append((L, ("phi", "phi"), (slice(0, hL), slice(0, hL))))
+            for j in range(L, 0, -1):
+                h = n >> j
+                lo_, hi_ = slice(0, h), slice(h, 2 * h)
+                blocks.append((j, ("phi", "psi"), (lo_, hi_)))
+                blocks.append((j, ("psi", "phi"), (hi_, lo_)))
+                blocks.append((j, ("psi", "psi"), (hi_, hi_)))
+        self.blocks = blocks
+        self.h3 = np.empty(self.grid.shape)
+        for j, kinds, region in blocks:
+            fs = [self.factors[(k, j)] for k in kinds]
             if dim == 1:
-                k1 = forward_difference(w, 0, n) ** 2
-                self._spectra.append((np.conj(np.fft.fft(k1)), np.conj(np.fft.fft(w**2))))
-                self.h3.append(float(k1.sum()))
+                self.h3[region] = fs[0].dnorm_sq
             else:
-                a, c = _separable_factors(w)
-                da, dc = forward_difference(a, 0, n), forward_difference(c, 0, n)
-                f = lambda v: np.conj(np.fft.fft(v))  # noqa: E731
-                self._spectra.append((f(a**2), f(da**2), f(c**2), f(dc**2)))
-                self.h3.append(float((da**2).sum() * (c**2).sum() + (a**2).sum() * (dc**2).sum()))
+                self.h3[region] = fs[0].dnorm_sq * fs[1].norm_sq + fs[0].norm_sq * fs[1].dnorm_sq
+        self.level_blocks = {j: [b for b in blocks if b[0] == j] for j in range(1, L + 1)}
 
     # -- diagonals ----------------------------------------------------------------
     def diagonals(self, p, need_h1=True, need_h2=True):
-        r"""Return the block lists :math:`H_1 p` and :math:`H_2 p` (``None`` if not needed).
-
-        Costs one FFT of ``p`` and, per block, :math:`O(N)` work plus an inverse FFT
-        of the block's size.
-        """
-        n, dim = self.grid.n, self.grid.dim
-        P = np.fft.fftn(p)
-        h1 = [] if need_h1 else None
-        h2 = [] if need_h2 else None
-        for r, spec in zip(self.strides, self._spectra):
-            m = n // r
-            if dim == 1:
-                k1, k2 = spec
+        r"""Pyramid-layout arrays :math:`H_1 p` and :math:`H_2 p` (``None`` if not needed)."""
+        p = np.ascontiguousarray(p, dtype=float)
+        n = self.grid.n
+        h1 = np.empty(self.grid.shape) if need_h1 else None
+        h2 = np.empty(self.grid.shape) if need_h2 else None
+        if self.grid.dim == 1:
+            for j, (kind,), region in self.blocks:
+                f = self.factors[(kind, j)]
+                r = 1 << j
                 if need_h1:
-                    h1.append(_fold_1d(P * k1, r, m))
+                    K.strided_correlation(p, f.dsq, f.t0, r, h1[region])
                 if need_h2:
-                    h2.append(_fold_1d(P * k2, r, m))
-            else:
-                a2, da2, c2, dc2 = spec
-                if need_h2:
-                    h2.append(_fold_2d(P, a2, c2, r, m))
+                    K.strided_correlation(p, f.sq, f.t0, r, h2[region])
+            return h1, h2
+        for j, blocks in self.level_blocks.items():
+            r, m = 1 << j, n >> j
+            # axis-1 pass, shared by the blocks of this level
+            q = {}
+            for kind in {b[1][1] for b in blocks}:
+                f = self.factors[(kind, j)]
+                q[(kind, "sq")] = self._axis1(p, f.sq, f.t0, r, m)
                 if need_h1:
-                    h1.append(_fold_2d(P, da2, c2, r, m) + _fold_2d(P, a2, dc2, r, m))
+                    q[(kind, "dsq")] = self._axis1(p, f.dsq, f.t0, r, m)
+            for _, (k0, k1), region in blocks:
+                f0 = self.factors[(k0, j)]
+                out = np.empty((m, m))
+                if need_h2:
+                    K.strided_correlation_axis0(q[(k1, "sq")], f0.sq, f0.t0, r, out)
+                    h2[region] = out
+                if need_h1:
+                    K.strided_correlation_axis0(q[(k1, "sq")], f0.dsq, f0.t0, r, out)
+                    h1[region] = out
+                    K.strided_correlation_axis0(q[(k1, "dsq")], f0.sq, f0.t0, r, out)
+                    h1[region] += out
         return h1, h2
 
-
-def _fold_1d(C, r, m):
-    return np.fft.ifft(C.reshape(r, m).sum(axis=0)).real / r
-
-
-def _fold_2d(P, u, v, r, m):
-    # (P * u[:, None] * v[None, :]) folded by r along both axes, one axis at a time
-    Q = (P * v[None, :]).reshape(P.shape[0], r, m).sum(axis=1)
-    Q = (Q * u[:, None]).reshape(r, m, m).sum(axis=0)
-    return np.fft.ifft2(Q).real / (r * r)
-
-
-def _separable_factors(w):
-    """Factor a rank-one 2D array ``w = a ⊗ c`` (``a`` along axis 0)."""
-    i, j = np.unravel_index(np.argmax(np.abs(w)), w.shape)
-    a = w[:, j].copy()
-    c = w[i, :] / w[i, j]
-    if not np.allclose(np.outer(a, c), w, rtol=0, atol=1e-12 * np.abs(w).max()):
-        raise RuntimeError("2D wavelet basis vector is not separable; unexpected pywt layout")
-    return a, c
+    @staticmethod
+    def _axis1(p, w, t0, r, m):
+        out = np.empty((p.shape[0], m))
+        K.strided_correlation_axis1(p, w, t0, r, m, out)
+        return out

@@ -1,0 +1,195 @@
+"""numba kernels for the inner loops (compiled on first use, cached on disk).
+
+* Periodized orthogonal DWT and its inverse (PyWavelets' ``mode="periodization"``
+  convention, ``a[k] = sum_j lo[j] x[(2k + F/2 - j) mod m]``), 1D and separable 2D,
+  in the pyramid layout: 1D ``[cA_L | cD_L | ... | cD_1]``; 2D the ``m x m`` top-left
+  corner holds the next coarser level and, at a level of size ``h = m/2``, the
+  quadrants ``[:h, h:]``, ``[h:, :h]`` and ``[h:, h:]`` hold the detail coefficients
+  of type (approximation, detail), (detail, approximation) and (detail, detail) along
+  (axis 0, axis 1).
+* Strided circular correlations with compactly supported kernels
+  (``out[k] = sum_i w[i] p[(t0 + i + r k) mod n]``), which give the diagonals
+  ``H1 p`` and ``H2 p`` of the combined metric block by block.
+* Difference operators on periodic grids.
+"""
+
+import numba as nb
+import numpy as np
+
+_JIT = dict(nopython=True, cache=True, nogil=True)
+
+
+@nb.njit(**_JIT)
+def _dwt_step(x, m, lo, hi, out):
+    # one analysis step on x[:m]: out[:m/2] = approximation, out[m/2:m] = detail
+    F = lo.shape[0]
+    h = m // 2
+    half = F // 2
+    for k in range(h):
+        a = 0.0
+        d = 0.0
+        base = 2 * k + half
+        for j in range(F):
+            v = x[(base - j) % m]
+            a += lo[j] * v
+            d += hi[j] * v
+        out[k] = a
+        out[h + k] = d
+
+
+@nb.njit(**_JIT)
+def _idwt_step(c, m, lo, hi, out):
+    # adjoint (= inverse) of _dwt_step on c[:m]
+    F = lo.shape[0]
+    h = m // 2
+    half = F // 2
+    for i in range(m):
+        out[i] = 0.0
+    for k in range(h):
+        a = c[k]
+        d = c[h + k]
+        base = 2 * k + half
+        for j in range(F):
+            out[(base - j) % m] += lo[j] * a + hi[j] * d
+
+
+@nb.njit(**_JIT)
+def dwt1(x, lo, hi, level, out):
+    """Multi-level periodized DWT of ``x`` into ``out`` (pyramid layout)."""
+    n = x.shape[0]
+    buf = x.copy()
+    m = n
+    for _ in range(level):
+        _dwt_step(buf, m, lo, hi, out)
+        buf[:m] = out[:m]
+        m //= 2
+    out[:m] = buf[:m]
+
+
+@nb.njit(**_JIT)
+def idwt1(c, lo, hi, level, out):
+    """Inverse of :func:`dwt1`."""
+    n = c.shape[0]
+    out[:] = c
+    buf = np.empty(n)
+    m = n >> level
+    for _ in range(level):
+        m *= 2
+        _idwt_step(out, m, lo, hi, buf)
+        out[:m] = buf[:m]
+
+
+@nb.njit(**_JIT)
+def _step_line(arr, m, lo, hi, inverse):
+    buf = np.empty(m)
+    res = np.empty(m)
+    buf[:] = arr[:m]
+    if inverse:
+        _idwt_step(buf, m, lo, hi, res)
+    else:
+        _dwt_step(buf, m, lo, hi, res)
+    arr[:m] = res
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _step_rows(a, m, lo, hi, inverse):
+    for i in nb.prange(m):
+        _step_line(a[i], m, lo, hi, inverse)
+
+
+@nb.njit(**_JIT)
+def dwt2(x, lo, hi, level, out):
+    """Multi-level separable periodized DWT of a square array (pyramid layout)."""
+    n = x.shape[0]
+    out[:, :] = x
+    t = np.empty((n, n))
+    m = n
+    for _ in range(level):
+        _step_rows(out, m, lo, hi, False)
+        t[:m, :m] = out[:m, :m].T
+        _step_rows(t, m, lo, hi, False)
+        out[:m, :m] = t[:m, :m].T
+        m //= 2
+
+
+@nb.njit(**_JIT)
+def idwt2(c, lo, hi, level, out):
+    """Inverse of :func:`dwt2`."""
+    n = c.shape[0]
+    out[:, :] = c
+    t = np.empty((n, n))
+    m = n >> level
+    for _ in range(level):
+        m *= 2
+        t[:m, :m] = out[:m, :m].T
+        _step_rows(t, m, lo, hi, True)
+        out[:m, :m] = t[:m, :m].T
+        _step_rows(out, m, lo, hi, True)
+
+
+@nb.njit(**_JIT)
+def strided_correlation(p, w, t0, r, out):
+    """``out[k] = sum_i w[i] p[(t0 + i + r k) mod n]`` for ``k < len(out)``."""
+    n = p.shape[0]
+    S = w.shape[0]
+    for k in range(out.shape[0]):
+        start = (t0 + r * k) % n
+        acc = 0.0
+        if start + S <= n:
+            for i in range(S):
+                acc += w[i] * p[start + i]
+        else:
+            for i in range(S):
+                acc += w[i] * p[(start + i) % n]
+        out[k] = acc
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def strided_correlation_axis1(p, w, t0, r, m, out):
+    """Row-wise :func:`strided_correlation`: ``out[x, k]`` for a 2D ``p`` (``n x n``)."""
+    for x in nb.prange(p.shape[0]):
+        strided_correlation(p[x], w, t0, r, out[x, :m])
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def strided_correlation_axis0(q, w, t0, r, out):
+    """Column-wise strided correlation: ``out[k, y] = sum_i w[i] q[(t0+i+r k) mod n, y]``."""
+    n = q.shape[0]
+    S = w.shape[0]
+    mk, my = out.shape
+    for k in nb.prange(mk):
+        for y in range(my):
+            out[k, y] = 0.0
+        start = (t0 + r * k) % n
+        for i in range(S):
+            wi = w[i]
+            row = (start + i) % n
+            for y in range(my):
+                out[k, y] += wi * q[row, y]
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def weighted_laplacian_2d(x, mu, n, out):
+    """``out = sum_d D_d^T (mu * D_d x)`` on an ``n x n`` periodic grid."""
+    n2 = float(n) * float(n)
+    for i in nb.prange(n):
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
+        for j in range(n):
+            jm = j - 1 if j > 0 else n - 1
+            jp = j + 1 if j < n - 1 else 0
+            xc = x[i, j]
+            # D_1: flux on the edge (i, i+1) is mu[i] (x[i+1] - x[i]); likewise D_2
+            out[i, j] = n2 * (mu[im, j] * (xc - x[im, j]) - mu[i, j] * (x[ip, j] - xc)
+                              + mu[i, jm] * (xc - x[i, jm]) - mu[i, j] * (x[i, jp] - xc))
+
+
+@nb.njit(**_JIT)
+def weighted_laplacian_1d(x, mu, n, out):
+    """``out = D^T (mu * D x)`` on a periodic line of ``n`` points."""
+    n2 = float(n) * float(n)
+    for i in range(n):
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
+        xc = x[i]
+        out[i] = n2 * (mu[im] * (xc - x[im]) - mu[i] * (x[ip] - xc))
