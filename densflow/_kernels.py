@@ -16,7 +16,7 @@
 import numba as nb
 import numpy as np
 
-_JIT = dict(nopython=True, cache=True, nogil=True)
+_JIT = dict(cache=True, nogil=True)
 
 
 @nb.njit(**_JIT)
@@ -193,3 +193,89 @@ def weighted_laplacian_1d(x, mu, n, out):
         ip = i + 1 if i < n - 1 else 0
         xc = x[i]
         out[i] = n2 * (mu[im] * (xc - x[im]) - mu[i] * (x[ip] - xc))
+
+
+@nb.njit(**_JIT)
+def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2):
+    """All blocks of :meth:`WaveletBasis.diagonals` in 1D in one call.
+
+    Block ``b`` fills ``h[offsets[b]:offsets[b+1]]`` with strided correlations of ``p``
+    with the windows ``w[starts[b]:starts[b]+lengths[b]]``.
+    """
+    n = p.shape[0]
+    for b in range(strides.shape[0]):
+        r = strides[b]
+        t0 = t0s[b]
+        s0 = starts[b]
+        S = lengths[b]
+        for k in range(offsets[b + 1] - offsets[b]):
+            start = (t0 + r * k) % n
+            a1 = 0.0
+            a2 = 0.0
+            for i in range(S):
+                idx = start + i
+                if idx >= n:
+                    idx -= n
+                v = p[idx]
+                a1 += wdsq[s0 + i] * v
+                a2 += wsq[s0 + i] * v
+            if need_h1:
+                h1[offsets[b] + k] = a1
+            if need_h2:
+                h2[offsets[b] + k] = a2
+
+
+@nb.njit(**_JIT)
+def laplacian_1d(x, n, out):
+    """``out = D^T D x`` (the positive ``-Delta``) on a periodic line."""
+    n2 = float(n) * float(n)
+    for i in range(n):
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
+        out[i] = n2 * (2.0 * x[i] - x[im] - x[ip])
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def laplacian_2d(x, n, out):
+    """``out = (D_1^T D_1 + D_2^T D_2) x`` on an ``n x n`` periodic grid."""
+    n2 = float(n) * float(n)
+    for i in nb.prange(n):
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
+        for j in range(n):
+            jm = j - 1 if j > 0 else n - 1
+            jp = j + 1 if j < n - 1 else 0
+            out[i, j] = n2 * (4.0 * x[i, j] - x[im, j] - x[ip, j] - x[i, jm] - x[i, jp])
+
+
+@nb.njit(**_JIT)
+def weighted_laplacian_pinv_1d(r, inv_mu, n, out):
+    """Zero-mean solution of ``D^T (mu D x) = r - mean(r)`` by two cumulative sums."""
+    mean_r = 0.0
+    for i in range(n):
+        mean_r += r[i]
+    mean_r /= n
+    # q_i = C - (1/n) sum_{j<=i} (r_j - mean r);  C from sum_i q_i / mu_i = 0
+    cum = 0.0
+    num = 0.0
+    den = 0.0
+    for i in range(n):
+        cum += (r[i] - mean_r) / n
+        out[i] = cum
+        num += cum * inv_mu[i]
+        den += inv_mu[i]
+    c = num / den
+    # x_{i+1} = x_i + q_i / (n mu_i), x_0 = 0, then remove the mean
+    x = 0.0
+    total = 0.0
+    prev = (c - out[0]) * inv_mu[0] / n
+    out[0] = 0.0
+    for i in range(1, n):
+        x += prev
+        prev = (c - out[i]) * inv_mu[i] / n
+        out[i] = x
+        total += x
+    total /= n
+    for i in range(n):
+        out[i] -= total
+

@@ -20,7 +20,7 @@ returns an operator whose ``direction(p, g)`` is called every iteration.
 
 import numpy as np
 
-from .operators import apply_laplacian_pinv, forward_difference, forward_difference_adjoint, laplacian_symbol
+from .operators import apply_laplacian_pinv, inverse_symbol, laplacian_symbol, weighted_laplacian
 from .wavelets import WaveletBasis
 
 __all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "get", "NAMES"]
@@ -82,10 +82,7 @@ class _BoundWasserstein(_Bound):
         self.n = n
 
     def apply(self, p, g):
-        out = np.zeros_like(g)
-        for axis in range(g.ndim):
-            out += forward_difference_adjoint(p * forward_difference(g, axis, self.n), axis, self.n)
-        return out
+        return weighted_laplacian(g, p, self.n)
 
     def direction(self, p, g):
         return _mass_fix(self.apply(p, g))
@@ -117,15 +114,15 @@ class Mahalanobis(Metric):
     name = "mahalanobis"
 
     def bind(self, energy):
-        return _BoundMahalanobis(laplacian_symbol(energy.grid.n, energy.grid.dim))
+        return _BoundMahalanobis(inverse_symbol(laplacian_symbol(energy.grid.n, energy.grid.dim)))
 
 
 class _BoundMahalanobis(_Bound):
-    def __init__(self, symbol):
-        self.symbol = symbol
+    def __init__(self, inverse):
+        self.inverse = inverse
 
     def apply(self, p, g):
-        return apply_laplacian_pinv(g, self.symbol)
+        return apply_laplacian_pinv(g, inverse=self.inverse)
 
     def direction(self, p, g):
         return _mass_fix(self.apply(p, g))

@@ -190,6 +190,17 @@ class WaveletBasis:
             else:
                 self.h3[region] = fs[0].dnorm_sq * fs[1].norm_sq + fs[0].norm_sq * fs[1].dnorm_sq
         self.level_blocks = {j: [b for b in blocks if b[0] == j] for j in range(1, L + 1)}
+        if dim == 1:
+            fs = [self.factors[(kinds[0], j)] for j, kinds, _ in blocks]
+            self._flat = (
+                np.array([region[0].start for _, _, region in blocks] + [n], dtype=np.int64),
+                np.array([1 << j for j, _, _ in blocks], dtype=np.int64),
+                np.array([f.t0 for f in fs], dtype=np.int64),
+                np.cumsum([0] + [f.sq.size for f in fs[:-1]]).astype(np.int64),
+                np.array([f.sq.size for f in fs], dtype=np.int64),
+                np.concatenate([f.sq for f in fs]),
+                np.concatenate([f.dsq for f in fs]),
+            )
 
     # -- diagonals ----------------------------------------------------------------
     def diagonals(self, p, need_h1=True, need_h2=True):
@@ -199,13 +210,8 @@ class WaveletBasis:
         h1 = np.empty(self.grid.shape) if need_h1 else None
         h2 = np.empty(self.grid.shape) if need_h2 else None
         if self.grid.dim == 1:
-            for j, (kind,), region in self.blocks:
-                f = self.factors[(kind, j)]
-                r = 1 << j
-                if need_h1:
-                    K.strided_correlation(p, f.dsq, f.t0, r, h1[region])
-                if need_h2:
-                    K.strided_correlation(p, f.sq, f.t0, r, h2[region])
+            K.diagonals_1d(p, *self._flat, h1 if need_h1 else p, h2 if need_h2 else p,
+                           need_h1, need_h2)
             return h1, h2
         for j, blocks in self.level_blocks.items():
             r, m = 1 << j, n >> j
