@@ -18,6 +18,20 @@ import numpy as np
 
 _JIT = dict(cache=True, nogil=True)
 
+#: Arrays smaller than this run the parallel kernels on one thread: below it the
+#: work per call is too small to pay for waking a second thread, and on a busy
+#: machine waiting for it costs a scheduler time slice per call.
+PARALLEL_MIN_SIZE = 1 << 18
+_MAX_THREADS = nb.config.NUMBA_NUM_THREADS
+
+
+def threads_for(size):
+    """Set numba's thread count for kernels on arrays of ``size`` elements and return it."""
+    k = _MAX_THREADS if size >= PARALLEL_MIN_SIZE else 1
+    if nb.get_num_threads() != k:
+        nb.set_num_threads(k)
+    return k
+
 
 @nb.njit(**_JIT)
 def _dwt_step(x, m, lo, hi, out):

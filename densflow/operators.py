@@ -40,6 +40,7 @@ def laplacian(p, n):
     r""":math:`A p = \sum_d D_d^\top D_d p` (the positive semidefinite :math:`-\Delta`)."""
     p = np.ascontiguousarray(p, dtype=float)
     out = np.empty_like(p)
+    K.threads_for(p.size)
     (K.laplacian_1d if p.ndim == 1 else K.laplacian_2d)(p, n, out)
     return out
 
@@ -48,6 +49,7 @@ def weighted_laplacian(x, mu, n):
     r""":math:`L_\mu x = \sum_d D_d^\top (\mu \odot D_d x)`."""
     x = np.ascontiguousarray(x, dtype=float)
     out = np.empty_like(x)
+    K.threads_for(x.size)
     (K.weighted_laplacian_1d if x.ndim == 1 else K.weighted_laplacian_2d)(
         x, np.ascontiguousarray(mu, dtype=float), n, out)
     return out
@@ -82,9 +84,10 @@ def apply_laplacian_pinv(g, symbol=None, inverse=None):
     if inverse is None:
         inverse = inverse_symbol(symbol)
     axes = tuple(range(g.ndim))
-    ghat = sfft.rfftn(g, axes=axes, workers=_WORKERS)
+    workers = _WORKERS if g.size >= K.PARALLEL_MIN_SIZE else 1
+    ghat = sfft.rfftn(g, axes=axes, workers=workers)
     ghat *= inverse
-    return sfft.irfftn(ghat, s=g.shape, axes=axes, workers=_WORKERS)
+    return sfft.irfftn(ghat, s=g.shape, axes=axes, workers=workers)
 
 
 class WeightedLaplacianSolver:
@@ -147,6 +150,7 @@ class WeightedLaplacianSolver:
         rnorm0 = np.linalg.norm(r)
         x = np.zeros_like(r)
         self.last_iterations = 0
+        K.threads_for(r.size)
         if rnorm0 == 0.0:
             return x
         res = r.copy()
