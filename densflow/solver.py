@@ -11,6 +11,7 @@ orthant, so every accepted step keeps :math:`p > 0`. The decrement :math:`s\cdot
 """
 
 import numbers
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -108,7 +109,7 @@ class SolveResult:
 
 
 def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
-          line_search=None, callback=None):
+          line_search=None, callback=None, out=None, resume=False):
     r"""Minimise ``energy`` over probability vectors by natural-gradient descent.
 
     Parameters
@@ -132,10 +133,24 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     callback : callable or None
         Called after every accepted step as ``callback(k, p, value, step, decrement)``;
         a true return value stops the run (``converged=False``, message says so).
+    out : str, os.PathLike, RunRecord or None
+        Record the run in an HDF5 run file (:mod:`densflow.recorder`): a path writes
+        the group ``run`` of a new file (an existing file is replaced unless
+        ``resume``), a :class:`densflow.recorder.RunRecord` from
+        ``Recorder.run(name)`` writes that group. While recording, the state is
+        re-evaluated from the density at every snapshot iteration, exactly as a resumed
+        run does at its start, so that both follow the same arithmetic (this differs
+        from an unrecorded run only by rounding).
+    resume : bool
+        With ``out``: continue the recorded run from its last snapshot (return the
+        stored result if it is complete; start afresh if nothing is recorded). The
+        recorded setup must match this call's, else ``ValueError``.
 
     Returns
     -------
     SolveResult
+        With ``info["resumed_from"]``, the iteration a resumed run continued from
+        (-1 otherwise).
     """
     if isinstance(energy, Term):
         energy = 1.0 * energy
@@ -154,11 +169,60 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
 
     start = time.perf_counter()
     operator = metric.bind(energy)
+    record, owned = _open_record(out, resume)
+    try:
+        result = _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search,
+                          callback, record, resume, start)
+    except BaseException as exc:
+        if record is not None:
+            record.fail(exc)
+        raise
+    finally:
+        if owned is not None:
+            owned.close()
+    return result
+
+
+def _open_record(out, resume):
+    """Return ``(record, recorder_to_close)`` for the ``out`` argument of :func:`solve`."""
+    if out is None:
+        return None, None
+    from .recorder import Recorder, RunRecord
+
+    if isinstance(out, RunRecord):
+        return out, None
+    if isinstance(out, (str, os.PathLike)):
+        recorder = Recorder(out, mode="a" if resume else "w")
+        return recorder.run("run"), recorder
+    raise TypeError(f"out must be a path, a densflow.recorder.RunRecord or None, "
+                    f"got {type(out).__name__}")
+
+
+def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, callback,
+             record, resume, start):
     e_min = energy.min_value
+    k, energies, steps, decrements, times, before = 0, [], [], [], [], 0.0
+    snapshot_every, resumed_from = 0, -1
+    if record is not None:
+        from .recorder import setup_attributes
+
+        snapshot_every = record.snapshot_every
+        setup = setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search,
+                                 snapshot_every)
+        resumed = record.begin(setup, energy.mu, p, resume)
+        if resumed is not None and resumed.result is not None:
+            return resumed.result
+        if resumed is not None:
+            k, p = resumed.k, resumed.p
+            energies, steps, decrements, times = (resumed.energies, resumed.steps,
+                                                  resumed.decrements, resumed.times)
+            before, resumed_from = float(np.sum(times)), k
     state = energy.evaluate(p)
-    energies, steps, decrements, times = [state.value], [], [], []
+    if not energies:
+        energies.append(state.value)
+        if record is not None:
+            record.start(state.value, p)
     converged, message = False, None
-    k = 0
     while True:
         gap = state.value - e_min if e_min is not None else None
         if not np.isfinite(state.value):
@@ -193,13 +257,18 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
             break
         state = line.state_at(eta)
         k += 1
+        snapshot = snapshot_every and k % snapshot_every == 0
+        if snapshot:
+            state = energy.evaluate(state.p)
         energies.append(state.value)
         steps.append(eta)
         times.append(time.perf_counter() - t0)
+        if record is not None:
+            record.append(k, state.value, eta, slope, times[-1], state.p if snapshot else None)
         if callback is not None and callback(k, state.p, state.value, eta, slope):
             message = f"stopped by callback after {k} iterations (E = {state.value:.6e})"
             break
-    return SolveResult(
+    result = SolveResult(
         p=state.p,
         energies=np.asarray(energies),
         steps=np.asarray(steps),
@@ -209,5 +278,9 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         converged=converged,
         message=message,
         metric=metric.name,
-        wall_time=time.perf_counter() - start,
+        wall_time=time.perf_counter() - start + before,
+        info={"resumed_from": resumed_from},
     )
+    if record is not None:
+        record.finish(result)
+    return result
