@@ -1,0 +1,7 @@
+"""``python -m densflow``: the same as the ``densflow`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,271 @@
+"""Case files: a declarative description of a convergence experiment.
+
+A case file is plain Python that defines a module-level ``case``::
+
+    import densflow as df
+    from densflow.case import Case, Panel
+
+    case = Case(
+        title="Ying (2021), Fig. 1",
+        grid=df.Grid(512, dim=1),
+        potential="sin(4*pi*x)",                # mu ∝ exp(-V)
+        p0="uniform",
+        panels=[Panel((1, 1e-3, 0), ["combined", "wasserstein", "fisher_rao"],
+                      title="(1) Wasserstein + Fisher–Rao"),
+                ...],
+        tol=1e-12, max_iter=1000,
+    )
+
+``densflow run FILE`` loads it with :func:`load_case`, solves every (panel, metric) pair
+with the energy ``α1 HMinus1 + α2 KL + α3 Dirichlet`` of the panel's weights, records
+the runs in one HDF5 file and draws one figure panel per :class:`Panel`.
+
+The potential and a non-uniform initial density are NumPy expressions of the
+coordinates (``x`` in 1D, ``x1`` and ``x2`` in 2D), so that the run file can record
+them as text and the case can be rerun from the file alone.
+"""
+
+import importlib.util
+import numbers
+import os
+import sys
+import traceback
+
+import numpy as np
+
+from . import energies as _energies
+from . import metrics as _metrics
+from ._validation import check_positive_int
+from .grid import Grid
+from .solver import Armijo
+
+__all__ = ["Case", "Panel", "CaseError", "load_case", "evaluate_expression"]
+
+#: Names available in potential and initial-density expressions (plus the coordinates).
+EXPRESSION_NAMES = {"np": np, "pi": np.pi, "e": np.e, "sin": np.sin, "cos": np.cos,
+                    "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+                    "abs": np.abs, "tanh": np.tanh, "cosh": np.cosh, "sinh": np.sinh}
+
+_METRIC_LABELS = {"wasserstein": "Wasserstein", "fisher_rao": "Fisher–Rao",
+                  "mahalanobis": "Mahalanobis", "combined": "combined"}
+
+
+class CaseError(Exception):
+    """A case file cannot be loaded; the message is one line naming the file."""
+
+
+def evaluate_expression(expr, grid, name="expression"):
+    """Evaluate a NumPy expression of the coordinates on ``grid``.
+
+    Parameters
+    ----------
+    expr : str
+        E.g. ``"sin(4*pi*x)"`` (1D) or ``"sin(4*pi*x1) * sin(4*pi*x2)"`` (2D); the
+        functions of :data:`EXPRESSION_NAMES` and ``np`` are available.
+    grid : Grid
+        The grid.
+    name : str
+        The argument's name, for error messages.
+
+    Returns
+    -------
+    ndarray
+        The finite values, of the grid's shape.
+    """
+    if not isinstance(expr, str) or not expr.strip():
+        raise TypeError(f"{name} must be a non-empty expression string, got {expr!r}")
+    coords = grid.coordinates()
+    variables = {"x": coords} if grid.dim == 1 else {"x1": coords[0], "x2": coords[1]}
+    where = "x" if grid.dim == 1 else "x1 and x2"
+    try:
+        with np.errstate(all="ignore"):
+            values = eval(expr, {"__builtins__": {}, **EXPRESSION_NAMES}, variables)  # noqa: S307
+        values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
+    except Exception as exc:
+        raise ValueError(f"{name} {expr!r} cannot be evaluated on the {grid.dim}D grid "
+                         f"({type(exc).__name__}: {exc}; the coordinates are {where})") from None
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} {expr!r} is not finite everywhere on the grid")
+    return np.array(values)
+
+
+class Panel:
+    """One panel of a case: energy weights and the metrics compared on it.
+
+    Parameters
+    ----------
+    weights : sequence of 3 numbers
+        :math:`(\\alpha_1, \\alpha_2, \\alpha_3)` of the H⁻¹ (Wasserstein-type), KL
+        (Fisher–Rao-type) and Dirichlet (Mahalanobis-type) terms; >= 0, not all zero.
+    metrics : sequence of str or Metric
+        The metrics run on this panel, in legend order, e.g.
+        ``["combined", "wasserstein", "fisher_rao"]``; names must be distinct.
+    title : str or None
+        Panel title; by default the single metrics' names joined by ``+``.
+    """
+
+    def __init__(self, weights, metrics, title=None):
+        w = tuple(weights) if not isinstance(weights, (str, bytes)) else ()
+        if len(w) != 3 or not all(isinstance(a, numbers.Real) and np.isfinite(a) and a >= 0
+                                  for a in w):
+            raise ValueError(f"Panel weights must be three finite numbers >= 0, got {weights!r}")
+        if not any(a > 0 for a in w):
+            raise ValueError(f"Panel weights must not all be zero, got {weights!r}")
+        self.weights = tuple(float(a) for a in w)
+        if isinstance(metrics, (str, _metrics.Metric)) or not len(metrics):
+            raise ValueError(f"Panel metrics must be a non-empty list of metric names, got {metrics!r}")
+        self.metrics = [_metrics.get(m) for m in metrics]
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Panel metrics must be distinct, got {names}")
+        if title is None:
+            title = " + ".join(_METRIC_LABELS[n] for n in names if n != "combined")
+        self.title = str(title)
+
+    @property
+    def metric_names(self):
+        return [m.name for m in self.metrics]
+
+    def __repr__(self):
+        return f"Panel({self.weights}, {self.metric_names}, title={self.title!r})"
+
+
+class Case:
+    """A convergence experiment: one grid, one reference measure, several panels.
+
+    Parameters
+    ----------
+    grid : Grid
+        The periodic grid.
+    potential : str
+        :math:`V` as an expression of ``x`` (1D) or ``x1, x2`` (2D); the reference
+        measure is :math:`\\mu \\propto \\exp(-V)` (:meth:`Grid.gibbs`).
+    panels : sequence of Panel
+        The weight sets and metrics.
+    p0 : str
+        Initial density: ``"uniform"`` or an expression (as for ``potential``) of a
+        positive function, normalised to a probability vector.
+    name : str or None
+        Short name (default output file ``NAME.h5``); :func:`load_case` fills in the
+        file's stem when omitted.
+    title : str or None
+        Figure title.
+    tol, gtol, max_iter, line_search
+        Stopping rules and line search, as in :func:`densflow.solve`.
+    snapshot_every : int
+        Store the density every this many iterations in the run file.
+    """
+
+    def __init__(self, grid, potential, panels, p0="uniform", name=None, title=None,
+                 tol=1e-12, gtol=None, max_iter=1000, line_search=None, snapshot_every=10):
+        if not isinstance(grid, Grid):
+            raise TypeError(f"Case grid must be a densflow.Grid, got {type(grid).__name__}")
+        self.grid = grid
+        self.potential = potential
+        self.mu = self._gibbs(potential)
+        self.p0 = p0
+        self.initial_density()  # validates the recipe
+        panels = list(panels)
+        if not panels or not all(isinstance(p, Panel) for p in panels):
+            raise ValueError("Case panels must be a non-empty list of densflow.case.Panel")
+        self.panels = panels
+        if name is not None and (not isinstance(name, str) or not name or os.sep in name):
+            raise ValueError(f"Case name must be a non-empty string without {os.sep!r}, got {name!r}")
+        self.name = name
+        self.title = title
+        for key, v in (("tol", tol), ("gtol", gtol)):
+            if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
+                raise ValueError(f"Case {key} must be a number >= 0 or None, got {v!r}")
+        self.tol, self.gtol = tol, gtol
+        self.max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+        self.line_search = Armijo() if line_search is None else line_search
+        if not isinstance(self.line_search, Armijo):
+            raise TypeError("Case line_search must be a densflow.Armijo instance or None")
+        self.snapshot_every = check_positive_int(snapshot_every, "snapshot_every")
+        self.path = None  # set by load_case
+
+    def _gibbs(self, potential):
+        values = evaluate_expression(potential, self.grid, name="potential")
+        return self.grid.gibbs(lambda *_: values)
+
+    def initial_density(self):
+        """The initial probability vector from the ``p0`` recipe."""
+        if self.p0 == "uniform":
+            return self.grid.uniform()
+        values = evaluate_expression(self.p0, self.grid, name="p0")
+        if not np.all(values > 0):
+            raise ValueError(f"p0 {self.p0!r} must be positive on the whole grid")
+        return values / values.sum()
+
+    def energy(self, panel):
+        """The energy ``α1 HMinus1 + α2 KL + α3 Dirichlet`` of a panel."""
+        a1, a2, a3 = panel.weights
+        g, mu = self.grid, self.mu
+        return (a1 * _energies.HMinus1(g, mu) + a2 * _energies.KL(g, mu)
+                + a3 * _energies.Dirichlet(g, mu))
+
+    def solve_options(self):
+        """Keyword arguments of :func:`densflow.solve` shared by all runs."""
+        return {"tol": self.tol, "gtol": self.gtol, "max_iter": self.max_iter,
+                "line_search": self.line_search}
+
+    def run_attributes(self):
+        """Text attributes of every run: the recipes of μ and p0."""
+        v = "V(x)" if self.grid.dim == 1 else "V(x1, x2)"
+        return {"mu_recipe": f"gibbs: mu ∝ exp(-{v}), {v} = {self.potential}",
+                "p0_recipe": self.p0 if self.p0 == "uniform" else f"normalised {self.p0}"}
+
+    def __repr__(self):
+        return f"Case(name={self.name!r}, grid={self.grid!r}, {len(self.panels)} panels)"
+
+
+def _case_frame_line(exc, path):
+    """The line of ``path`` in the traceback of ``exc`` (deepest one), or None."""
+    target = os.path.abspath(path)
+    if isinstance(exc, SyntaxError) and exc.filename and os.path.abspath(exc.filename) == target:
+        return exc.lineno
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__)
+             if os.path.abspath(f.filename) == target]
+    return lines[-1] if lines else None
+
+
+def load_case(path):
+    """Import the case file ``path`` and return its ``case``.
+
+    Raises
+    ------
+    CaseError
+        With a one-line message naming the file and the problem: the file does not
+        exist, raises on import (with the line in the case file), or does not define
+        a module-level ``case`` that is a :class:`Case`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        what = "is a directory, not a case file" if os.path.isdir(path) else "no such case file"
+        raise CaseError(f"{path}: {what}")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    module_name = f"densflow_case_{stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None:
+        raise CaseError(f"{path}: not a Python file (case files end in .py)")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        line = _case_frame_line(exc, path)
+        where = f" (line {line})" if line else ""
+        msg = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        first = msg.strip().splitlines()[0] if msg.strip() else ""
+        raise CaseError(f"{path}{where}: {type(exc).__name__} on import: {first}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    case = getattr(module, "case", None)
+    if case is None:
+        raise CaseError(f"{path}: defines no case (expected a module-level "
+                        "'case = densflow.case.Case(...)')")
+    if not isinstance(case, Case):
+        raise CaseError(f"{path}: 'case' is a {type(case).__name__}, not a densflow.case.Case")
+    if case.name is None:
+        case.name = stem
+    case.path = path
+    return case

@@ -1,0 +1,211 @@
+"""The ``densflow`` command: run case files, inspect and plot HDF5 run files.
+
+::
+
+    densflow run CASE.py [-o FILE.h5] [--figure PNG] [--resume | --overwrite] [--quiet]
+    densflow inspect FILE.h5
+    densflow plot FILE.h5 [-o PNG]
+
+Errors in the user's input (a missing or broken case file, a file that is not a
+densflow run file, an output that exists) print one line ``densflow: error: ...`` to
+stderr and exit with status 2.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from . import __version__
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A problem with the user's input, reported in one line."""
+
+
+class Progress:
+    """Solver callback printing ``iteration, energy, step`` to ``stream`` at most every
+    ``interval`` seconds, once the run has lasted ``delay`` seconds."""
+
+    def __init__(self, label, stream, delay=2.0, interval=1.0):
+        self.label, self.stream, self.delay, self.interval = label, stream, delay, interval
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, k, p, value, step, decrement):
+        now = time.monotonic()
+        if now - self.start >= self.delay and now - self.last >= self.interval:
+            print(f"  {self.label}: iteration {k}, E = {value:.3e}, step = {step:.3g}",
+                  file=self.stream, flush=True)
+            self.last = now
+        return False
+
+
+def _parser():
+    ap = argparse.ArgumentParser(
+        prog="densflow",
+        description="Natural-gradient flows of probability densities: run case files, "
+                    "inspect and plot HDF5 run files.")
+    ap.add_argument("--version", action="version", version=f"densflow {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a case file, write an HDF5 run file and its figure")
+    run.add_argument("case", metavar="CASE", help="case file (Python defining 'case')")
+    run.add_argument("-o", "--output", metavar="FILE.h5",
+                     help="run file to write (default: NAME.h5 in the current directory)")
+    run.add_argument("--figure", metavar="PATH",
+                     help="figure to write (default: the run file with suffix .png)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue an interrupted run file from its last snapshots")
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing run file")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    inspect = sub.add_parser("inspect", help="print the table of runs in a run file")
+    inspect.add_argument("file", metavar="FILE.h5")
+
+    plot = sub.add_parser("plot", help="redraw the figure of a run file")
+    plot.add_argument("file", metavar="FILE.h5")
+    plot.add_argument("-o", "--output", metavar="PNG",
+                      help="figure to write (default: the run file with suffix .png)")
+    return ap
+
+
+def _figure_path(h5_path, figure=None):
+    return figure if figure else os.path.splitext(h5_path)[0] + ".png"
+
+
+def _cmd_run(args, out, err):
+    import densflow as df
+
+    from .case import CaseError, load_case
+    from .figures import save_convergence_figure
+    from .recorder import Recorder, RunFileError
+
+    try:
+        case = load_case(args.case)
+    except CaseError as exc:
+        raise UsageError(str(exc)) from None
+    path = args.output or f"{case.name}.h5"
+    if os.path.exists(path) and not (args.resume or args.overwrite):
+        raise UsageError(f"{path} exists; use --resume to continue it or --overwrite to replace it")
+    with open(case.path, encoding="utf-8", errors="replace") as fh:
+        source = fh.read()
+    attrs = {"case_name": case.name, "case_title": case.title or case.name,
+             "case_file": os.path.abspath(case.path), "case_source": source}
+    try:
+        recorder = Recorder(path, mode="a" if args.resume else "w",
+                            snapshot_every=case.snapshot_every)
+    except (RunFileError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    with recorder:
+        recorded = recorder.file.attrs.get("case_name", case.name)
+        if recorded != case.name:
+            raise UsageError(f"{path} holds case {recorded!r}, not {case.name!r}; "
+                             "use --overwrite to replace it")
+        recorder.file.attrs.update(attrs)
+        p0 = case.initial_density()
+        total = sum(len(p.metrics) for p in case.panels)
+        done = 0
+        for i, panel in enumerate(case.panels, start=1):
+            energy = case.energy(panel)
+            group = recorder.panel(i, panel.title, panel.weights, panel.metric_names)
+            for metric in panel.metrics:
+                done += 1
+                label = f"[{done}/{total}] panel {i} {metric.name}"
+                record = recorder.run(f"{group}/{metric.name}", attrs=case.run_attributes())
+                was = record.status if args.resume else None
+                try:
+                    res = df.solve(energy, p0, metric, out=record, resume=args.resume,
+                                   callback=None if args.quiet else Progress(label, err),
+                                   **case.solve_options())
+                except ValueError as exc:  # a recorded run set up differently
+                    raise UsageError(str(exc)) from None
+                if not args.quiet:
+                    note = {"complete": ", recorded", None: ""}.get(
+                        was, f", resumed from iteration {res.info.get('resumed_from')}")
+                    state = "converged" if res.converged else "not converged"
+                    print(f"{label:32s} {res.n_iter:5d} iterations  E = {res.energies[-1]:.3e}  "
+                          f"{state}  {res.wall_time:6.2f} s{note}", file=out, flush=True)
+    figure = save_convergence_figure(path, _figure_path(path, args.figure))
+    if not args.quiet:
+        print(f"wrote {path} and {figure}", file=out)
+    return 0
+
+
+def _table(runfile):
+    header = ["panel", "metric", "weights (α1, α2, α3)", "iterations", "final energy",
+              "converged", "wall time [s]", "status"]
+    rows = []
+    for run in runfile.runs:
+        rows.append([str(run.panel) if run.panel is not None else run.name, run.metric,
+                     "(" + ", ".join(f"{w:g}" for w in run.weights) + ")", str(run.n_iter),
+                     f"{run.energies[-1]:.3e}" if run.energies.size else "-",
+                     "yes" if run.converged else "no", f"{run.wall_time:.2f}", run.status])
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _read(path):
+    from .recorder import RunFileError, read_run_file
+
+    try:
+        return read_run_file(path)
+    except RunFileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_inspect(args, out, err):
+    runfile = _read(args.file)
+    a = runfile.attrs
+    print(f"{runfile.path}: case {a.get('case_name', '-')}, created {a.get('created', '?')}, "
+          f"densflow {a.get('densflow_version', '?')}, numpy {a.get('numpy_version', '?')}",
+          file=out)
+    if not runfile.runs:
+        print("no runs", file=out)
+        return 0
+    print(_table(runfile), file=out)
+    return 0
+
+
+def _cmd_plot(args, out, err):
+    from .figures import save_convergence_figure
+
+    runfile = _read(args.file)
+    if not runfile.runs:
+        raise UsageError(f"{args.file}: holds no runs to plot")
+    figure = save_convergence_figure(runfile, _figure_path(args.file, args.output))
+    print(f"wrote {figure}", file=out)
+    return 0
+
+
+def main(argv=None):
+    """Run the ``densflow`` command with ``argv`` (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 on a usage error (one line on stderr), 130
+        when interrupted.
+    """
+    out, err = sys.stdout, sys.stderr
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or argparse's own usage error
+        return exc.code if isinstance(exc.code, int) else 2
+    commands = {"run": _cmd_run, "inspect": _cmd_inspect, "plot": _cmd_plot}
+    try:
+        return commands[args.command](args, out, err)
+    except UsageError as exc:
+        print(f"densflow: error: {exc}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print("densflow: interrupted; rerun with --resume to continue", file=err)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
