@@ -81,7 +81,7 @@ def _cmd_run(args, out, err):
 
     from .case import CaseError, load_case
     from .figures import save_convergence_figure
-    from .recorder import Recorder, RunFileError
+    from .recorder import Recorder, ResumeError, RunFileError
 
     try:
         case = load_case(args.case)
@@ -120,7 +120,7 @@ def _cmd_run(args, out, err):
                     res = df.solve(energy, p0, metric, out=record, resume=args.resume,
                                    callback=None if args.quiet else Progress(label, err),
                                    **case.solve_options())
-                except ValueError as exc:  # a recorded run set up differently
+                except ResumeError as exc:
                     raise UsageError(str(exc)) from None
                 if not args.quiet:
                     note = {"complete": ", recorded", None: ""}.get(

@@ -34,8 +34,8 @@ import numpy as np
 
 from .solver import SolveResult
 
-__all__ = ["Recorder", "RunRecord", "RunFileError", "RunFile", "Run", "read_run_file",
-           "FORMAT", "FORMAT_VERSION"]
+__all__ = ["Recorder", "RunRecord", "RunFileError", "ResumeError", "RunFile", "Run",
+           "read_run_file", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "densflow-run"
 FORMAT_VERSION = 1
@@ -48,6 +48,10 @@ SETUP_KEYS = ("metric", "metric_wavelet", "metric_level", "grid_n", "grid_dim", 
 
 class RunFileError(ValueError):
     """A file is missing, not HDF5, or not a densflow run file."""
+
+
+class ResumeError(ValueError):
+    """A recorded run cannot be resumed by this call (it was set up differently)."""
 
 
 def _now():
@@ -71,14 +75,18 @@ def _open(path, mode):
     try:
         return h5py.File(path, mode)
     except FileNotFoundError:
-        raise RunFileError(f"{path}: no such file") from None
+        if mode == "r":
+            raise RunFileError(f"{path}: no such file") from None
+        folder = os.path.dirname(os.path.abspath(path))
+        raise RunFileError(f"{path}: cannot create (no such directory {folder})") from None
     except FileExistsError:
         raise RunFileError(f"{path}: already exists") from None
     except OSError as exc:
         if os.path.isdir(path):
             raise RunFileError(f"{path}: is a directory, not a run file") from None
         reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        raise RunFileError(f"{path}: cannot open as HDF5 ({reason})") from None
+        action = "cannot open as HDF5" if mode in ("r", "a") else "cannot create"
+        raise RunFileError(f"{path}: {action} ({reason})") from None
 
 
 def _same(a, b):
@@ -86,6 +94,11 @@ def _same(a, b):
     if a.dtype.kind in "fc" and b.dtype.kind in "fc":
         return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
     return a.shape == b.shape and bool(np.all(a.astype(str) == b.astype(str)))
+
+
+def _plain(value):
+    """A NumPy value as plain Python, for messages."""
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
 
 
 def _strings(values):
@@ -239,8 +252,8 @@ class RunRecord:
         """Start the run, or with ``resume`` continue the recorded one.
 
         Returns ``None`` for a fresh start (then call :meth:`start`), else a
-        :class:`Resume`. Raises
-        ``ValueError`` when the recorded run was set up differently.
+        :class:`Resume`. Raises :class:`ResumeError` when the recorded run was set up
+        differently.
         """
         f = self.recorder.file
         if self.name in f and resume:
@@ -252,8 +265,8 @@ class RunRecord:
             its = g["snapshot_iterations"][:] if "snapshot_iterations" in g else np.array([], int)
             if its.size:
                 if not np.array_equal(g["snapshots"][0], p0):
-                    raise ValueError(f"cannot resume run {self.name!r} in {self.recorder.path}: "
-                                     "its initial density differs from p0")
+                    raise ResumeError(f"{self.recorder.path}: cannot resume run {self.name!r}: "
+                                      "its initial density differs from p0")
                 return self._truncate(g, int(its[-1]), its.size)
         if self.name in f:
             del f[self.name]
@@ -350,16 +363,16 @@ class RunRecord:
         for key in SETUP_KEYS:
             new, old = setup.get(key), g.attrs.get(key)
             if (new is None) != (old is None) or (new is not None and not _same(new, old)):
-                raise ValueError(f"cannot resume run {self.name!r} in {self.recorder.path}: "
-                                 f"recorded {key} = {old!r}, this run has {new!r}")
+                raise ResumeError(f"{self.recorder.path}: cannot resume run {self.name!r}: "
+                                  f"recorded {key} = {_plain(old)!r}, this run has {_plain(new)!r}")
 
     def _truncate(self, g, k, m):
         lengths = {"energies": k + 1, "steps": k, "decrements": k, "times": k}
         data = {}
         for key, n in lengths.items():
             if g[key].shape[0] < n:
-                raise ValueError(f"cannot resume run {self.name!r} in {self.recorder.path}: "
-                                 f"{key} holds {g[key].shape[0]} entries, the snapshot at "
+                raise ResumeError(f"{self.recorder.path}: cannot resume run {self.name!r}: "
+                                  f"{key} holds {g[key].shape[0]} entries, the snapshot at "
                                  f"iteration {k} needs {n}")
             g[key].resize((n,))
             data[key] = [float(v) for v in g[key][:]]

@@ -144,7 +144,8 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     resume : bool
         With ``out``: continue the recorded run from its last snapshot (return the
         stored result if it is complete; start afresh if nothing is recorded). The
-        recorded setup must match this call's, else ``ValueError``.
+        recorded setup must match this call's, else
+        :class:`densflow.recorder.ResumeError` (a ``ValueError``).
 
     Returns
     -------

@@ -116,6 +116,18 @@ def test_existing_output_is_refused_unless_resume_or_overwrite(tmp_path, capsys)
     assert code == 2 and "not allowed with argument" in err
 
 
+def test_resume_refuses_a_changed_case_and_unwritable_outputs(tmp_path, capsys):
+    h5 = tmp_path / "r.h5"
+    assert run_cli(capsys, "run", SMALL, "-o", h5, "-q")[0] == 0
+    changed = tmp_path / "small_1d.py"
+    changed.write_text(Path(SMALL).read_text().replace("max_iter=200", "max_iter=300"))
+    code, out, err = run_cli(capsys, "run", changed, "-o", h5, "--resume", "-q")
+    assert code == 2 and err.count("\n") == 1
+    assert "cannot resume run 'panel1/combined'" in err and "max_iter = 200" in err
+    code, out, err = run_cli(capsys, "run", SMALL, "-o", tmp_path / "no" / "dir.h5")
+    assert code == 2 and err.count("\n") == 1 and "cannot create" in err
+
+
 BAD_CASES = {
     "nocase.py": ("import densflow\nx = 1\n", "defines no case"),
     "raises.py": ("import densflow\n\n1 / 0\n", "(line 3): ZeroDivisionError on import: division by zero"),
