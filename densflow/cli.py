@@ -72,6 +72,15 @@ def _parser():
     return ap
 
 
+def _save_figure(source, figure):
+    from .figures import save_convergence_figure
+
+    try:
+        return save_convergence_figure(source, figure)
+    except OSError as exc:
+        raise UsageError(f"{figure}: cannot write the figure ({exc.strerror or exc})") from None
+
+
 def _figure_path(h5_path, figure=None):
     return figure if figure else os.path.splitext(h5_path)[0] + ".png"
 
@@ -80,7 +89,6 @@ def _cmd_run(args, out, err):
     import densflow as df
 
     from .case import CaseError, load_case
-    from .figures import save_convergence_figure
     from .recorder import Recorder, ResumeError, RunFileError
 
     try:
@@ -123,15 +131,23 @@ def _cmd_run(args, out, err):
                 except ResumeError as exc:
                     raise UsageError(str(exc)) from None
                 if not args.quiet:
-                    note = {"complete": ", recorded", None: ""}.get(
-                        was, f", resumed from iteration {res.info.get('resumed_from')}")
+                    note = _resume_note(was, res.info.get("resumed_from", -1))
                     state = "converged" if res.converged else "not converged"
                     print(f"{label:32s} {res.n_iter:5d} iterations  E = {res.energies[-1]:.3e}  "
                           f"{state}  {res.wall_time:6.2f} s{note}", file=out, flush=True)
-    figure = save_convergence_figure(path, _figure_path(path, args.figure))
+    figure = _save_figure(path, _figure_path(path, args.figure))
     if not args.quiet:
         print(f"wrote {path} and {figure}", file=out)
     return 0
+
+
+def _resume_note(status, resumed_from):
+    """What ``--resume`` did with a run that was recorded with ``status`` before."""
+    if status is None:
+        return ""
+    if status == "complete":
+        return ", recorded"
+    return f", resumed from iteration {resumed_from}" if resumed_from >= 0 else ", restarted"
 
 
 def _table(runfile):
@@ -172,12 +188,10 @@ def _cmd_inspect(args, out, err):
 
 
 def _cmd_plot(args, out, err):
-    from .figures import save_convergence_figure
-
     runfile = _read(args.file)
     if not runfile.runs:
         raise UsageError(f"{args.file}: holds no runs to plot")
-    figure = save_convergence_figure(runfile, _figure_path(args.file, args.output))
+    figure = _save_figure(runfile, _figure_path(args.file, args.output))
     print(f"wrote {figure}", file=out)
     return 0
 
