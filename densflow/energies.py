@@ -306,9 +306,14 @@ class Energy:
             grad += a * st.gradient
         return State(p, float(value), grad, parts)
 
-    def line(self, state, s):
-        """The restriction :math:`\\eta \\mapsto E(p - \\eta s)` as an :class:`EnergyLine`."""
-        return EnergyLine(self, state, s)
+    def line(self, state, s, positive=True):
+        """The restriction :math:`\\eta \\mapsto E(p - \\eta s)` as an :class:`EnergyLine`.
+
+        With ``positive=False`` an energy without a KL term is evaluated outside the
+        positive orthant too (its terms are quadratics defined for every ``p``); an
+        energy with a KL term is always :math:`+\\infty` there.
+        """
+        return EnergyLine(self, state, s, positive=positive or self.weights["fisher_rao"] > 0)
 
     def __repr__(self):
         inner = " + ".join(f"{a:g} * {t.name}" for a, t in self.terms)
@@ -321,11 +326,13 @@ class EnergyLine:
     Setting it up applies each quadratic term's operator to ``s`` once; afterwards
     :meth:`delta` (:math:`E(p-\eta s) - E(p)`, computed as a difference so that it
     stays accurate when both values are tiny) and :meth:`state_at` cost :math:`O(N)`.
-    Outside the positive orthant the energy is :math:`+\infty` (DESIGN.md §3).
+    Outside the positive orthant the energy is :math:`+\infty` (DESIGN.md §3) unless
+    ``positive=False`` and the energy has no KL term.
     """
 
-    def __init__(self, energy, state, s):
+    def __init__(self, energy, state, s, positive=True):
         self.energy, self.state, self.s = energy, state, s
+        self.positive = positive
         self.lines = [t.line(st, s) for (_, t), st in zip(energy.active_terms, state.parts)]
 
     def point(self, eta):
@@ -333,7 +340,7 @@ class EnergyLine:
 
     def delta(self, eta, q=None):
         q = self.point(eta) if q is None else q
-        if not np.all(q > 0):
+        if self.positive and not np.all(q > 0):
             return np.inf
         return float(sum(a * ln.delta(eta, q) for (a, _), ln in zip(self.energy.active_terms, self.lines)))
 

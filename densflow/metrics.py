@@ -23,7 +23,7 @@ import numpy as np
 from .operators import apply_laplacian_pinv, inverse_symbol, laplacian_symbol, weighted_laplacian
 from .wavelets import WaveletBasis
 
-__all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "get", "NAMES"]
+__all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "Safeguard", "get", "NAMES"]
 
 
 def _mass_fix(s, m1=None):
@@ -62,6 +62,10 @@ class _Bound:
     def apply(self, p, g):
         """:math:`M(p) g`."""
         raise NotImplementedError
+
+    def operator(self, p):
+        """The map :math:`v \\mapsto M(p) v`, with the parts that depend on ``p`` formed once."""
+        return lambda v: self.apply(p, v)
 
     def direction(self, p, g):
         raise NotImplementedError
@@ -198,6 +202,10 @@ class _BoundCombined(_Bound):
     def apply(self, p, g):
         return self.basis.synthesis(self.eigenvalues(p) * self.basis.analysis(g))
 
+    def operator(self, p):
+        lam = self.eigenvalues(p)
+        return lambda v: self.basis.synthesis(lam * self.basis.analysis(v))
+
     def direction(self, p, g):
         # s = W diag(lam) (W^T g - c W^T 1), with c = 1^T M g / 1^T M 1 in coefficients
         lam = self.eigenvalues(p)
@@ -207,6 +215,62 @@ class _BoundCombined(_Bound):
         if den > 0:
             coeffs -= (np.vdot(lam1, coeffs) / den) * self.ones_coeffs
         return _mass_fix(self.basis.synthesis(lam * coeffs))
+
+
+class Safeguard:
+    r"""Makes a bound metric usable on rough and nearly vanishing densities.
+
+    Let :math:`\delta = \tau / N` (``floor`` :math:`=\tau`, a fraction of the uniform
+    density). Where :math:`p \ge \delta` everywhere, the direction is exactly the
+    wrapped metric's. Otherwise:
+
+    * energies with a KL term (:math:`\alpha_2 > 0`), which keep :math:`p > 0`: the
+      metric is blended with the Fisher–Rao metric of the KL term in the cells where
+      :math:`p < \delta`,
+
+      .. math::
+
+          \tilde M = D\,M(p)\,D + (I - D^2)\operatorname{diag}(p)/\alpha_2, \qquad
+          D = \operatorname{diag}(\min(1, p/\delta)),
+
+      so that in a nearly empty cell :math:`s_i \approx p_i (g_i - c)`: it shrinks with
+      :math:`p_i` and the step is not throttled by positivity. (A wavelet of a coarse
+      scale spans full and empty cells alike; its diagonal entries :math:`H_1 p`,
+      :math:`H_2 p` average :math:`p` over the support and do not vanish where
+      :math:`p` does, which is what stalls the plain metric.)
+    * energies without a KL term are quadratics, defined for every :math:`p`; the
+      solver then does not enforce positivity, and the metric's :math:`p`-dependent
+      parts are evaluated at the floored density :math:`\max(p, \delta)`.
+
+    Both :math:`\tilde M` and :math:`M(\max(p,\delta))` are symmetric positive
+    semidefinite, so the direction :math:`s = \tilde M (g - c\mathbf 1)` conserves mass
+    and has :math:`s\cdot g \ge 0` as before.
+    """
+
+    def __init__(self, bound, energy, floor=0.1):
+        if not (isinstance(floor, (int, float)) and 0 < floor <= 1):
+            raise ValueError(f"floor must be a number in (0, 1], got {floor!r}")
+        self.bound = bound
+        self.floor = float(floor)
+        self.alpha2 = energy.weights["fisher_rao"]
+        self.delta = self.floor / energy.grid.size
+
+    @property
+    def requires_positive(self):
+        """Whether iterates must stay in the positive orthant (energies with KL)."""
+        return self.alpha2 > 0
+
+    def direction(self, p, g):
+        if p.min() >= self.delta:
+            return self.bound.direction(p, g)
+        if self.alpha2 <= 0:
+            return self.bound.direction(np.maximum(p, self.delta), g)
+        d = np.minimum(1.0, p / self.delta)
+        f = (1.0 - d * d) * p / self.alpha2
+        apply = self.bound.operator(p)
+        u, v = apply(d * g), apply(d)
+        c = (np.vdot(d, u) + np.vdot(f, g)) / (np.vdot(d, v) + f.sum())
+        return _mass_fix(d * (u - c * v) + f * (g - c))
 
 
 _REGISTRY = {

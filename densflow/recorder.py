@@ -43,7 +43,8 @@ HISTORIES = ("energies", "steps", "decrements", "times")
 #: Attributes that must agree for a recorded run to be resumed.
 SETUP_KEYS = ("metric", "metric_wavelet", "metric_level", "grid_n", "grid_dim", "energy_terms",
               "energy_kinds", "energy_weights", "tol", "gtol", "max_iter", "line_search_eta0",
-              "line_search_shrink", "line_search_c1", "line_search_min_step", "snapshot_every")
+              "line_search_shrink", "line_search_c1", "line_search_min_step", "snapshot_every",
+              "safeguard_floor")
 
 
 class RunFileError(ValueError):
@@ -129,7 +130,8 @@ def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search,
     params = metric.params()
     if "wavelet" in params:
         attrs["metric_wavelet"] = str(params["wavelet"])
-    basis = getattr(operator, "basis", None)  # the combined metric's resolved level
+    attrs["safeguard_floor"] = float(getattr(operator, "floor", np.nan))
+    basis = getattr(getattr(operator, "bound", operator), "basis", None)  # resolved level
     if basis is not None:
         attrs["metric_level"] = int(basis.level)
     elif params.get("level") is not None:

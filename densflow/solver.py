@@ -23,6 +23,10 @@ from .energies import Energy, Term
 
 __all__ = ["solve", "SolveResult", "Armijo"]
 
+#: Without a recorder, the state is re-evaluated from the density every this many
+#: iterations (a recorder's ``snapshot_every`` takes its place).
+REFRESH_EVERY = 10
+
 
 @dataclass(frozen=True)
 class Armijo:
@@ -109,7 +113,7 @@ class SolveResult:
 
 
 def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
-          line_search=None, callback=None, out=None, resume=False):
+          line_search=None, callback=None, out=None, resume=False, safeguard=0.1):
     r"""Minimise ``energy`` over probability vectors by natural-gradient descent.
 
     Parameters
@@ -137,15 +141,23 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         Record the run in an HDF5 run file (:mod:`densflow.recorder`): a path writes
         the group ``run`` of a new file (an existing file is replaced unless
         ``resume``), a :class:`densflow.recorder.RunRecord` from
-        ``Recorder.run(name)`` writes that group. While recording, the state is
-        re-evaluated from the density at every snapshot iteration, exactly as a resumed
-        run does at its start, so that both follow the same arithmetic (this differs
-        from an unrecorded run only by rounding).
+        ``Recorder.run(name)`` writes that group. The state is re-evaluated
+        from the density at every snapshot iteration (every 10 without a recorder),
+        exactly as a resumed run does at its start, so recorded, unrecorded and resumed
+        runs with the default ``snapshot_every = 10`` follow the same arithmetic.
     resume : bool
         With ``out``: continue the recorded run from its last snapshot (return the
         stored result if it is complete; start afresh if nothing is recorded). The
         recorded setup must match this call's, else
         :class:`densflow.recorder.ResumeError` (a ``ValueError``).
+
+    safeguard : float or None
+        ``τ`` in (0, 1]: wrap the metric in :class:`densflow.metrics.Safeguard` with
+        floor :math:`\delta = τ/N` (default 0.1), which changes nothing while
+        :math:`p \ge \delta` and makes rough and nearly vanishing densities converge;
+        energies without a KL term are then evaluated outside the positive orthant too
+        (they are quadratics). ``None``: the paper's plain method (metric at ``p``,
+        :math:`E = +\infty` outside the positive orthant for every energy).
 
     Returns
     -------
@@ -170,6 +182,10 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
 
     start = time.perf_counter()
     operator = metric.bind(energy)
+    if safeguard is not None:
+        if isinstance(safeguard, bool) or not isinstance(safeguard, numbers.Real) or not 0 < safeguard <= 1:
+            raise ValueError(f"safeguard must be a number in (0, 1] or None, got {safeguard!r}")
+        operator = _metrics.Safeguard(operator, energy, floor=float(safeguard))
     record, owned = _open_record(out, resume)
     try:
         result = _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search,
@@ -203,7 +219,8 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
              record, resume, start):
     e_min = energy.min_value
     k, energies, steps, decrements, times, before = 0, [], [], [], [], 0.0
-    snapshot_every, resumed_from = 0, -1
+    snapshot_every, resumed_from = REFRESH_EVERY, -1
+    positive = getattr(operator, "requires_positive", True)
     if record is not None:
         from .recorder import setup_attributes
 
@@ -250,7 +267,7 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
             message = (f"natural gradient vanished (s.g = {slope:.3e}) at iteration {k}, "
                        f"E = {state.value:.6e}")
             break
-        line = energy.line(state, s)
+        line = energy.line(state, s, positive=positive)
         eta, _, _ = line_search.search(line, slope)
         if eta is None:
             message = (f"line search failed at iteration {k}: no step >= {line_search.min_step:g} "
@@ -258,8 +275,10 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
             break
         state = line.state_at(eta)
         k += 1
-        snapshot = snapshot_every and k % snapshot_every == 0
+        snapshot = k % snapshot_every == 0
         if snapshot:
+            # re-evaluate from the density: bounds the drift of the quadratic terms'
+            # gradient updates, and is exactly where a resumed run restarts
             state = energy.evaluate(state.p)
         energies.append(state.value)
         steps.append(eta)
