@@ -9,7 +9,7 @@
   (axis 0, axis 1).
 * Strided circular correlations with compactly supported kernels
   (``out[k] = sum_i w[i] p[(t0 + i + r k) mod n]``), which give the diagonals
-  ``H1 p`` and ``H2 p`` of the combined metric block by block.
+  ``H1 p`` and ``H2 p`` of the combined metric, all blocks in one call.
 * Difference operators on periodic grids.
 """
 
@@ -141,47 +141,6 @@ def idwt2(c, lo, hi, level, out):
         _step_rows(out, m, lo, hi, True)
 
 
-@nb.njit(**_JIT)
-def strided_correlation(p, w, t0, r, out):
-    """``out[k] = sum_i w[i] p[(t0 + i + r k) mod n]`` for ``k < len(out)``."""
-    n = p.shape[0]
-    S = w.shape[0]
-    for k in range(out.shape[0]):
-        start = (t0 + r * k) % n
-        acc = 0.0
-        if start + S <= n:
-            for i in range(S):
-                acc += w[i] * p[start + i]
-        else:
-            for i in range(S):
-                acc += w[i] * p[(start + i) % n]
-        out[k] = acc
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def strided_correlation_axis1(p, w, t0, r, m, out):
-    """Row-wise :func:`strided_correlation`: ``out[x, k]`` for a 2D ``p`` (``n x n``)."""
-    for x in nb.prange(p.shape[0]):
-        strided_correlation(p[x], w, t0, r, out[x, :m])
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def strided_correlation_axis0(q, w, t0, r, out):
-    """Column-wise strided correlation: ``out[k, y] = sum_i w[i] q[(t0+i+r k) mod n, y]``."""
-    n = q.shape[0]
-    S = w.shape[0]
-    mk, my = out.shape
-    for k in nb.prange(mk):
-        for y in range(my):
-            out[k, y] = 0.0
-        start = (t0 + r * k) % n
-        for i in range(S):
-            wi = w[i]
-            row = (start + i) % n
-            for y in range(my):
-                out[k, y] += wi * q[row, y]
-
-
 @nb.njit(parallel=True, cache=True, nogil=True)
 def weighted_laplacian_2d(x, mu, n, out):
     """``out = sum_d D_d^T (mu * D_d x)`` on an ``n x n`` periodic grid."""
@@ -293,3 +252,69 @@ def weighted_laplacian_pinv_1d(r, inv_mu, n, out):
     for i in range(n):
         out[i] -= total
 
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2):
+    """All blocks of :meth:`WaveletBasis.diagonals` in 2D in one call.
+
+    Factor ``f = 2 (j - 1) + t`` (``t = 0`` scaling function, ``t = 1`` wavelet of level
+    ``j``) has the windows ``w[starts[f]:starts[f] + lengths[f]]`` starting at grid
+    point ``t0s[f]``. Per level an axis-1 pass correlates every row of ``p`` with the
+    four kernels (``f**2`` and ``(Df)**2`` of both factors); an axis-0 pass then gives
+    the blocks of that level in the pyramid layout.
+    """
+    n = p.shape[0]
+    for j in range(1, level + 1):
+        r = 1 << j
+        m = n >> j
+        q = np.zeros((4, n, m))  # (phi sq, phi dsq, psi sq, psi dsq) along axis 1
+        for x in nb.prange(n):
+            for t in range(2):
+                f = 2 * (j - 1) + t
+                s0 = starts[f]
+                S = lengths[f]
+                for k in range(m):
+                    start = (t0s[f] + r * k) % n
+                    a = 0.0
+                    b = 0.0
+                    for i in range(S):
+                        idx = start + i
+                        if idx >= n:
+                            idx -= n
+                        v = p[x, idx]
+                        a += wsq[s0 + i] * v
+                        b += wdsq[s0 + i] * v
+                    q[2 * t, x, k] = a
+                    q[2 * t + 1, x, k] = b
+        # blocks of level j: (t0, t1) factor types along (axis 0, axis 1) and offsets
+        nblocks = 4 if j == level else 3
+        for kb in nb.prange(nblocks * m):
+            blk = kb // m
+            k = kb % m
+            if blk == 0:
+                t0, t1, r0, c0 = 0, 1, 0, m      # scaling x wavelet
+            elif blk == 1:
+                t0, t1, r0, c0 = 1, 0, m, 0      # wavelet x scaling
+            elif blk == 2:
+                t0, t1, r0, c0 = 1, 1, m, m      # wavelet x wavelet
+            else:
+                t0, t1, r0, c0 = 0, 0, 0, 0      # scaling x scaling (coarsest level)
+            f = 2 * (j - 1) + t0
+            s0 = starts[f]
+            S = lengths[f]
+            start = (t0s[f] + r * k) % n
+            for y in range(m):
+                a2 = 0.0
+                a1 = 0.0
+                for i in range(S):
+                    row = start + i
+                    if row >= n:
+                        row -= n
+                    qs = q[2 * t1, row, y]
+                    a2 += wsq[s0 + i] * qs
+                    a1 += wdsq[s0 + i] * qs + wsq[s0 + i] * q[2 * t1 + 1, row, y]
+                if need_h2:
+                    h2[r0 + k, c0 + y] = a2
+                if need_h1:
+                    h1[r0 + k, c0 + y] = a1

@@ -132,21 +132,22 @@ class WeightedLaplacianSolver:
             self._inv_sqrt_mu = np.sqrt(self._inv_mu)
         self.last_iterations = 0
 
-    def solve(self, r):
-        """Return :math:`L_\\mu^+ r` (the mean of ``r`` is removed first)."""
+    def solve(self, r, rtol=None):
+        """Return :math:`L_\\mu^+ r` (the mean of ``r`` is removed first); ``rtol``
+        overrides the CG tolerance for this call (2D)."""
         r = np.ascontiguousarray(r, dtype=float)
         if self.dim == 1:
             out = np.empty_like(r)
             K.weighted_laplacian_pinv_1d(r, self._inv_mu, self.n, out)
             return out
-        return self._solve_cg(r - r.mean())
+        return self._solve_cg(r - r.mean(), self.rtol if rtol is None else rtol)
 
     def _precondition(self, res):
         z = self._inv_sqrt_mu * apply_laplacian_pinv(self._inv_sqrt_mu * res, inverse=self._inv_symbol)
         z -= z.mean()
         return z
 
-    def _solve_cg(self, r):
+    def _solve_cg(self, r, rtol):
         rnorm0 = np.linalg.norm(r)
         x = np.zeros_like(r)
         self.last_iterations = 0
@@ -163,7 +164,7 @@ class WeightedLaplacianSolver:
             alpha = rz / np.vdot(d, ld)
             x += alpha * d
             res -= alpha * ld
-            if np.linalg.norm(res) <= self.rtol * rnorm0:
+            if np.linalg.norm(res) <= rtol * rnorm0:
                 self.last_iterations = it
                 x -= x.mean()
                 return x
@@ -173,6 +174,6 @@ class WeightedLaplacianSolver:
             d += z
             rz = rz_new
         raise RuntimeError(
-            f"weighted Laplacian CG did not reach rtol={self.rtol:g} in {self.maxiter} "
+            f"weighted Laplacian CG did not reach rtol={rtol:g} in {self.maxiter} "
             f"iterations (residual {np.linalg.norm(res) / rnorm0:.2e})"
         )

@@ -191,7 +191,15 @@ class WaveletBasis:
                 self.h3[region] = fs[0].dnorm_sq
             else:
                 self.h3[region] = fs[0].dnorm_sq * fs[1].norm_sq + fs[0].norm_sq * fs[1].dnorm_sq
-        self.level_blocks = {j: [b for b in blocks if b[0] == j] for j in range(1, L + 1)}
+        if dim == 2:
+            fs = [self.factors[(kind, j)] for j in range(1, L + 1) for kind in ("phi", "psi")]
+            self._flat = (
+                np.array([f.t0 for f in fs], dtype=np.int64),
+                np.cumsum([0] + [f.sq.size for f in fs[:-1]]).astype(np.int64),
+                np.array([f.sq.size for f in fs], dtype=np.int64),
+                np.concatenate([f.sq for f in fs]),
+                np.concatenate([f.dsq for f in fs]),
+            )
         if dim == 1:
             fs = [self.factors[(kinds[0], j)] for j, kinds, _ in blocks]
             self._flat = (
@@ -216,30 +224,6 @@ class WaveletBasis:
             K.diagonals_1d(p, *self._flat, h1 if need_h1 else p, h2 if need_h2 else p,
                            need_h1, need_h2)
             return h1, h2
-        for j, blocks in self.level_blocks.items():
-            r, m = 1 << j, n >> j
-            # axis-1 pass, shared by the blocks of this level
-            q = {}
-            for kind in {b[1][1] for b in blocks}:
-                f = self.factors[(kind, j)]
-                q[(kind, "sq")] = self._axis1(p, f.sq, f.t0, r, m)
-                if need_h1:
-                    q[(kind, "dsq")] = self._axis1(p, f.dsq, f.t0, r, m)
-            for _, (k0, k1), region in blocks:
-                f0 = self.factors[(k0, j)]
-                out = np.empty((m, m))
-                if need_h2:
-                    K.strided_correlation_axis0(q[(k1, "sq")], f0.sq, f0.t0, r, out)
-                    h2[region] = out
-                if need_h1:
-                    K.strided_correlation_axis0(q[(k1, "sq")], f0.dsq, f0.t0, r, out)
-                    h1[region] = out
-                    K.strided_correlation_axis0(q[(k1, "dsq")], f0.sq, f0.t0, r, out)
-                    h1[region] += out
+        K.diagonals_2d(p, self.level, *self._flat, h1 if need_h1 else p, h2 if need_h2 else p,
+                       need_h1, need_h2)
         return h1, h2
-
-    @staticmethod
-    def _axis1(p, w, t0, r, m):
-        out = np.empty((p.shape[0], m))
-        K.strided_correlation_axis1(p, w, t0, r, m, out)
-        return out

@@ -194,9 +194,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     watchdog = threading.Timer(120, lambda: (victim.kill(), reference.kill()))
     watchdog.start()
     try:
-        # progress lines start once a run has lasted 2 s: the file has been flushed by then
+        # progress lines come about once a second; wait until the Fisher-Rao run is
+        # well under way (flushes are at most 0.5 s apart), then kill it
         for line in victim.stderr:
-            if "fisher_rao: iteration" in line:
+            if "fisher_rao: iteration" in line and int(line.split("iteration")[1].split(",")[0]) >= 300:
                 break
         victim.send_signal(signal.SIGKILL)
         assert victim.wait() == -signal.SIGKILL
@@ -207,7 +208,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     partial = {r.metric: r for r in read_run_file(killed).runs}
     assert partial["combined"].status == "complete"
     fr = partial["fisher_rao"]
-    assert fr.status == "running" and 50 < fr.n_iter < 3000
+    assert fr.status == "running" and 50 < fr.n_iter < 2500
     full = {r.metric: r for r in read_run_file(ref).runs}
     assert np.array_equal(fr.energies, full["fisher_rao"].energies[: fr.n_iter + 1])
 
@@ -221,6 +222,6 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         assert a.status == "complete" and a.n_iter == b.n_iter
         assert np.array_equal(a.energies, b.energies), metric
         assert np.array_equal(a.p_final, b.p_final), metric
-    assert resumed["fisher_rao"].n_iter == 3000
+    assert resumed["fisher_rao"].n_iter == 2500
     assert 0 < resumed["fisher_rao"].attrs["resumed_from"] <= fr.n_iter
-    assert np.array_equal(resumed["fisher_rao"].snapshot_iterations, np.arange(0, 3001, 50))
+    assert np.array_equal(resumed["fisher_rao"].snapshot_iterations, np.arange(0, 2501, 50))
