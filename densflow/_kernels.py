@@ -318,3 +318,12 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
                     h2[r0 + k, c0 + y] = a2
                 if need_h1:
                     h1[r0 + k, c0 + y] = a1
+
+
+@nb.njit(**_JIT)
+def dot_serial(a, b):
+    """``sum(a * b)`` of two contiguous 1D arrays, on one thread."""
+    acc = 0.0
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    return acc

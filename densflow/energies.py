@@ -21,7 +21,7 @@ import numpy as np
 
 from ._validation import check_probability_vector, check_weight
 from .grid import Grid
-from .operators import WeightedLaplacianSolver, laplacian
+from .operators import WeightedLaplacianSolver, dot, laplacian
 
 __all__ = ["Term", "HMinus1", "KL", "Dirichlet", "Energy", "State", "KINDS"]
 
@@ -100,7 +100,7 @@ class _Quadratic(Term):
     def evaluate(self, p):
         r = p - self.mu
         u = self._apply(r)
-        return State(p, 0.5 * np.vdot(r, u), u)
+        return State(p, 0.5 * dot(r, u), u)
 
     def line(self, state, s):
         return _QuadraticLine(state, s, self._apply_to_direction(s))
@@ -114,15 +114,15 @@ class _QuadraticLine:
 
     def __init__(self, state, s, hs):
         self.state, self.s, self.hs = state, s, hs
-        self.slope = np.vdot(state.gradient, s)
-        self.curvature = np.vdot(s, hs)
+        self.slope = dot(state.gradient, s)
+        self.curvature = dot(s, hs)
 
     def delta(self, eta, q):
         return -eta * self.slope + 0.5 * eta * eta * self.curvature
 
     def state_at(self, eta, q, mu):
         u = self.state.gradient - eta * self.hs
-        return State(q, 0.5 * np.vdot(q - mu, u), u)
+        return State(q, 0.5 * dot(q - mu, u), u)
 
 
 class HMinus1(_Quadratic):
@@ -187,7 +187,7 @@ class KL(Term):
 
     def evaluate(self, p):
         log_ratio = np.log(p / self.mu)
-        return State(p, float(np.vdot(p, log_ratio)), log_ratio + 1.0, log_ratio)
+        return State(p, float(dot(p, log_ratio)), log_ratio + 1.0, log_ratio)
 
     def line(self, state, s):
         return _KLLine(self, state)

@@ -20,7 +20,7 @@ returns an operator whose ``direction(p, g)`` is called every iteration.
 
 import numpy as np
 
-from .operators import apply_laplacian_pinv, inverse_symbol, laplacian_symbol, weighted_laplacian
+from .operators import apply_laplacian_pinv, dot, inverse_symbol, laplacian_symbol, weighted_laplacian
 from .wavelets import WaveletBasis
 
 __all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "Safeguard", "get", "NAMES"]
@@ -107,7 +107,7 @@ class _BoundFisherRao(_Bound):
         return p * g
 
     def direction(self, p, g):
-        c = np.vdot(p, g) / p.sum()
+        c = dot(p, g) / p.sum()
         return _mass_fix(p * (g - c), p)
 
 
@@ -211,9 +211,9 @@ class _BoundCombined(_Bound):
         lam = self.eigenvalues(p)
         coeffs = self.basis.analysis(g)
         lam1 = lam * self.ones_coeffs
-        den = np.vdot(lam1, self.ones_coeffs)
+        den = dot(lam1, self.ones_coeffs)
         if den > 0:
-            coeffs -= (np.vdot(lam1, coeffs) / den) * self.ones_coeffs
+            coeffs -= (dot(lam1, coeffs) / den) * self.ones_coeffs
         return _mass_fix(self.basis.synthesis(lam * coeffs))
 
 
@@ -269,7 +269,7 @@ class Safeguard:
         f = (1.0 - d * d) * p / self.alpha2
         apply = self.bound.operator(p)
         u, v = apply(d * g), apply(d)
-        c = (np.vdot(d, u) + np.vdot(f, g)) / (np.vdot(d, v) + f.sum())
+        c = (dot(d, u) + dot(f, g)) / (dot(d, v) + f.sum())
         return _mass_fix(d * (u - c * v) + f * (g - c))
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from . import metrics as _metrics
 from ._validation import check_positive_int
 from .energies import Energy, Term
+from .operators import dot
 
 __all__ = ["solve", "SolveResult", "Armijo"]
 
@@ -254,7 +255,7 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
             break
         t0 = time.perf_counter()
         s = operator.direction(state.p, state.gradient)
-        slope = float(np.vdot(s, state.gradient))
+        slope = float(dot(s, state.gradient))
         decrements.append(slope)
         if not np.isfinite(slope):
             message = f"direction became non-finite at iteration {k} (E = {state.value:.6e})"

@@ -191,7 +191,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
                                  stderr=subprocess.PIPE, text=True)
     victim = subprocess.Popen(cmd + ["-o", str(killed)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(120, lambda: (victim.kill(), reference.kill()))
+    watchdog = threading.Timer(300, lambda: (victim.kill(), reference.kill()))
     watchdog.start()
     try:
         # progress lines come about once a second; wait until the Fisher-Rao run is
