@@ -25,4 +25,5 @@ case = Case(
     ],
     tol=1e-12,
     max_iter=1000,
+    safeguard=None,  # the paper's plain Armijo (E = +inf outside p > 0, metric at p)
 )

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_probability_vector", "check_weight", "check_positive_int"]
+__all__ = ["check_probability_vector", "check_weight", "check_positive_int", "check_safeguard"]
 
 
 def check_probability_vector(p, shape, name="p", atol=1e-10):
@@ -56,3 +56,12 @@ def check_positive_int(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return int(value)
+
+
+def check_safeguard(value, name="safeguard"):
+    """Return ``value`` as a float in (0, 1], or ``None`` (the paper's plain method)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1] or None, got {value!r}")
+    return float(value)

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import energies as _energies
 from . import metrics as _metrics
-from ._validation import check_positive_int
+from ._validation import check_positive_int, check_safeguard
 from .grid import Grid
 from .solver import Armijo
 
@@ -150,14 +150,16 @@ class Case:
         file's stem when omitted.
     title : str or None
         Figure title.
-    tol, gtol, max_iter, line_search
-        Stopping rules and line search, as in :func:`densflow.solve`.
+    tol, gtol, max_iter, line_search, safeguard
+        Stopping rules, line search and safeguard, as in :func:`densflow.solve`
+        (``safeguard=None``: the paper's plain Armijo).
     snapshot_every : int
         Store the density every this many iterations in the run file.
     """
 
     def __init__(self, grid, potential, panels, p0="uniform", name=None, title=None,
-                 tol=1e-12, gtol=None, max_iter=1000, line_search=None, snapshot_every=10):
+                 tol=1e-12, gtol=None, max_iter=1000, line_search=None, snapshot_every=10,
+                 safeguard=0.1):
         if not isinstance(grid, Grid):
             raise TypeError(f"Case grid must be a densflow.Grid, got {type(grid).__name__}")
         self.grid = grid
@@ -182,6 +184,7 @@ class Case:
         if not isinstance(self.line_search, Armijo):
             raise TypeError("Case line_search must be a densflow.Armijo instance or None")
         self.snapshot_every = check_positive_int(snapshot_every, "snapshot_every")
+        self.safeguard = check_safeguard(safeguard, "Case safeguard")
         self.path = None  # set by load_case
 
     def _gibbs(self, potential):
@@ -207,7 +210,7 @@ class Case:
     def solve_options(self):
         """Keyword arguments of :func:`densflow.solve` shared by all runs."""
         return {"tol": self.tol, "gtol": self.gtol, "max_iter": self.max_iter,
-                "line_search": self.line_search}
+                "line_search": self.line_search, "safeguard": self.safeguard}
 
     def run_attributes(self):
         """Text attributes of every run: the recipes of μ and p0."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import metrics as _metrics
-from ._validation import check_positive_int
+from ._validation import check_positive_int, check_safeguard
 from .energies import Energy, Term
 from .operators import dot
 
@@ -177,6 +177,7 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     for name, v in (("tol", tol), ("gtol", gtol)):
         if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
             raise ValueError(f"{name} must be a number >= 0 or None, got {v!r}")
+    safeguard = check_safeguard(safeguard)
     line_search = Armijo() if line_search is None else line_search
     if not isinstance(line_search, Armijo):
         raise TypeError("line_search must be a densflow.solver.Armijo instance or None")
@@ -184,9 +185,7 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     start = time.perf_counter()
     operator = metric.bind(energy)
     if safeguard is not None:
-        if isinstance(safeguard, bool) or not isinstance(safeguard, numbers.Real) or not 0 < safeguard <= 1:
-            raise ValueError(f"safeguard must be a number in (0, 1] or None, got {safeguard!r}")
-        operator = _metrics.Safeguard(operator, energy, floor=float(safeguard))
+        operator = _metrics.Safeguard(operator, energy, floor=safeguard)
     record, owned = _open_record(out, resume)
     try:
         result = _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search,
