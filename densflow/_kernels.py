@@ -18,19 +18,11 @@ import numpy as np
 
 _JIT = dict(cache=True, nogil=True)
 
-#: Arrays smaller than this run the parallel kernels on one thread: below it the
-#: work per call is too small to pay for waking a second thread, and on a busy
-#: machine waiting for it costs a scheduler time slice per call.
-PARALLEL_MIN_SIZE = 1 << 18
-_MAX_THREADS = nb.config.NUMBA_NUM_THREADS
-
-
-def threads_for(size):
-    """Set numba's thread count for kernels on arrays of ``size`` elements and return it."""
-    k = _MAX_THREADS if size >= PARALLEL_MIN_SIZE else 1
-    if nb.get_num_threads() != k:
-        nb.set_num_threads(k)
-    return k
+# All kernels run on one thread. Measured on the 2-core target machine, the
+# parallel variants (numba prange on the OpenMP layer, threaded FFTs and BLAS) were
+# slower at every grid size up to 1024 x 1024 (combined metric per iteration: 582 vs
+# 518 ms at 1024^2, 267 vs 108 ms at 512^2), since their spinning worker threads
+# compete with each other and with any second process.
 
 
 @nb.njit(**_JIT)
@@ -44,7 +36,12 @@ def _dwt_step(x, m, lo, hi, out):
         d = 0.0
         base = 2 * k + half
         for j in range(F):
-            v = x[(base - j) % m]
+            idx = (base - j) % m if F > m else base - j
+            if idx < 0:
+                idx += m
+            elif idx >= m:
+                idx -= m
+            v = x[idx]
             a += lo[j] * v
             d += hi[j] * v
         out[k] = a
@@ -64,7 +61,12 @@ def _idwt_step(c, m, lo, hi, out):
         d = c[h + k]
         base = 2 * k + half
         for j in range(F):
-            out[(base - j) % m] += lo[j] * a + hi[j] * d
+            idx = (base - j) % m if F > m else base - j
+            if idx < 0:
+                idx += m
+            elif idx >= m:
+                idx -= m
+            out[idx] += lo[j] * a + hi[j] * d
 
 
 @nb.njit(**_JIT)
@@ -94,21 +96,17 @@ def idwt1(c, lo, hi, level, out):
 
 
 @nb.njit(**_JIT)
-def _step_line(arr, m, lo, hi, inverse):
+def _step_rows(a, m, lo, hi, inverse):
+    # one analysis (or synthesis) step along axis 1 of the rows a[:m, :m]
     buf = np.empty(m)
     res = np.empty(m)
-    buf[:] = arr[:m]
-    if inverse:
-        _idwt_step(buf, m, lo, hi, res)
-    else:
-        _dwt_step(buf, m, lo, hi, res)
-    arr[:m] = res
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _step_rows(a, m, lo, hi, inverse):
-    for i in nb.prange(m):
-        _step_line(a[i], m, lo, hi, inverse)
+    for i in range(m):
+        buf[:] = a[i, :m]
+        if inverse:
+            _idwt_step(buf, m, lo, hi, res)
+        else:
+            _dwt_step(buf, m, lo, hi, res)
+        a[i, :m] = res
 
 
 @nb.njit(**_JIT)
@@ -141,11 +139,11 @@ def idwt2(c, lo, hi, level, out):
         _step_rows(out, m, lo, hi, True)
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+@nb.njit(**_JIT)
 def weighted_laplacian_2d(x, mu, n, out):
     """``out = sum_d D_d^T (mu * D_d x)`` on an ``n x n`` periodic grid."""
     n2 = float(n) * float(n)
-    for i in nb.prange(n):
+    for i in range(n):
         im = i - 1 if i > 0 else n - 1
         ip = i + 1 if i < n - 1 else 0
         for j in range(n):
@@ -208,11 +206,11 @@ def laplacian_1d(x, n, out):
         out[i] = n2 * (2.0 * x[i] - x[im] - x[ip])
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+@nb.njit(**_JIT)
 def laplacian_2d(x, n, out):
     """``out = (D_1^T D_1 + D_2^T D_2) x`` on an ``n x n`` periodic grid."""
     n2 = float(n) * float(n)
-    for i in nb.prange(n):
+    for i in range(n):
         im = i - 1 if i > 0 else n - 1
         ip = i + 1 if i < n - 1 else 0
         for j in range(n):
@@ -254,7 +252,7 @@ def weighted_laplacian_pinv_1d(r, inv_mu, n, out):
 
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+@nb.njit(**_JIT)
 def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2):
     """All blocks of :meth:`WaveletBasis.diagonals` in 2D in one call.
 
@@ -269,7 +267,7 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
         r = 1 << j
         m = n >> j
         q = np.zeros((4, n, m))  # (phi sq, phi dsq, psi sq, psi dsq) along axis 1
-        for x in nb.prange(n):
+        for x in range(n):
             for t in range(2):
                 f = 2 * (j - 1) + t
                 s0 = starts[f]
@@ -289,7 +287,7 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
                     q[2 * t + 1, x, k] = b
         # blocks of level j: (t0, t1) factor types along (axis 0, axis 1) and offsets
         nblocks = 4 if j == level else 3
-        for kb in nb.prange(nblocks * m):
+        for kb in range(nblocks * m):
             blk = kb // m
             k = kb % m
             if blk == 0:

@@ -28,7 +28,7 @@ __all__ = ["Term", "HMinus1", "KL", "Dirichlet", "Energy", "State", "KINDS"]
 KINDS = ("wasserstein", "fisher_rao", "mahalanobis")
 
 #: Relative residual of the 2D solve :math:`L_\mu^+ s` along a search direction.
-LINE_RTOL = 1e-10
+LINE_RTOL = 1e-8
 
 
 class State:
@@ -150,7 +150,7 @@ class HMinus1(_Quadratic):
         return self.solver.solve(r)
 
     def _apply_to_direction(self, s):
-        # the line search's L^+ s: 1e-10 suffices, since the solver re-evaluates the
+        # the line search's L^+ s: 1e-8 suffices, since the solver re-evaluates the
         # gradient from the density every few iterations (2D; exact in 1D)
         return self.solver.solve(s, rtol=LINE_RTOL)
 

@@ -3,10 +3,8 @@ r"""Difference operators on periodic grids and the linear solves built on them.
 Conventions (DESIGN.md §1): :math:`(D_d p)_i = n\,(p_{i+e_d} - p_i)` (periodic forward
 difference scaled by ``n``), :math:`A = -\Delta = \sum_d D_d^\top D_d` and the weighted
 Laplacian :math:`L_\mu = \sum_d D_d^\top \operatorname{diag}(\mu) D_d`. Stencils run in
-numba kernels (:mod:`densflow._kernels`), FFTs in :mod:`scipy.fft` on all cores.
+numba kernels (:mod:`densflow._kernels`), FFTs in :mod:`scipy.fft`, all on one thread.
 """
-
-import os
 
 import numpy as np
 import scipy.fft as sfft
@@ -24,18 +22,13 @@ __all__ = [
     "WeightedLaplacianSolver",
 ]
 
-_WORKERS = os.cpu_count() or 1
-
 
 def dot(a, b):
-    """Inner product of two arrays of the same shape.
+    """Inner product of two arrays of the same shape, on one thread.
 
-    Below :data:`densflow._kernels.PARALLEL_MIN_SIZE` elements it runs on one thread
-    in numba: BLAS ``ddot`` starts threads for vectors of some 10^4 entries, and two
-    such processes on a 2-core machine then spin against each other.
+    (BLAS ``ddot`` starts threads for vectors of some 10^4 entries, and two such
+    processes on a 2-core machine then spin against each other.)
     """
-    if a.size >= K.PARALLEL_MIN_SIZE:
-        return float(np.vdot(a, b))
     return K.dot_serial(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1))
 
 
@@ -53,7 +46,6 @@ def laplacian(p, n):
     r""":math:`A p = \sum_d D_d^\top D_d p` (the positive semidefinite :math:`-\Delta`)."""
     p = np.ascontiguousarray(p, dtype=float)
     out = np.empty_like(p)
-    K.threads_for(p.size)
     (K.laplacian_1d if p.ndim == 1 else K.laplacian_2d)(p, n, out)
     return out
 
@@ -62,7 +54,6 @@ def weighted_laplacian(x, mu, n):
     r""":math:`L_\mu x = \sum_d D_d^\top (\mu \odot D_d x)`."""
     x = np.ascontiguousarray(x, dtype=float)
     out = np.empty_like(x)
-    K.threads_for(x.size)
     (K.weighted_laplacian_1d if x.ndim == 1 else K.weighted_laplacian_2d)(
         x, np.ascontiguousarray(mu, dtype=float), n, out)
     return out
@@ -97,10 +88,9 @@ def apply_laplacian_pinv(g, symbol=None, inverse=None):
     if inverse is None:
         inverse = inverse_symbol(symbol)
     axes = tuple(range(g.ndim))
-    workers = _WORKERS if g.size >= K.PARALLEL_MIN_SIZE else 1
-    ghat = sfft.rfftn(g, axes=axes, workers=workers)
+    ghat = sfft.rfftn(g, axes=axes)
     ghat *= inverse
-    return sfft.irfftn(ghat, s=g.shape, axes=axes, workers=workers)
+    return sfft.irfftn(ghat, s=g.shape, axes=axes)
 
 
 class WeightedLaplacianSolver:
@@ -164,7 +154,6 @@ class WeightedLaplacianSolver:
         rnorm0 = np.sqrt(dot(r, r))
         x = np.zeros_like(r)
         self.last_iterations = 0
-        K.threads_for(r.size)
         if rnorm0 == 0.0:
             return x
         res = r.copy()

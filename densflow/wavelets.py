@@ -131,7 +131,6 @@ class WaveletBasis:
         r"""Wavelet coefficients :math:`W^\top f` in the pyramid layout."""
         f = np.ascontiguousarray(f, dtype=float)
         out = np.empty_like(f)
-        K.threads_for(f.size)
         (K.dwt1 if f.ndim == 1 else K.dwt2)(f, self.lo, self.hi, self.level, out)
         return out
 
@@ -139,7 +138,6 @@ class WaveletBasis:
         r"""The function :math:`W c` from pyramid-layout coefficients."""
         c = np.ascontiguousarray(c, dtype=float)
         out = np.empty_like(c)
-        K.threads_for(c.size)
         (K.idwt1 if c.ndim == 1 else K.idwt2)(c, self.lo, self.hi, self.level, out)
         return out
 
@@ -217,7 +215,6 @@ class WaveletBasis:
         r"""Pyramid-layout arrays :math:`H_1 p` and :math:`H_2 p` (``None`` if not needed)."""
         p = np.ascontiguousarray(p, dtype=float)
         n = self.grid.n
-        K.threads_for(p.size)
         h1 = np.empty(self.grid.shape) if need_h1 else None
         h2 = np.empty(self.grid.shape) if need_h2 else None
         if self.grid.dim == 1:
