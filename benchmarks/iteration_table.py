@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 import densflow as df
+from _tables import print_rst_table  # benchmarks/ is on sys.path when run as a script
 
 PANELS = {1: [(1, 1e-3, 0), (1, 0, 1e-4), (0, 1e-3, 1e-4), (1, 1e-3, 1e-4)],
           2: [(1, 3e-4, 0), (1, 0, 1e-4), (0, 3e-4, 1e-4), (1, 3e-4, 1e-4)]}
@@ -46,14 +47,7 @@ def main():
             print(f"# ({a1:g}, {a2:g}, {a3:g}) {metric}: {cell} in {took:.2f} s", flush=True)
         rows.append([f"({a1:g}, {a2:g}, {a3:g})"] + cells)
     header = ["weights (α1, α2, α3)"] + METRICS
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = "  ".join("=" * w for w in widths)
-    print(line)
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print(line)
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    print(line)
+    print_rst_table(header, rows)
 
 
 if __name__ == "__main__":

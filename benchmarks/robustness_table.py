@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 import densflow as df
+from _tables import print_rst_table  # benchmarks/ is on sys.path when run as a script
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from test_robustness import N, WEIGHTS, make_energy, nearly_vanishing, rough, setup  # noqa: E402
@@ -46,14 +47,7 @@ def main():
                 row.append(cell([solve(nearly_vanishing(grid))]))
             rows.append(row[:2] + [row[2], row[3], row[4], row[5]])
             print("#", " | ".join(rows[-1]), file=sys.stderr, flush=True)
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = "  ".join("=" * w for w in widths)
-    print(line)
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-    print(line)
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    print(line)
+    print_rst_table(header, rows)
 
 
 if __name__ == "__main__":

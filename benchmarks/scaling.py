@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from _tables import print_rst_table  # noqa: E402  (benchmarks/ is on sys.path)
+
 METRICS = ["combined", "wasserstein", "fisher_rao", "mahalanobis"]
 SIZES_1D = [2**k for k in range(9, 21)]
 SIZES_2D = [64, 128, 256, 512, 1024]
@@ -210,7 +212,7 @@ def main():
             Ns = [n**dim for n in sizes[dim]]
             exps.append(f"exponent {fit_exponent(Ns, [results[(dim, n, m)]['time'] for n in sizes[dim]]):.2f}")
         rows.append([f"{dim}D", "fit", ""] + exps)
-    _print_table(header, rows)
+    print_rst_table(header, rows)
 
     print("\nDense implementation (time per iteration) and speed-up of densflow:\n")
     header = ["dim", "n"] + METRICS
@@ -224,7 +226,7 @@ def main():
             dense[(dim, n, m)] = (d, ours["time"])
             cells.append(f"{fmt_time(d)} → {d / ours['time']:.0f}×")
         rows.append([f"{dim}D", str(n)] + cells)
-    _print_table(header, rows)
+    print_rst_table(header, rows)
 
     if args.json:
         with open(args.json, "w") as fh:
@@ -233,17 +235,6 @@ def main():
                        "dense": {f"{k[0]}:{k[1]}:{k[2]}": v for k, v in dense.items()}}, fh, indent=1)
     if args.plot:
         _plot(results, sizes, args.plot)
-
-
-def _print_table(header, rows):
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = "  ".join("=" * w for w in widths)
-    print(line)
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print(line)
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    print(line)
 
 
 def _plot(results, sizes, path):

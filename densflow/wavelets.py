@@ -85,6 +85,14 @@ class _Factor:
         self.dnorm_sq = float(dsq.sum())
 
 
+def _pack(factors):
+    """Windows of several factors as flat arrays: ``(t0s, starts, lengths, sq, dsq)``."""
+    lengths = np.array([f.sq.size for f in factors], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return (np.array([f.t0 for f in factors], dtype=np.int64), starts, lengths,
+            np.concatenate([f.sq for f in factors]), np.concatenate([f.dsq for f in factors]))
+
+
 class WaveletBasis:
     r"""The periodic orthonormal wavelet basis :math:`W` of a grid.
 
@@ -190,25 +198,14 @@ class WaveletBasis:
             else:
                 self.h3[region] = fs[0].dnorm_sq * fs[1].norm_sq + fs[0].norm_sq * fs[1].dnorm_sq
         if dim == 2:
-            fs = [self.factors[(kind, j)] for j in range(1, L + 1) for kind in ("phi", "psi")]
-            self._flat = (
-                np.array([f.t0 for f in fs], dtype=np.int64),
-                np.cumsum([0] + [f.sq.size for f in fs[:-1]]).astype(np.int64),
-                np.array([f.sq.size for f in fs], dtype=np.int64),
-                np.concatenate([f.sq for f in fs]),
-                np.concatenate([f.dsq for f in fs]),
-            )
-        if dim == 1:
-            fs = [self.factors[(kinds[0], j)] for j, kinds, _ in blocks]
-            self._flat = (
-                np.array([region[0].start for _, _, region in blocks] + [n], dtype=np.int64),
-                np.array([1 << j for j, _, _ in blocks], dtype=np.int64),
-                np.array([f.t0 for f in fs], dtype=np.int64),
-                np.cumsum([0] + [f.sq.size for f in fs[:-1]]).astype(np.int64),
-                np.array([f.sq.size for f in fs], dtype=np.int64),
-                np.concatenate([f.sq for f in fs]),
-                np.concatenate([f.dsq for f in fs]),
-            )
+            # factor 2 (j - 1) + t: scaling function (t = 0) or wavelet (t = 1) of level j
+            self._flat = _pack([self.factors[(kind, j)] for j in range(1, L + 1)
+                                for kind in ("phi", "psi")])
+        else:
+            offsets = np.array([region[0].start for _, _, region in blocks] + [n], dtype=np.int64)
+            strides = np.array([1 << j for j, _, _ in blocks], dtype=np.int64)
+            self._flat = (offsets, strides) + _pack([self.factors[(kinds[0], j)]
+                                                     for j, kinds, _ in blocks])
 
     # -- diagonals ----------------------------------------------------------------
     def diagonals(self, p, need_h1=True, need_h2=True):
