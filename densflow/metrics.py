@@ -233,7 +233,7 @@ class Safeguard:
           \tilde M = D\,M(p)\,D + (I - D^2)\operatorname{diag}(p)/\alpha_2, \qquad
           D = \operatorname{diag}(\min(1, p/\delta)),
 
-      so that in a nearly empty cell :math:`s_i \approx p_i (g_i - c)`: it shrinks with
+      so that in a nearly empty cell :math:`s_i \approx p_i (g_i - c)/\alpha_2`: it shrinks with
       :math:`p_i` and the step is not throttled by positivity. (A wavelet of a coarse
       scale spans full and empty cells alike; its diagonal entries :math:`H_1 p`,
       :math:`H_2 p` average :math:`p` over the support and do not vanish where
