@@ -232,25 +232,24 @@ def _case_frame_line(exc, path):
     return lines[-1] if lines else None
 
 
-def load_case(path):
-    """Import the case file ``path`` and return its ``case``.
+def load_module(path, kind="case"):
+    """Import the Python file ``path`` as a fresh module and return ``(module, stem)``.
 
     Raises
     ------
     CaseError
         With a one-line message naming the file and the problem: the file does not
-        exist, raises on import (with the line in the case file), or does not define
-        a module-level ``case`` that is a :class:`Case`.
+        exist, is not a Python file or raises on import (with the line in the file).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        what = "is a directory, not a case file" if os.path.isdir(path) else "no such case file"
+        what = f"is a directory, not a {kind} file" if os.path.isdir(path) else f"no such {kind} file"
         raise CaseError(f"{path}: {what}")
     stem = os.path.splitext(os.path.basename(path))[0]
     module_name = f"densflow_case_{stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None:
-        raise CaseError(f"{path}: not a Python file (case files end in .py)")
+        raise CaseError(f"{path}: not a Python file ({kind} files end in .py)")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -262,6 +261,21 @@ def load_case(path):
         raise CaseError(f"{path}{where}: {type(exc).__name__} on import: {first}") from None
     finally:
         sys.modules.pop(module_name, None)
+    return module, stem
+
+
+def load_case(path):
+    """Import the case file ``path`` and return its ``case``.
+
+    Raises
+    ------
+    CaseError
+        With a one-line message naming the file and the problem: the file does not
+        exist, raises on import (with the line in the case file), or does not define
+        a module-level ``case`` that is a :class:`Case`.
+    """
+    path = os.fspath(path)
+    module, stem = load_module(path)
     case = getattr(module, "case", None)
     if case is None:
         raise CaseError(f"{path}: defines no case (expected a module-level "

@@ -86,10 +86,9 @@ def _figure_path(h5_path, figure=None):
 
 
 def _cmd_run(args, out, err):
-    import densflow as df
-
     from .case import CaseError, load_case
-    from .recorder import Recorder, ResumeError, RunFileError
+    from .recorder import ResumeError, RunFileError
+    from .runner import run_case
 
     try:
         case = load_case(args.case)
@@ -98,43 +97,19 @@ def _cmd_run(args, out, err):
     path = args.output or f"{case.name}.h5"
     if os.path.exists(path) and not (args.resume or args.overwrite):
         raise UsageError(f"{path} exists; use --resume to continue it or --overwrite to replace it")
-    with open(case.path, encoding="utf-8", errors="replace") as fh:
-        source = fh.read()
-    attrs = {"case_name": case.name, "case_title": case.title or case.name,
-             "case_file": os.path.abspath(case.path), "case_source": source}
+
+    def report(label, res, was):
+        note = _resume_note(was, res.info.get("resumed_from", -1))
+        state = "converged" if res.converged else "not converged"
+        print(f"{label:32s} {res.n_iter:5d} iterations  E = {res.energies[-1]:.3e}  "
+              f"{state}  {res.wall_time:6.2f} s{note}", file=out, flush=True)
+
     try:
-        recorder = Recorder(path, mode="a" if args.resume else "w",
-                            snapshot_every=case.snapshot_every)
-    except (RunFileError, OSError) as exc:
+        run_case(case, path, resume=args.resume,
+                 progress=None if args.quiet else (lambda label: Progress(label, err)),
+                 report=None if args.quiet else report)
+    except (RunFileError, ResumeError, OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    with recorder:
-        recorded = recorder.file.attrs.get("case_name", case.name)
-        if recorded != case.name:
-            raise UsageError(f"{path} holds case {recorded!r}, not {case.name!r}; "
-                             "use --overwrite to replace it")
-        recorder.file.attrs.update(attrs)
-        p0 = case.initial_density()
-        total = sum(len(p.metrics) for p in case.panels)
-        done = 0
-        for i, panel in enumerate(case.panels, start=1):
-            energy = case.energy(panel)
-            group = recorder.panel(i, panel.title, panel.weights, panel.metric_names)
-            for metric in panel.metrics:
-                done += 1
-                label = f"[{done}/{total}] panel {i} {metric.name}"
-                record = recorder.run(f"{group}/{metric.name}", attrs=case.run_attributes())
-                was = record.status if args.resume else None
-                try:
-                    res = df.solve(energy, p0, metric, out=record, resume=args.resume,
-                                   callback=None if args.quiet else Progress(label, err),
-                                   **case.solve_options())
-                except ResumeError as exc:
-                    raise UsageError(str(exc)) from None
-                if not args.quiet:
-                    note = _resume_note(was, res.info.get("resumed_from", -1))
-                    state = "converged" if res.converged else "not converged"
-                    print(f"{label:32s} {res.n_iter:5d} iterations  E = {res.energies[-1]:.3e}  "
-                          f"{state}  {res.wall_time:6.2f} s{note}", file=out, flush=True)
     figure = _save_figure(path, _figure_path(path, args.figure))
     if not args.quiet:
         print(f"wrote {path} and {figure}", file=out)

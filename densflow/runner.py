@@ -1,0 +1,78 @@
+"""Running a case into one HDF5 run file (used by ``densflow run`` and sweeps)."""
+
+import os
+
+from .recorder import Recorder
+from .solver import solve
+
+__all__ = ["run_case", "case_file_attributes"]
+
+#: Root attribute set to 1 once every (panel, metric) run of a case is recorded.
+COMPLETE_ATTR = "case_complete"
+
+
+def case_file_attributes(case):
+    """Root attributes that identify the case of a run file."""
+    with open(case.path, encoding="utf-8", errors="replace") as fh:
+        source = fh.read()
+    return {"case_name": case.name, "case_title": case.title or case.name,
+            "case_file": os.path.abspath(case.path), "case_source": source}
+
+
+def run_case(case, path, resume=False, progress=None, report=None, attrs=None):
+    """Solve every (panel, metric) pair of ``case`` and record them in ``path``.
+
+    Parameters
+    ----------
+    case : densflow.case.Case
+        The case (with ``case.path`` set, as :func:`densflow.case.load_case` does).
+    path : str
+        The run file; created (or truncated) unless ``resume``.
+    resume : bool
+        Continue an existing file: complete runs are kept, an unfinished run goes on
+        from its last snapshot (see :func:`densflow.solve`).
+    progress : callable or None
+        ``progress(label)`` returns a solver callback for the run ``label`` (or None).
+    report : callable or None
+        Called as ``report(label, result, previous_status)`` after each run.
+    attrs : dict or None
+        Extra root attributes (e.g. a sweep point).
+
+    Returns
+    -------
+    list of SolveResult
+
+    Raises
+    ------
+    densflow.recorder.RunFileError, densflow.recorder.ResumeError, OSError, ValueError
+        If the file cannot be written, belongs to another case, or a recorded run was
+        set up differently.
+    """
+    root = case_file_attributes(case)
+    root.update(attrs or {})
+    results = []
+    with Recorder(path, mode="a" if resume else "w", snapshot_every=case.snapshot_every) as recorder:
+        recorded = recorder.file.attrs.get("case_name", case.name)
+        if recorded != case.name:
+            raise ValueError(f"{path} holds case {recorded!r}, not {case.name!r}; "
+                             "use --overwrite to replace it")
+        recorder.file.attrs.update(root)
+        p0 = case.initial_density()
+        total = sum(len(p.metrics) for p in case.panels)
+        done = 0
+        for i, panel in enumerate(case.panels, start=1):
+            energy = case.energy(panel)
+            group = recorder.panel(i, panel.title, panel.weights, panel.metric_names)
+            for metric in panel.metrics:
+                done += 1
+                label = f"[{done}/{total}] panel {i} {metric.name}"
+                record = recorder.run(f"{group}/{metric.name}", attrs=case.run_attributes())
+                was = record.status if resume else None
+                res = solve(energy, p0, metric, out=record, resume=resume,
+                            callback=progress(label) if progress else None,
+                            **case.solve_options())
+                results.append(res)
+                if report is not None:
+                    report(label, res, was)
+        recorder.file.attrs[COMPLETE_ATTR] = 1
+    return results
