@@ -3,6 +3,7 @@
 ::
 
     densflow run CASE.py [-o FILE.h5] [--figure PNG] [--resume | --overwrite] [--quiet]
+    densflow sweep CASE.py [--scheduler ADDRESS] [--workers K] [-o DIR] [--quiet]
     densflow inspect FILE.h5
     densflow plot FILE.h5 [-o PNG]
 
@@ -62,6 +63,16 @@ def _parser():
     mode.add_argument("--overwrite", action="store_true", help="replace an existing run file")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
+    sweep = sub.add_parser("sweep", help="run every point of a case file's sweep on Dask")
+    sweep.add_argument("case", metavar="CASE", help="case file defining 'sweep'")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="address of a running Dask scheduler (default: a local cluster)")
+    sweep.add_argument("--workers", type=int, default=2, metavar="K",
+                       help="worker processes of the local cluster (default: 2)")
+    sweep.add_argument("-o", "--output", metavar="DIR",
+                       help="folder of the run files, index.csv and summary.png (default: NAME/)")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
     inspect = sub.add_parser("inspect", help="print the table of runs in a run file")
     inspect.add_argument("file", metavar="FILE.h5")
 
@@ -114,6 +125,42 @@ def _cmd_run(args, out, err):
     if not args.quiet:
         print(f"wrote {path} and {figure}", file=out)
     return 0
+
+
+def _cmd_sweep(args, out, err):
+    from .case import CaseError
+    from .sweep import INDEX, load_sweep, run_sweep
+
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError("densflow sweep needs Dask's distributed scheduler; install it with "
+                         "pip install 'densflow[sweep]'") from None
+    if args.workers < 1:
+        raise UsageError(f"--workers must be an integer >= 1, got {args.workers}")
+    try:
+        sweep = load_sweep(args.case)
+    except CaseError as exc:
+        raise UsageError(str(exc)) from None
+    outdir = args.output or sweep.name
+
+    def report(point, got):
+        if args.quiet:
+            return
+        where = ", ".join(f"{k}={v}" for k, v in point.items())
+        if isinstance(got, Exception):
+            print(f"{where}: failed ({type(got).__name__}: {got})", file=out, flush=True)
+        else:
+            its = " ".join(f"{r['metric']}:{r['iterations']}{'' if r['converged'] else '*'}" for r in got)
+            print(f"{where}: {its}", file=out, flush=True)
+
+    rows = run_sweep(args.case, outdir, scheduler=args.scheduler, workers=args.workers,
+                     report=report)
+    failed = sum(1 for r in rows if r.get("file_status") == "failed")
+    if not args.quiet:
+        print(f"wrote {os.path.join(outdir, INDEX)} and {os.path.join(outdir, 'summary.png')}"
+              + (f"; {failed} point(s) failed: rerun to retry them" if failed else ""), file=out)
+    return 1 if failed else 0
 
 
 def _resume_note(status, resumed_from):
@@ -185,7 +232,7 @@ def main(argv=None):
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or argparse's own usage error
         return exc.code if isinstance(exc.code, int) else 2
-    commands = {"run": _cmd_run, "inspect": _cmd_inspect, "plot": _cmd_plot}
+    commands = {"run": _cmd_run, "sweep": _cmd_sweep, "inspect": _cmd_inspect, "plot": _cmd_plot}
     try:
         return commands[args.command](args, out, err)
     except UsageError as exc:

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 
 from .recorder import RunFile, read_run_file  # noqa: E402
 
-__all__ = ["convergence_figure", "save_convergence_figure"]
+__all__ = ["convergence_figure", "save_convergence_figure", "save_sweep_figure"]
 
 LABELS = {"combined": "combined (wavelet)", "wasserstein": "Wasserstein",
           "fisher_rao": "Fisher–Rao", "mahalanobis": "Mahalanobis"}
@@ -98,4 +98,46 @@ def save_convergence_figure(source, path, dpi=100):
         fig.savefig(os.fspath(path), dpi=dpi)
     finally:
         plt.close(fig)
+    return path
+
+
+def save_sweep_figure(rows, x, params, path, title=None):
+    """Iterations against the sweep parameter ``x``: one axes per value of the other
+    parameters, one curve per (panel, metric); unconverged runs are drawn hollow."""
+    others = [p for p in params if p != x]
+    groups = {}
+    for r in rows:
+        if r.get("file_status") == "failed" or r.get("metric") is None:
+            continue
+        key = tuple(r[p] for p in others)
+        groups.setdefault(key, []).append(r)
+    keys = list(groups) or [()]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.6), squeeze=False,
+                             constrained_layout=True)
+    for ax, key in zip(axes[0], keys):
+        curves = {}
+        for r in groups.get(key, []):
+            curves.setdefault((r["panel"], r["metric"]), []).append(r)
+        for (panel, metric), rs in sorted(curves.items(), key=lambda kv: str(kv[0])):
+            rs = sorted(rs, key=lambda r: r[x])
+            xs = np.array([r[x] for r in rs], dtype=float)
+            its = np.array([r["iterations"] for r in rs], dtype=float)
+            conv = np.array([bool(r["converged"]) for r in rs])
+            style = STYLES.get(metric, {})
+            label = LABELS.get(metric, metric) + (f" (panel {panel})" if len(
+                {c[0] for c in curves}) > 1 else "")
+            line, = ax.plot(xs, its, "-", label=label, **style)
+            ax.plot(xs[conv], its[conv], "o", color=line.get_color(), ms=4)
+            ax.plot(xs[~conv], its[~conv], "o", mfc="none", color=line.get_color(), ms=5)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(x)
+        ax.set_ylabel("iterations to tolerance (hollow: cap reached)")
+        ax.set_title(", ".join(f"{p} = {v}" for p, v in zip(others, key)) or "")
+        ax.grid(True, which="both", lw=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return path

@@ -1,0 +1,231 @@
+"""Parameter sweeps of case files, run point by point on a Dask cluster.
+
+A case file may define, besides or instead of ``case``, a module-level ``sweep``::
+
+    sweep = Sweep(make_case, points=[dict(dim=1, n=256), dict(dim=1, n=512), ...], x="n")
+    sweep = Sweep(make_case, product=dict(n=[64, 128], wavelet=["db2", "db4"]), x="n")
+
+``make_case(**point)`` returns the :class:`densflow.case.Case` of one point. ``densflow
+sweep CASE`` runs every point as one task on Dask's distributed scheduler (a
+``LocalCluster`` of worker processes by default, or the cluster at ``--scheduler``):
+each point writes its own run file, named from its parameters, in the output folder.
+A file is complete once its root attribute ``case_complete`` is 1; re-running a sweep
+skips complete files (and never touches them), resumes partial ones from their last
+snapshots and re-runs failed ones. An index (``index.csv``) lists every run of every
+point with its status and summary numbers, and a summary figure plots iterations
+against the sweep's ``x`` parameter. Dask is an optional dependency
+(``pip install densflow[sweep]``).
+"""
+
+import csv
+import itertools
+import os
+import re
+
+import numpy as np
+
+from .case import Case, CaseError, load_module
+from .runner import COMPLETE_ATTR
+
+__all__ = ["Sweep", "load_sweep", "run_sweep", "point_filename", "file_status"]
+
+INDEX = "index.csv"
+
+
+class Sweep:
+    """A named set of parameter values and the case of each.
+
+    Parameters
+    ----------
+    make_case : callable
+        ``make_case(**point) -> Case``.
+    product : dict or None
+        Parameter name -> list of values; the points are their Cartesian product.
+    points : list of dict or None
+        The points, listed (exactly one of ``product`` and ``points``).
+    x : str or None
+        The parameter on the summary figure's horizontal axis (default: the first).
+    name : str or None
+        Prefix of the run files; :func:`load_sweep` fills in the file's stem.
+    """
+
+    def __init__(self, make_case, product=None, points=None, x=None, name=None):
+        if not callable(make_case):
+            raise TypeError("Sweep make_case must be callable: make_case(**point) -> Case")
+        if (product is None) == (points is None):
+            raise ValueError("Sweep needs exactly one of product= (dict of lists) and points= (list of dicts)")
+        if product is not None:
+            if not isinstance(product, dict) or not product or not all(len(v) for v in product.values()):
+                raise ValueError("Sweep product must be a non-empty dict of non-empty lists")
+            keys = list(product)
+            points = [dict(zip(keys, values)) for values in itertools.product(*product.values())]
+        points = [dict(p) for p in points]
+        if not points or not all(isinstance(p, dict) and p for p in points):
+            raise ValueError("Sweep points must be a non-empty list of non-empty dicts")
+        names = [point_filename("", p) for p in points]
+        if len(set(names)) != len(names):
+            raise ValueError("Sweep points must be distinct")
+        self.make_case = make_case
+        self.points = points
+        self.x = x if x is not None else next(iter(points[0]))
+        if any(self.x not in p for p in points):
+            raise ValueError(f"Sweep x={self.x!r} must be a parameter of every point")
+        self.name = name
+        self.path = None
+
+    def case(self, point):
+        """The :class:`Case` of one point (its name and path set for recording)."""
+        case = self.make_case(**point)
+        if not isinstance(case, Case):
+            raise TypeError(f"make_case({point}) returned a {type(case).__name__}, not a Case")
+        case.name = self.name
+        case.path = self.path
+        return case
+
+
+def point_filename(prefix, point):
+    """``PREFIX__k1=v1_k2=v2.h5`` with characters unsafe in file names replaced."""
+    parts = "_".join(f"{k}={v}" for k, v in point.items())
+    parts = re.sub(r"[^A-Za-z0-9=._+-]+", "-", parts)
+    return f"{prefix}__{parts}.h5" if prefix else f"{parts}.h5"
+
+
+def load_sweep(path):
+    """Import a case file and return its ``sweep`` (one-line :class:`CaseError` if none)."""
+    module, stem = load_module(path)
+    sweep = getattr(module, "sweep", None)
+    if sweep is None:
+        raise CaseError(f"{path}: defines no sweep (expected a module-level "
+                        "'sweep = densflow.sweep.Sweep(...)')")
+    if not isinstance(sweep, Sweep):
+        raise CaseError(f"{path}: 'sweep' is a {type(sweep).__name__}, not a densflow.sweep.Sweep")
+    sweep.name = sweep.name or stem
+    sweep.path = os.fspath(path)
+    return sweep
+
+
+def file_status(path):
+    """``"missing"``, ``"complete"`` or ``"partial"`` (exists but not complete)."""
+    if not os.path.exists(path):
+        return "missing"
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "complete" if int(f.attrs.get(COMPLETE_ATTR, 0)) == 1 else "partial"
+    except OSError:
+        return "partial"
+
+
+def run_point(case_file, point, path):
+    """Run one point of the sweep in ``case_file`` into ``path`` (a Dask task).
+
+    A complete file is left alone; a partial one is resumed; a missing one is written.
+    Returns the point's summary rows (see :func:`summary_rows`).
+    """
+    from .runner import run_case
+
+    status = file_status(path)
+    if status != "complete":
+        sweep = load_sweep(case_file)
+        run_case(sweep.case(point), path, resume=status == "partial",
+                 attrs={f"sweep_{k}": v for k, v in point.items()})
+    return summary_rows(point, path)
+
+
+def summary_rows(point, path):
+    """One dict per run of a point's file: parameters, file, status and numbers."""
+    from .recorder import read_run_file
+
+    rows = []
+    state = file_status(path)
+    for run in read_run_file(path).runs:
+        rows.append({**point, "file": os.path.basename(path), "file_status": state,
+                     "panel": run.panel, "metric": run.metric, "status": run.status,
+                     "iterations": run.n_iter, "converged": int(run.converged),
+                     "final_energy": float(run.energies[-1]) if run.energies.size else np.nan,
+                     "wall_time": run.wall_time})
+    return rows
+
+
+def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None):
+    """Run every point of the sweep in ``case_file`` on Dask; write index and figure.
+
+    Parameters
+    ----------
+    case_file : str
+        The case file defining ``sweep``.
+    outdir : str
+        Folder of the run files, ``index.csv`` and ``summary.png`` (created).
+    scheduler : str or None
+        Address of a running Dask scheduler; ``None`` starts a ``LocalCluster`` of
+        ``workers`` single-threaded worker processes.
+    workers : int
+        Worker processes of the local cluster.
+    report : callable or None
+        Called as ``report(point, rows_or_exception)`` as points finish.
+
+    Returns
+    -------
+    list of dict
+        The index rows; a point whose task failed has one row with ``file_status``
+        ``"failed"`` and the error.
+    """
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("densflow sweep needs Dask's distributed scheduler: "
+                          "pip install 'densflow[sweep]'") from None
+    sweep = load_sweep(case_file)
+    os.makedirs(outdir, exist_ok=True)
+    case_file = os.path.abspath(case_file)
+    jobs = {}
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    client = Client(scheduler or cluster)
+    try:
+        for point in sweep.points:
+            path = os.path.abspath(os.path.join(outdir, point_filename(sweep.name, point)))
+            fut = client.submit(run_point, case_file, point, path, pure=False)
+            jobs[fut] = point
+        rows = []
+        for fut in as_completed(list(jobs)):
+            point = jobs[fut]
+            try:
+                got = fut.result()
+            except Exception as exc:  # a failed point is recorded, the others go on
+                got = [{**point, "file": point_filename(sweep.name, point), "file_status": "failed",
+                        "status": f"{type(exc).__name__}: {exc}"}]
+                if report is not None:
+                    report(point, exc)
+            else:
+                if report is not None:
+                    report(point, got)
+            rows.extend(got)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    order = {point_filename("", p): i for i, p in enumerate(sweep.points)}
+    rows.sort(key=lambda r: (order[point_filename("", {k: r[k] for k in sweep.points[0]})],
+                             r.get("panel") or 0))
+    write_index(rows, os.path.join(outdir, INDEX), list(sweep.points[0]))
+    from .figures import save_sweep_figure
+
+    save_sweep_figure(rows, sweep.x, list(sweep.points[0]), os.path.join(outdir, "summary.png"),
+                      title=f"{sweep.name}: iterations against {sweep.x}")
+    return rows
+
+
+def write_index(rows, path, params):
+    """Write the index rows as CSV (parameters first)."""
+    columns = params + ["file", "file_status", "panel", "metric", "status", "iterations",
+                        "converged", "final_energy", "wall_time"]
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

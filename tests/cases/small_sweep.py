@@ -1,0 +1,45 @@
+"""A small sweep for the tests. With DENSFLOW_TEST_KILL_DIR set, the first time the
+point n=64 reaches iteration 20 of its combined run, its worker process kills itself
+(SIGKILL) after leaving a marker file there, so the test can check what survives.
+Until then each direction sleeps 0.1 s, so that the run file is flushed (every 0.5 s)
+with several snapshots before the kill."""
+
+import os
+import signal
+import time
+
+import densflow as df
+from densflow.case import Case, Panel
+from densflow.sweep import Sweep
+
+
+class KillOnce(df.metrics.Combined):
+    """The combined metric, killing its process once at the 20th direction."""
+
+    def bind(self, energy):
+        inner = super().bind(energy)
+        marker = os.path.join(os.environ.get("DENSFLOW_TEST_KILL_DIR", ""), "killed")
+        calls = [0]
+        direction = inner.direction
+
+        def killing_direction(p, g):
+            calls[0] += 1
+            if os.environ.get("DENSFLOW_TEST_KILL_DIR") and not os.path.exists(marker):
+                time.sleep(0.1)
+                if calls[0] == 20:
+                    open(marker, "w").close()
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return direction(p, g)
+
+        inner.direction = killing_direction
+        return inner
+
+
+def make_case(n):
+    metric = KillOnce() if n == 64 else "combined"
+    return Case(grid=df.Grid(n, dim=1), potential="sin(4*pi*x)",
+                panels=[Panel((1, 1e-3, 1e-4), [metric, "fisher_rao"])],
+                tol=1e-12, max_iter=200, snapshot_every=5, safeguard=None)
+
+
+sweep = Sweep(make_case, product=dict(n=[32, 64, 128]))
