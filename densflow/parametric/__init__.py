@@ -1,0 +1,14 @@
+r"""Parametric side: push-forward models :math:`x = g_\theta(z)`, losses on samples and
+parametric metrics that drive the same solver as the grid side (issue 6, DESIGN.md §4).
+
+* :mod:`densflow.parametric.models`: :class:`Gaussian`, :class:`MLP` (samples, ``jvp``,
+  ``vjp``; never a dense Jacobian).
+* :mod:`densflow.parametric.losses`: :class:`W2Gaussian`, :class:`MMD`, :class:`Sinkhorn`.
+* :mod:`densflow.parametric.metrics`: :class:`Euclidean`, :class:`RWP`, :class:`O1SBE`,
+  :class:`O2DiagSBE`, :class:`ExactWasserstein`, :class:`Fisher`.
+"""
+
+from . import models
+from .models import MLP, Gaussian
+
+__all__ = ["models", "Gaussian", "MLP"]
