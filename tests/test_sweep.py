@@ -84,3 +84,11 @@ def test_sweep_command_errors(tmp_path, capsys):
     assert "defines no sweep" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "missing.py")]) == 2
     assert "no such case file" in capsys.readouterr().err
+
+
+def test_sweep_without_dask_says_how_to_install(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import now raises ImportError
+    assert main(["sweep", SWEEP]) == 2
+    assert "pip install 'densflow[sweep]'" in capsys.readouterr().err
