@@ -92,3 +92,15 @@ def test_sweep_without_dask_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import now raises ImportError
     assert main(["sweep", SWEEP]) == 2
     assert "pip install 'densflow[sweep]'" in capsys.readouterr().err
+
+
+def test_sweep_on_a_running_scheduler(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        code = main(["sweep", SWEEP, "-o", str(tmp_path), "--scheduler", cluster.scheduler_address, "-q"])
+    assert code == 0
+    with open(tmp_path / "index.csv", newline="") as fh:
+        index = list(csv.DictReader(fh))
+    assert len(index) == 6 and all(r["file_status"] == "complete" for r in index)
+    assert all(int(r["converged"]) == 1 for r in index if r["metric"] == "combined")
