@@ -8,8 +8,8 @@ parametric metrics that drive the same solver as the grid side (issue 6, DESIGN.
   :class:`O2DiagSBE`, :class:`ExactWasserstein`, :class:`Fisher`.
 """
 
-from . import losses, models
+from . import losses, metrics, models
 from .losses import MMD, W2Gaussian, Sinkhorn
 from .models import MLP, Gaussian
 
-__all__ = ["models", "losses", "Gaussian", "MLP", "W2Gaussian", "MMD", "Sinkhorn"]
+__all__ = ["models", "losses", "metrics", "Gaussian", "MLP", "W2Gaussian", "MMD", "Sinkhorn"]
