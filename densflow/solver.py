@@ -22,7 +22,7 @@ from ._validation import check_positive_int, check_safeguard
 from .energies import Energy, Term
 from .operators import dot
 
-__all__ = ["solve", "SolveResult", "Armijo"]
+__all__ = ["solve", "SolveResult", "Armijo", "FixedStep"]
 
 #: Without a recorder, the state is re-evaluated from the density every this many
 #: iterations (a recorder's ``snapshot_every`` takes its place).
@@ -72,6 +72,32 @@ class Armijo:
                 return eta, delta, trials
             eta *= self.shrink
         return None, None, trials
+
+
+@dataclass(frozen=True)
+class FixedStep:
+    """A constant step ``eta`` accepted without a decrease test (parametric problems only,
+    e.g. small-step studies and stochastic batches).
+
+    Parameters
+    ----------
+    eta : float
+        The step size, > 0.
+    """
+
+    eta: float
+
+    def __post_init__(self):
+        if not (isinstance(self.eta, numbers.Real) and np.isfinite(self.eta) and self.eta > 0):
+            raise ValueError(f"fixed step eta must be a finite number > 0, got {self.eta!r}")
+
+    @property
+    def min_step(self):
+        return self.eta
+
+    def search(self, line, slope):
+        """Return ``(eta, None, 0)``: the step is taken as is."""
+        return self.eta, None, 0
 
 
 @dataclass
@@ -165,7 +191,19 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     SolveResult
         With ``info["resumed_from"]``, the iteration a resumed run continued from
         (-1 otherwise).
+
+    Notes
+    -----
+    ``energy`` may also be a :class:`densflow.parametric.Problem` and ``p0`` its initial
+    parameters ``theta0``: ``metric`` is then a parametric metric (a name in
+    :data:`densflow.parametric.metrics.NAMES` or an object), the line search re-evaluates
+    the loss at :math:`\theta - \eta s` on the iterate's batch, ``line_search`` may be a
+    :class:`FixedStep`, ``safeguard`` does not apply (it is ignored), and ``out``/``resume``
+    are not supported yet.
     """
+    if getattr(energy, "parametric", False):
+        return _solve_parametric(energy, p0, metric, tol, gtol, max_iter, line_search, callback,
+                                 out, resume)
     if isinstance(energy, Term):
         energy = 1.0 * energy
     if not isinstance(energy, Energy):
@@ -198,6 +236,25 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         if owned is not None:
             owned.close()
     return result
+
+
+def _solve_parametric(problem, theta0, metric, tol, gtol, max_iter, line_search, callback,
+                      out, resume):
+    """:func:`solve` for a :class:`densflow.parametric.Problem` (same descent loop)."""
+    if out is not None or resume:
+        raise ValueError("out/resume: recording parametric runs is not supported yet")
+    theta = problem.check_start(theta0)
+    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+    for name, v in (("tol", tol), ("gtol", gtol)):
+        if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
+            raise ValueError(f"{name} must be a number >= 0 or None, got {v!r}")
+    line_search = Armijo() if line_search is None else line_search
+    if not isinstance(line_search, (Armijo, FixedStep)):
+        raise TypeError("line_search must be a densflow.solver.Armijo or FixedStep instance or None")
+    start = time.perf_counter()
+    operator = problem.bind(metric)
+    return _descend(problem, theta, operator.metric, operator, tol, gtol, max_iter, line_search,
+                    callback, None, False, start)
 
 
 def _open_record(out, resume):
