@@ -6,8 +6,9 @@ import pytest
 
 import densflow as df
 from densflow.parametric import MLP, MMD, Gaussian, Problem, Sinkhorn, W2Gaussian
-from densflow.parametric.metrics import RWP, ExactWasserstein
-from densflow.solver import Armijo, FixedStep
+from densflow.parametric.figures import gaussian_descent_path, save_reparametrisation_figure
+from densflow.parametric.metrics import RWP
+from densflow.solver import FixedStep
 
 
 def test_armijo_natural_gradient_reaches_gaussian_target():
@@ -76,18 +77,8 @@ def test_parametric_solve_errors():
         df.solve(df.energies.KL(grid, mu), mu, line_search=FixedStep(0.1))
 
 
-def _path(par, metric, eta, T=1.0, m0=-1.0, s0=0.5):
-    """(m, s) after every step of fixed-step descent on W2 to N(1, 2^2)."""
-    model = Gaussian(1, par)
-    theta0 = np.array([m0, s0 if par == "diag" else np.log(s0)])
-    problem = Problem(model, W2Gaussian(1.0, 4.0), z=np.zeros((1, 1)))
-    path = [theta0.copy()]
-    df.solve(problem, theta0, metric=metric, tol=None, max_iter=int(round(T / eta)),
-             line_search=FixedStep(eta), callback=lambda k, p, *a: path.append(p.copy()))
-    path = np.array(path)
-    if par == "logdiag":
-        path[:, 1] = np.exp(path[:, 1])
-    return path
+def _path(par, metric, eta):
+    return gaussian_descent_path(par, metric, eta, T=1.0)
 
 
 def reparametrisation_gap(metric, eta):
@@ -115,3 +106,8 @@ def test_exact_wasserstein_descent_is_reparametrisation_invariant():
     p = _path("diag", "exact_wasserstein", 0.001)
     assert p[-1, 1] == pytest.approx(2 - 1.5 * np.exp(-2.0), abs=2e-3)
     assert p[-1, 0] == pytest.approx(1 - 2 * np.exp(-2.0), abs=2e-3)
+
+
+def test_reparametrisation_figure(tmp_path):
+    out = save_reparametrisation_figure(tmp_path / "reparam.png", eta=0.05, T=0.5)
+    assert out.stat().st_size > 10000
