@@ -211,14 +211,8 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     energy.check_weights()
     p = energy.grid.check_density(p0, name="p0").copy()
     metric = _metrics.get(metric)
-    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
-    for name, v in (("tol", tol), ("gtol", gtol)):
-        if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
-            raise ValueError(f"{name} must be a number >= 0 or None, got {v!r}")
+    max_iter, line_search = _check_loop_settings(max_iter, tol, gtol, line_search, (Armijo,))
     safeguard = check_safeguard(safeguard)
-    line_search = Armijo() if line_search is None else line_search
-    if not isinstance(line_search, Armijo):
-        raise TypeError("line_search must be a densflow.solver.Armijo instance or None")
 
     start = time.perf_counter()
     operator = metric.bind(energy)
@@ -238,19 +232,26 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     return result
 
 
+def _check_loop_settings(max_iter, tol, gtol, line_search, kinds):
+    """Check the stopping rules and line search; return ``(max_iter, line_search)``."""
+    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+    for name, v in (("tol", tol), ("gtol", gtol)):
+        if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
+            raise ValueError(f"{name} must be a number >= 0 or None, got {v!r}")
+    line_search = Armijo() if line_search is None else line_search
+    if not isinstance(line_search, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise TypeError(f"line_search must be a densflow.solver.{names} instance or None")
+    return max_iter, line_search
+
+
 def _solve_parametric(problem, theta0, metric, tol, gtol, max_iter, line_search, callback,
                       out, resume):
     """:func:`solve` for a :class:`densflow.parametric.Problem` (same descent loop)."""
     if out is not None or resume:
         raise ValueError("out/resume: recording parametric runs is not supported yet")
     theta = problem.check_start(theta0)
-    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
-    for name, v in (("tol", tol), ("gtol", gtol)):
-        if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
-            raise ValueError(f"{name} must be a number >= 0 or None, got {v!r}")
-    line_search = Armijo() if line_search is None else line_search
-    if not isinstance(line_search, (Armijo, FixedStep)):
-        raise TypeError("line_search must be a densflow.solver.Armijo or FixedStep instance or None")
+    max_iter, line_search = _check_loop_settings(max_iter, tol, gtol, line_search, (Armijo, FixedStep))
     start = time.perf_counter()
     operator = problem.bind(metric)
     return _descend(problem, theta, operator.metric, operator, tol, gtol, max_iter, line_search,
