@@ -264,6 +264,25 @@ def load_module(path, kind="case"):
     return module, stem
 
 
+def load_object(path, attr, cls):
+    """Import ``path`` and return ``(module.attr, stem)``, checking it is a ``cls``.
+
+    Raises
+    ------
+    CaseError
+        One line naming the file: as :func:`load_module`, or no (or a wrong) ``attr``.
+    """
+    module, stem = load_module(path)
+    obj = getattr(module, attr, None)
+    qualified = f"{cls.__module__}.{cls.__name__}"
+    if obj is None:
+        raise CaseError(f"{path}: defines no {attr} (expected a module-level "
+                        f"'{attr} = {qualified}(...)')")
+    if not isinstance(obj, cls):
+        raise CaseError(f"{path}: '{attr}' is a {type(obj).__name__}, not a {qualified}")
+    return obj, stem
+
+
 def load_case(path):
     """Import the case file ``path`` and return its ``case``.
 
@@ -275,13 +294,7 @@ def load_case(path):
         a module-level ``case`` that is a :class:`Case`.
     """
     path = os.fspath(path)
-    module, stem = load_module(path)
-    case = getattr(module, "case", None)
-    if case is None:
-        raise CaseError(f"{path}: defines no case (expected a module-level "
-                        "'case = densflow.case.Case(...)')")
-    if not isinstance(case, Case):
-        raise CaseError(f"{path}: 'case' is a {type(case).__name__}, not a densflow.case.Case")
+    case, stem = load_object(path, "case", Case)
     if case.name is None:
         case.name = stem
     case.path = path

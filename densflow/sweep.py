@@ -24,7 +24,7 @@ import re
 
 import numpy as np
 
-from .case import Case, CaseError, load_module
+from .case import Case, load_object
 from .runner import COMPLETE_ATTR
 
 __all__ = ["Sweep", "load_sweep", "run_sweep", "point_filename", "file_status"]
@@ -91,14 +91,9 @@ def point_filename(prefix, point):
 
 
 def load_sweep(path):
-    """Import a case file and return its ``sweep`` (one-line :class:`CaseError` if none)."""
-    module, stem = load_module(path)
-    sweep = getattr(module, "sweep", None)
-    if sweep is None:
-        raise CaseError(f"{path}: defines no sweep (expected a module-level "
-                        "'sweep = densflow.sweep.Sweep(...)')")
-    if not isinstance(sweep, Sweep):
-        raise CaseError(f"{path}: 'sweep' is a {type(sweep).__name__}, not a densflow.sweep.Sweep")
+    """Import a case file and return its ``sweep`` (one-line
+    :class:`densflow.case.CaseError` if it has none)."""
+    sweep, stem = load_object(path, "sweep", Sweep)
     sweep.name = sweep.name or stem
     sweep.path = os.fspath(path)
     return sweep
