@@ -1,0 +1,393 @@
+r"""Gaussian variational inference and the Bures–Wasserstein gradient flow (issue 8).
+
+For a target :math:`p \propto e^{-V}` known through :math:`\nabla\log p` (and
+:math:`\nabla^2\log p` where available) and the variational family
+:math:`q = N(\mu, SS^\top)`, :math:`x = \mu + Sz`, :math:`z\sim N(0, I)`:
+
+* :func:`gaussian_vi`: Euclidean gradient descent on :math:`(\mu, S)` for
+  :math:`\mathrm{KL}(q\,\|\,p) = \mathbb E_q V - \log|\det S| + \text{const}` with the
+  reparametrisation or the sticking-the-landing (STL) gradient estimator
+  (``seeds/yi2023-divergence-minimization-slides.txt``, "Continuous Time and Gaussian
+  Family");
+* :func:`bures_wasserstein_flow`: the Bures–Wasserstein gradient flow of the same KL
+  (Lambert et al. 2022)
+
+  .. math::
+
+      \dot\mu = -\mathbb E_q[\nabla V], \qquad
+      \dot\Sigma = 2I - \mathbb E_q[\nabla^2 V]\,\Sigma - \Sigma\,\mathbb E_q[\nabla^2 V],
+
+  which the seed shows is the small-step limit of the Euclidean descent on
+  :math:`(\mu, S)`, with :math:`\Sigma = SS^\top` and the same time scale;
+* :func:`w2_gaussian`: :math:`W_2` between Gaussians in closed form.
+
+Targets are objects with ``grad_log_p(x)`` (``x`` of shape ``(B, d)`` → ``(B, d)``) and
+optionally ``hess_log_p(x)`` (→ ``(B, d, d)``): :class:`GaussianTarget`,
+:class:`LogisticRegressionPosterior`.
+"""
+
+import numbers
+
+import numpy as np
+import scipy.linalg
+
+__all__ = ["GaussianTarget", "LogisticRegressionPosterior", "gaussian_expectation_nodes",
+           "bures_wasserstein_flow", "gaussian_vi", "w2_gaussian", "kl_gaussian"]
+
+
+def _check_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
+            or not value > 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_spd(mat, dim, name):
+    mat = np.asarray(mat, dtype=float)
+    if mat.shape != (dim, dim) or not np.all(np.isfinite(mat)):
+        raise ValueError(f"{name} must be a finite ({dim}, {dim}) matrix, got shape {mat.shape}")
+    if not np.allclose(mat, mat.T, rtol=1e-10, atol=1e-12):
+        raise ValueError(f"{name} must be symmetric")
+    try:
+        np.linalg.cholesky(mat)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{name} must be positive definite") from None
+    return 0.5 * (mat + mat.T)
+
+
+# targets -------------------------------------------------------------------------------
+class GaussianTarget:
+    r"""Target :math:`p = N(m, C)`: :math:`\nabla\log p(x) = -C^{-1}(x - m)`,
+    :math:`\nabla^2\log p = -C^{-1}`.
+
+    Parameters
+    ----------
+    mean : array_like, shape (d,)
+    cov : array_like, shape (d, d)
+        Symmetric positive definite.
+    """
+
+    def __init__(self, mean, cov):
+        self.mean = np.atleast_1d(np.asarray(mean, dtype=float))
+        if self.mean.ndim != 1 or not np.all(np.isfinite(self.mean)):
+            raise ValueError(f"mean must be a finite 1D array, got shape {self.mean.shape}")
+        self.dim = self.mean.size
+        self.cov = _check_spd(np.atleast_2d(cov), self.dim, "cov")
+        self.precision = np.linalg.inv(self.cov)
+
+    def grad_log_p(self, x):
+        return -(np.atleast_2d(x) - self.mean) @ self.precision
+
+    def hess_log_p(self, x):
+        n = np.atleast_2d(x).shape[0]
+        return np.broadcast_to(-self.precision, (n, self.dim, self.dim))
+
+
+class LogisticRegressionPosterior:
+    r"""Posterior of Bayesian logistic regression with a Gaussian prior.
+
+    .. math::
+
+        \log p(w) = \sum_i \bigl[y_i\log\sigma(a_i^\top w) + (1-y_i)\log(1-\sigma(a_i^\top w))\bigr]
+                    - \frac{|w|^2}{2\tau^2} + \text{const},
+
+    log-concave, with :math:`\nabla\log p(w) = A^\top(y - \sigma(Aw)) - w/\tau^2` and
+    :math:`\nabla^2\log p(w) = -A^\top\operatorname{diag}(\sigma(1-\sigma))A - I/\tau^2`.
+
+    Parameters
+    ----------
+    features : array_like, shape (n, d)
+        The rows :math:`a_i`.
+    labels : array_like, shape (n,)
+        0 or 1.
+    prior_std : float
+        :math:`\tau > 0`.
+    """
+
+    def __init__(self, features, labels, prior_std=1.0):
+        A = np.asarray(features, dtype=float)
+        y = np.asarray(labels, dtype=float)
+        if A.ndim != 2 or A.shape[0] < 1 or not np.all(np.isfinite(A)):
+            raise ValueError(f"features must be a finite (n, d) array, got shape {A.shape}")
+        if y.shape != (A.shape[0],) or not np.all((y == 0) | (y == 1)):
+            raise ValueError(f"labels must be {A.shape[0]} values in {{0, 1}}")
+        self.features, self.labels = A, y
+        self.prior_std = _check_positive(prior_std, "prior_std")
+        self.dim = A.shape[1]
+
+    @classmethod
+    def synthetic(cls, n=40, dim=2, prior_std=1.0, rng=0):
+        """A small synthetic data set: ``a_i ~ N(0, I)``, labels drawn from the model
+        with the weights ``w* = (1.5, -1, 0.5, ...)[:dim]``."""
+        rng = np.random.default_rng(rng)
+        A = rng.standard_normal((_check_int(n, "n"), _check_int(dim, "dim")))
+        w = np.resize(np.array([1.5, -1.0, 0.5]), dim)
+        y = (rng.random(n) < 1.0 / (1.0 + np.exp(-A @ w))).astype(float)
+        return cls(A, y, prior_std)
+
+    def _sigma(self, x):
+        return 0.5 * (1.0 + np.tanh(0.5 * (np.atleast_2d(x) @ self.features.T)))
+
+    def grad_log_p(self, x):
+        x = np.atleast_2d(x)
+        return (self.labels - self._sigma(x)) @ self.features - x / self.prior_std**2
+
+    def hess_log_p(self, x):
+        s = self._sigma(x)
+        A = self.features
+        H = -np.einsum("bi,ij,ik->bjk", s * (1 - s), A, A)
+        return H - np.eye(self.dim) / self.prior_std**2
+
+    def map_estimate(self):
+        """The mode of the posterior by Newton's method."""
+        w = np.zeros(self.dim)
+        for _ in range(50):
+            step = np.linalg.solve(self.hess_log_p(w)[0], self.grad_log_p(w)[0])
+            w = w - step
+            if np.linalg.norm(step) < 1e-13:
+                break
+        return w
+
+
+# expectations under N(mu, S S^T) ----------------------------------------------------------
+def gaussian_expectation_nodes(dim, expectations="cubature", order=5, n_samples=1000, rng=None):
+    r"""Nodes ``z`` (shape ``(N, dim)``) and weights ``w`` (summing to 1) with
+    :math:`\mathbb E_{z\sim N(0,I)} f(z) \approx \sum_n w_n f(z_n)`.
+
+    ``"cubature"``: the tensor Gauss–Hermite rule with ``order`` points per dimension,
+    exact for polynomials of degree :math:`\le 2\,\text{order} - 1` in each variable
+    (:math:`\text{order}^d` nodes). ``"mc"``: ``n_samples`` draws from ``rng`` with equal
+    weights.
+    """
+    dim = _check_int(dim, "dim")
+    if expectations == "cubature":
+        order = _check_int(order, "order")
+        t, w = np.polynomial.hermite_e.hermegauss(order)
+        w = w / w.sum()
+        grids = np.meshgrid(*([t] * dim), indexing="ij")
+        weights = np.meshgrid(*([w] * dim), indexing="ij")
+        z = np.stack([g.ravel() for g in grids], axis=1)
+        return z, np.prod(np.stack([g.ravel() for g in weights], axis=1), axis=1)
+    if expectations == "mc":
+        n = _check_int(n_samples, "n_samples")
+        return np.random.default_rng(rng).standard_normal((n, dim)), np.full(n, 1.0 / n)
+    raise ValueError(f"expectations must be 'cubature' or 'mc', got {expectations!r}")
+
+
+def _check_target(target, dim):
+    if not callable(getattr(target, "grad_log_p", None)):
+        raise ValueError("target must have a grad_log_p(x) method")
+    g = np.asarray(target.grad_log_p(np.zeros((1, dim))))
+    if g.shape != (1, dim):
+        raise ValueError(f"target.grad_log_p must map (B, {dim}) to (B, {dim}), got {g.shape}")
+
+
+def _check_mean(mu0, name="mu0"):
+    mu = np.atleast_1d(np.asarray(mu0, dtype=float))
+    if mu.ndim != 1 or not np.all(np.isfinite(mu)):
+        raise ValueError(f"{name} must be a finite 1D array, got shape {mu.shape}")
+    return mu
+
+
+def _bw_field(target, mu, Sigma, z, w, use_hessian):
+    """Right-hand side of the Bures–Wasserstein ODE with the rule (z, w)."""
+    d = mu.size
+    L = np.linalg.cholesky(Sigma)
+    x = mu + z @ L.T
+    g = target.grad_log_p(x)                       # = -grad V
+    mu_dot = w @ g
+    if use_hessian:
+        EH = -np.einsum("n,njk->jk", w, target.hess_log_p(x))   # E[hess V]
+        M = EH @ Sigma
+    else:
+        # Stein: E[hess V] Sigma = E[grad V (x - mu)^T]
+        M = -(g * w[:, None]).T @ (x - mu)
+    Sigma_dot = 2.0 * np.eye(d) - M - M.T
+    return mu_dot, 0.5 * (Sigma_dot + Sigma_dot.T)
+
+
+def bures_wasserstein_flow(target, mu0, Sigma0, t_end, dt, expectations="cubature", order=5,
+                           n_samples=1000, rng=None, use_hessian=None):
+    r"""Integrate the Bures–Wasserstein gradient flow of :math:`\mathrm{KL}(q\,\|\,p)`.
+
+    .. math::
+
+        \dot\mu = \mathbb E_{N(\mu,\Sigma)}[\nabla\log p], \qquad
+        \dot\Sigma = 2I + \mathbb E[\nabla^2\log p]\,\Sigma + \Sigma\,\mathbb E[\nabla^2\log p].
+
+    Scheme: classical RK4 in :math:`(\mu, \Sigma)` with constant step ``dt`` (the last
+    step shortened to land on ``t_end``). Expectations are sums over fixed nodes
+    :math:`x_n = \mu + L z_n`, :math:`\Sigma = LL^\top` (Cholesky), from
+    :func:`gaussian_expectation_nodes`: the Gauss–Hermite rule (``"cubature"``, exact
+    for a Gaussian target, where the integrands are polynomials of degree ≤ 2), or
+    ``n_samples`` Monte Carlo nodes drawn once (``"mc"``, common random numbers, so the
+    ODE right-hand side is a smooth function and RK4 keeps its order). Without a
+    Hessian, :math:`\mathbb E[\nabla^2 V]\Sigma` is replaced by Stein's identity
+    :math:`\mathbb E[\nabla V\,(x-\mu)^\top]`.
+
+    Parameters
+    ----------
+    target : object
+        ``grad_log_p(x)``, optionally ``hess_log_p(x)``.
+    mu0 : array_like, shape (d,)
+    Sigma0 : array_like, shape (d, d)
+        Symmetric positive definite.
+    t_end, dt : float
+        Final time (> 0) and step (> 0).
+    expectations : {"cubature", "mc"}
+    order, n_samples, rng
+        See :func:`gaussian_expectation_nodes`.
+    use_hessian : bool or None
+        Default: whether ``target`` has ``hess_log_p``.
+
+    Returns
+    -------
+    t : ndarray, shape (K+1,)
+    mu : ndarray, shape (K+1, d)
+    Sigma : ndarray, shape (K+1, d, d)
+    """
+    mu = _check_mean(mu0)
+    d = mu.size
+    Sigma = _check_spd(np.atleast_2d(Sigma0), d, "Sigma0")
+    t_end = _check_positive(t_end, "t_end")
+    dt = _check_positive(dt, "dt")
+    _check_target(target, d)
+    if use_hessian is None:
+        use_hessian = callable(getattr(target, "hess_log_p", None))
+    elif use_hessian and not callable(getattr(target, "hess_log_p", None)):
+        raise ValueError("use_hessian=True needs a target with hess_log_p(x)")
+    z, w = gaussian_expectation_nodes(d, expectations, order, n_samples, rng)
+    n_steps = int(np.ceil(t_end / dt - 1e-12))
+    ts, mus, Sigmas = [0.0], [mu.copy()], [Sigma.copy()]
+    t = 0.0
+    f = lambda m, S: _bw_field(target, m, S, z, w, use_hessian)  # noqa: E731
+    for k in range(n_steps):
+        h = min(dt, t_end - t)
+        k1 = f(mu, Sigma)
+        k2 = f(mu + 0.5 * h * k1[0], Sigma + 0.5 * h * k1[1])
+        k3 = f(mu + 0.5 * h * k2[0], Sigma + 0.5 * h * k2[1])
+        k4 = f(mu + h * k3[0], Sigma + h * k3[1])
+        mu = mu + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+        Sigma = Sigma + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+        Sigma = 0.5 * (Sigma + Sigma.T)
+        t = (k + 1) * dt if k < n_steps - 1 else t_end
+        ts.append(t)
+        mus.append(mu.copy())
+        Sigmas.append(Sigma.copy())
+    return np.array(ts), np.array(mus), np.array(Sigmas)
+
+
+def vi_gradient(target, mu, S, z, w, estimator="reparam"):
+    r"""Euclidean gradient of :math:`\mathrm{KL}(N(\mu, SS^\top)\,\|\,p)` in
+    :math:`(\mu, S)`, estimated on nodes ``z`` with weights ``w``
+    (:math:`x_n = \mu + S z_n`, :math:`g_n = \nabla\log p(x_n)`).
+
+    ``"reparam"``: :math:`\nabla_\mu = -\sum w_n g_n`,
+    :math:`\nabla_S = -\sum w_n g_n z_n^\top - S^{-\top}` (the entropy term exactly).
+
+    ``"stl"`` (sticking the landing): the score of :math:`q` enters through the samples,
+    :math:`\nabla_x\log q(x_n) = -S^{-\top} z_n`, so with
+    :math:`u_n = g_n + S^{-\top}z_n = \nabla_x\log(p/q)(x_n)`:
+    :math:`\nabla_\mu = -\sum w_n u_n`, :math:`\nabla_S = -\sum w_n u_n z_n^\top`. Both
+    are unbiased; STL has zero variance when :math:`q = p`.
+    """
+    x = mu + z @ S.T
+    g = target.grad_log_p(x)
+    SinvT = np.linalg.inv(S).T
+    if estimator == "reparam":
+        return -(w @ g), -(g * w[:, None]).T @ z - SinvT
+    if estimator == "stl":
+        u = g + z @ SinvT.T
+        return -(w @ u), -(u * w[:, None]).T @ z
+    raise ValueError(f"estimator must be 'reparam' or 'stl', got {estimator!r}")
+
+
+def gaussian_vi(target, mu0, S0, step, n_steps, estimator="stl", expectations="mc",
+                n_samples=100, order=5, rng=None):
+    r"""Gaussian VI by Euclidean gradient descent on :math:`(\mu, S)`.
+
+    .. math::
+
+        \mu_{k+1} = \mu_k - \eta\,\widehat{\nabla_\mu\mathrm{KL}}, \qquad
+        S_{k+1} = S_k - \eta\,\widehat{\nabla_S\mathrm{KL}},
+
+    with the estimators of :func:`vi_gradient` on fresh draws of ``n_samples`` latent
+    points per step (``expectations="mc"``) or on the fixed Gauss–Hermite nodes
+    (``"cubature"``, a deterministic descent). :math:`S` is a full square matrix (not
+    constrained to be triangular). After :math:`k` steps the iterate is compared with
+    the flow at time :math:`t = k\eta`.
+
+    Parameters
+    ----------
+    target : object with ``grad_log_p``
+    mu0 : array_like, shape (d,)
+    S0 : array_like, shape (d, d)
+        Invertible.
+    step : float
+        :math:`\eta > 0`.
+    n_steps : int
+    estimator : {"reparam", "stl"}
+    expectations : {"mc", "cubature"}
+    n_samples, order, rng
+        See :func:`gaussian_expectation_nodes`.
+
+    Returns
+    -------
+    mu : ndarray, shape (n_steps+1, d)
+    S : ndarray, shape (n_steps+1, d, d)
+    """
+    mu = _check_mean(mu0)
+    d = mu.size
+    S = np.atleast_2d(np.asarray(S0, dtype=float)).copy()
+    if S.shape != (d, d) or not np.all(np.isfinite(S)) or abs(np.linalg.det(S)) < 1e-300:
+        raise ValueError(f"S0 must be a finite invertible ({d}, {d}) matrix")
+    step = _check_positive(step, "step")
+    n_steps = _check_int(n_steps, "n_steps", 0)
+    if estimator not in ("reparam", "stl"):
+        raise ValueError(f"estimator must be 'reparam' or 'stl', got {estimator!r}")
+    _check_target(target, d)
+    rng = np.random.default_rng(rng)
+    z, w = gaussian_expectation_nodes(d, expectations, order, n_samples, rng)
+    mus, Ss = [mu.copy()], [S.copy()]
+    for _ in range(n_steps):
+        if expectations == "mc":
+            z = rng.standard_normal((n_samples, d))
+        gm, gS = vi_gradient(target, mu, S, z, w, estimator)
+        mu = mu - step * gm
+        S = S - step * gS
+        mus.append(mu.copy())
+        Ss.append(S.copy())
+    return np.array(mus), np.array(Ss)
+
+
+def w2_gaussian(m1, C1, m2, C2):
+    r""":math:`W_2(N(m_1, C_1), N(m_2, C_2))`:
+
+    .. math::
+
+        W_2^2 = |m_1 - m_2|^2 + \operatorname{tr}\bigl(C_1 + C_2
+                - 2(C_2^{1/2} C_1 C_2^{1/2})^{1/2}\bigr).
+    """
+    m1, m2 = np.atleast_1d(m1).astype(float), np.atleast_1d(m2).astype(float)
+    C1, C2 = np.atleast_2d(C1).astype(float), np.atleast_2d(C2).astype(float)
+    r2 = np.real(scipy.linalg.sqrtm(C2))
+    cross = np.real(scipy.linalg.sqrtm(r2 @ C1 @ r2))
+    val = np.sum((m1 - m2) ** 2) + np.trace(C1 + C2 - 2 * cross)
+    return float(np.sqrt(max(val, 0.0)))
+
+
+def kl_gaussian(m1, C1, m2, C2):
+    r""":math:`\mathrm{KL}(N(m_1, C_1)\,\|\,N(m_2, C_2)) = \frac12\bigl[\operatorname{tr}(C_2^{-1}C_1)
+    + (m_2-m_1)^\top C_2^{-1}(m_2-m_1) - d + \log\det C_2 - \log\det C_1\bigr]`."""
+    m1, m2 = np.atleast_1d(m1).astype(float), np.atleast_1d(m2).astype(float)
+    C1, C2 = np.atleast_2d(C1).astype(float), np.atleast_2d(C2).astype(float)
+    dm = m2 - m1
+    P = np.linalg.inv(C2)
+    return float(0.5 * (np.trace(P @ C1) + dm @ P @ dm - m1.size
+                        + np.linalg.slogdet(C2)[1] - np.linalg.slogdet(C1)[1]))
