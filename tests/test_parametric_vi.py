@@ -145,3 +145,21 @@ def test_bad_input():
             def grad_log_p(self, x):
                 return -x
         bures_wasserstein_flow(G(), [0.0], [[1.0]], 1.0, 0.1, use_hessian=True)
+
+
+def test_logistic_posterior_derivatives_match_finite_differences():
+    target = LogisticRegressionPosterior.synthetic(40, 3, 0.8, rng=4)
+    A, y, tau = target.features, target.labels, target.prior_std
+
+    def log_p(w):
+        a = A @ w
+        return np.sum(y * a - np.logaddexp(0, a)) - w @ w / (2 * tau**2)
+
+    w = np.array([[0.3, -0.7, 1.1]])
+    eps = 1e-6
+    E = np.eye(3)
+    fd_g = [(log_p(w[0] + eps * e) - log_p(w[0] - eps * e)) / (2 * eps) for e in E]
+    fd_H = np.stack([(target.grad_log_p(w + eps * e)[0] - target.grad_log_p(w - eps * e)[0])
+                     / (2 * eps) for e in E])
+    assert np.allclose(target.grad_log_p(w)[0], fd_g, atol=1e-7)
+    assert np.allclose(target.hess_log_p(w)[0], fd_H, atol=1e-7)

@@ -31,7 +31,7 @@ import numbers
 import numpy as np
 import scipy.linalg
 
-__all__ = ["GaussianTarget", "LogisticRegressionPosterior", "gaussian_expectation_nodes",
+__all__ = ["GaussianTarget", "LogisticRegressionPosterior", "gaussian_expectation_nodes", "vi_gradient",
            "bures_wasserstein_flow", "gaussian_vi", "w2_gaussian", "kl_gaussian"]
 
 
