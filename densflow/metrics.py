@@ -27,14 +27,23 @@ __all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "Saf
 
 
 def _mass_fix(s, m1=None):
-    """Remove the rounding residue of ``sum(s)`` along ``m1`` (or uniformly)."""
+    r"""Remove the rounding residue of ``sum(s)``.
+
+    The residue :math:`t = \sum_s s_s` (a few ulps of :math:`\sum_s |s_s|`) is
+    spread along ``m1`` when given (Fisher–Rao: along ``p``), else in proportion to
+    :math:`|s|`. Each entry then changes by the relative amount
+    :math:`|t| / \sum_s |s_s|` only, so an entry that nearly vanishes (a nearly empty
+    cell, where the safeguarded directions are proportional to ``p``) stays nearly
+    zero: an even spread would add :math:`t/N` there, orders of magnitude above
+    :math:`p_i`, and positivity would then block every step.
+    """
     total = s.sum()
     if total == 0.0:
         return s
-    if m1 is not None:
-        denom = m1.sum()
-        if denom > 0:
-            return s - (total / denom) * m1
+    weight = np.abs(s) if m1 is None else m1
+    denom = weight.sum()
+    if denom > 0 and np.isfinite(denom):
+        return s - (total / denom) * weight
     return s - total / s.size
 
 
