@@ -27,24 +27,37 @@ __all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "Saf
 
 
 def _mass_fix(s, m1=None):
-    r"""Remove the rounding residue of ``sum(s)``.
+    r"""Remove the rounding residue :math:`t = \sum_s s_s` of a direction.
 
-    The residue :math:`t = \sum_s s_s` (a few ulps of :math:`\sum_s |s_s|`) is
-    spread along ``m1`` when given (Fisher–Rao: along ``p``), else in proportion to
-    :math:`|s|`. Each entry then changes by the relative amount
-    :math:`|t| / \sum_s |s_s|` only, so an entry that nearly vanishes (a nearly empty
-    cell, where the safeguarded directions are proportional to ``p``) stays nearly
-    zero: an even spread would add :math:`t/N` there, orders of magnitude above
-    :math:`p_i`, and positivity would then block every step.
+    Along ``m1`` when given (Fisher–Rao: along ``p``). Otherwise evenly, ``t/N`` per
+    entry, except that an entry smaller than that share takes only the fraction
+    ``|s_i| N / (RESIDUE_SHARE |t|)`` of it, so that it changes by about its own size at
+    most: a nearly empty cell (where the safeguarded directions are proportional to
+    ``p``) stays nearly empty. An even share there would be orders of magnitude above
+    :math:`p_i`, and positivity would then block every step. When no entry is that
+    small (every run from a density that does not nearly vanish, the paper's included)
+    the arithmetic is the even spread, bit for bit.
     """
     total = s.sum()
     if total == 0.0:
         return s
-    weight = np.abs(s) if m1 is None else m1
-    denom = weight.sum()
+    if m1 is None:
+        share = RESIDUE_SHARE * abs(total) / s.size
+        magnitude = np.abs(s)
+        if magnitude.min() >= share:
+            return s - total / s.size
+        m1 = np.minimum(1.0, magnitude / share)
+    denom = m1.sum()
     if denom > 0 and np.isfinite(denom):
-        return s - (total / denom) * weight
+        return s - (total / denom) * m1
     return s - total / s.size
+
+
+#: An entry of a direction takes a full share of its rounding residue only above this
+#: many even shares (see :func:`_mass_fix`). Measured on a σ = 0.01 bump floored at
+#: 1e-6 … 5e-324 (2D, 64², weights (1, 3e-4, 1e-4)): 838–1295 iterations with 1,
+#: 1186–3200 with 10, 1240–3315 with 1e4.
+RESIDUE_SHARE = 1.0
 
 
 class Metric:
@@ -75,6 +88,14 @@ class _Bound:
     def operator(self, p):
         """The map :math:`v \\mapsto M(p) v`, with the parts that depend on ``p`` formed once."""
         return lambda v: self.apply(p, v)
+
+    def preconditioner(self, p):
+        r"""The mass-preserving map :math:`v \mapsto M(v - c\mathbf 1)`, :math:`c = \mathbf
+        1^\top M v / \mathbf 1^\top M \mathbf 1`, with the parts that depend on ``p``
+        formed once: symmetric positive semidefinite, zero on constants, onto
+        :math:`\{\sum_s s_s = 0\}` (the direction of :meth:`direction` without its
+        rounding fix). Newton's method preconditions its conjugate gradients with it."""
+        return self.operator(p)  # M 1 = 0 (Wasserstein, Mahalanobis)
 
     def direction(self, p, g):
         raise NotImplementedError
@@ -118,6 +139,10 @@ class _BoundFisherRao(_Bound):
     def direction(self, p, g):
         c = dot(p, g) / p.sum()
         return _mass_fix(p * (g - c), p)
+
+    def preconditioner(self, p):
+        total = p.sum()
+        return lambda v: p * (v - dot(p, v) / total)
 
 
 class Mahalanobis(Metric):
@@ -215,15 +240,22 @@ class _BoundCombined(_Bound):
         lam = self.eigenvalues(p)
         return lambda v: self.basis.synthesis(lam * self.basis.analysis(v))
 
-    def direction(self, p, g):
-        # s = W diag(lam) (W^T g - c W^T 1), with c = 1^T M g / 1^T M 1 in coefficients
+    def preconditioner(self, p):
+        # v -> W diag(lam) (W^T v - c W^T 1), with c = 1^T M v / 1^T M 1 in coefficients
         lam = self.eigenvalues(p)
-        coeffs = self.basis.analysis(g)
         lam1 = lam * self.ones_coeffs
         den = dot(lam1, self.ones_coeffs)
-        if den > 0:
-            coeffs -= (dot(lam1, coeffs) / den) * self.ones_coeffs
-        return _mass_fix(self.basis.synthesis(lam * coeffs))
+        analysis, synthesis, ones = self.basis.analysis, self.basis.synthesis, self.ones_coeffs
+
+        def apply(v):
+            coeffs = analysis(v)
+            if den > 0:
+                coeffs -= (dot(lam1, coeffs) / den) * ones
+            return synthesis(lam * coeffs)
+        return apply
+
+    def direction(self, p, g):
+        return _mass_fix(self.preconditioner(p)(g))
 
 
 class Safeguard:
@@ -268,6 +300,25 @@ class Safeguard:
     def requires_positive(self):
         """Whether iterates must stay in the positive orthant (energies with KL)."""
         return self.alpha2 > 0
+
+    def preconditioner(self, p):
+        """The safeguarded map :math:`v \\mapsto \\tilde M (v - c\\mathbf 1)` (see
+        :meth:`densflow.metrics._Bound.preconditioner`), formed once for ``p``."""
+        if p.min() >= self.delta:
+            return self.bound.preconditioner(p)
+        if self.alpha2 <= 0:
+            return self.bound.preconditioner(np.maximum(p, self.delta))
+        d = np.minimum(1.0, p / self.delta)
+        f = (1.0 - d * d) * p / self.alpha2
+        apply = self.bound.operator(p)
+        w = apply(d)
+        den = dot(d, w) + f.sum()
+
+        def blended(v):
+            u = apply(d * v)
+            c = (dot(d, u) + dot(f, v)) / den
+            return d * (u - c * w) + f * (v - c)
+        return blended
 
     def direction(self, p, g):
         if p.min() >= self.delta:

@@ -11,7 +11,7 @@ import pytest
 
 import densflow as df
 from conftest import V1, V2, make_energy
-from densflow.metrics import _mass_fix
+from densflow.metrics import RESIDUE_SHARE, _mass_fix
 
 WEIGHTS = {1: [(1, 1e-3, 0), (1, 0, 1e-4), (0, 1e-3, 1e-4), (1, 1e-3, 1e-4)],
            2: [(1, 3e-4, 0), (1, 0, 1e-4), (0, 3e-4, 1e-4), (1, 3e-4, 1e-4)]}
@@ -27,7 +27,7 @@ def floored_bump(grid, floor, sigma=0.01):
     return p / p.sum()
 
 
-def test_residue_is_spread_in_proportion_to_the_entries():
+def test_residue_spares_nearly_empty_entries():
     rng = np.random.default_rng(0)
     s = rng.standard_normal(1000)
     s[:10] = 1e-300 * rng.uniform(0.5, 1.5, 10)   # nearly empty cells
@@ -35,10 +35,14 @@ def test_residue_is_spread_in_proportion_to_the_entries():
     s[500] += 1e-12 * np.abs(s).sum()               # ... but for a residue
     fixed = _mass_fix(s.copy())
     assert abs(fixed.sum()) <= 1e-15 * np.abs(s).sum()
-    # each entry changes by the same small relative amount, so tiny ones stay tiny
-    rel = np.abs(fixed - s) / np.abs(s)
-    assert rel[:10].max() <= 2e-12
-    assert np.all(np.sign(fixed) == np.sign(s))
+    # a tiny entry changes by about its own size at most (the even share, 7.7e-13,
+    # would be 1e287 times larger)
+    change = np.abs(fixed - s)[:10]
+    assert np.all(change <= 1.02 / RESIDUE_SHARE * np.abs(s[:10]))
+    assert np.abs(fixed[:10]).max() < 1e-299
+    # without tiny entries it is the even spread, bit for bit (published runs unchanged)
+    u = s[10:]
+    assert np.array_equal(_mass_fix(u.copy()), u - u.sum() / u.size)
 
 
 @pytest.mark.parametrize("floor", FLOORS, ids=lambda f: f"{f:.0e}")
@@ -58,7 +62,7 @@ def test_2d_never_stalls_at_any_floor(floor):
     for weights in WEIGHTS[2]:
         converges = weights[0] == 0 or weights[1] == 0
         res = df.solve(make_energy(grid, mu, weights), p0, "combined",
-                       max_iter=600 if converges else 60)
+                       max_iter=800 if converges else 60)
         assert "line search failed" not in res.message, (weights, res.message)
         assert np.all(np.diff(res.energies) < 0)
         if converges:
