@@ -4,7 +4,32 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_probability_vector", "check_weight", "check_positive_int", "check_safeguard"]
+__all__ = ["as_real_array", "check_probability_vector", "check_weight", "check_positive_int",
+           "check_safeguard", "check_real_or_none"]
+
+
+def as_real_array(value, name):
+    """Return ``value`` as a float array, refusing what a float cast would hide.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` holds complex numbers (casting would drop the imaginary part),
+        booleans, strings or objects that are not real numbers.
+    """
+    arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must hold real numbers, got a complex array "
+                        "(take .real explicitly if the imaginary part is meant to be dropped)")
+    if kind == "O":
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in arr.flat):
+            bad = next(v for v in arr.flat if not isinstance(v, numbers.Real) or isinstance(v, bool))
+            raise TypeError(f"{name} must hold real numbers, got an object array holding "
+                            f"{type(bad).__name__} {bad!r}")
+    elif kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+    return arr.astype(float, copy=False)
 
 
 def check_probability_vector(p, shape, name="p", atol=1e-10):
@@ -15,8 +40,10 @@ def check_probability_vector(p, shape, name="p", atol=1e-10):
     ValueError
         If ``p`` has the wrong shape, holds NaN/inf or non-positive entries, or does
         not sum to 1 within ``atol``.
+    TypeError
+        If ``p`` does not hold real numbers (see :func:`as_real_array`).
     """
-    arr = np.asarray(p, dtype=float)
+    arr = as_real_array(p, name)
     if arr.shape != tuple(shape):
         raise ValueError(
             f"{name} must have the grid's shape {tuple(shape)}, got shape {arr.shape}"
@@ -47,6 +74,16 @@ def check_weight(alpha, name="weight"):
     if not np.isfinite(alpha) or alpha < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {alpha!r}")
     return alpha
+
+
+def check_real_or_none(value, name, minimum=0.0):
+    """Return ``value`` as a float (or ``None``) after checking it is a real number
+    ``>= minimum`` (booleans and NaN are refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= minimum:
+        raise ValueError(f"{name} must be a number >= {minimum:g} or None, got {value!r}")
+    return float(value)
 
 
 def check_positive_int(value, name, minimum=1):

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import energies as _energies
 from . import metrics as _metrics
-from ._validation import check_positive_int, check_safeguard
+from ._validation import check_positive_int, check_real_or_none, check_safeguard
 from .grid import Grid
 from .solver import Armijo
 
@@ -80,6 +80,8 @@ def evaluate_expression(expr, grid, name="expression"):
     try:
         with np.errstate(all="ignore"):
             values = eval(expr, {"__builtins__": {}, **EXPRESSION_NAMES}, variables)  # noqa: S307
+        if np.iscomplexobj(values):
+            raise TypeError("the expression has complex values")
         values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
     except Exception as exc:
         raise ValueError(f"{name} {expr!r} cannot be evaluated on the {grid.dim}D grid "
@@ -106,7 +108,8 @@ class Panel:
 
     def __init__(self, weights, metrics, title=None):
         w = tuple(weights) if not isinstance(weights, (str, bytes)) else ()
-        if len(w) != 3 or not all(isinstance(a, numbers.Real) and np.isfinite(a) and a >= 0
+        if len(w) != 3 or not all(isinstance(a, numbers.Real) and not isinstance(a, bool)
+                                  and np.isfinite(a) and a >= 0
                                   for a in w):
             raise ValueError(f"Panel weights must be three finite numbers >= 0, got {weights!r}")
         if not any(a > 0 for a in w):
@@ -176,8 +179,7 @@ class Case:
         self.name = name
         self.title = title
         for key, v in (("tol", tol), ("gtol", gtol)):
-            if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
-                raise ValueError(f"Case {key} must be a number >= 0 or None, got {v!r}")
+            check_real_or_none(v, f"Case {key}")
         self.tol, self.gtol = tol, gtol
         self.max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
         self.line_search = Armijo() if line_search is None else line_search

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._validation import check_positive_int, check_probability_vector
+from ._validation import as_real_array, check_positive_int, check_probability_vector
 
 __all__ = ["Grid"]
 
@@ -59,7 +59,7 @@ class Grid:
         """
         coords = self.coordinates()
         v = potential(coords) if self.dim == 1 else potential(*coords)
-        v = np.broadcast_to(np.asarray(v, dtype=float), self.shape)
+        v = np.broadcast_to(as_real_array(v, "potential V (its values)"), self.shape)
         if not np.all(np.isfinite(v)):
             raise ValueError("potential must return finite values on the grid")
         w = np.exp(-(v - v.min()))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import metrics as _metrics
-from ._validation import check_positive_int, check_safeguard
+from ._validation import check_positive_int, check_real_or_none, check_safeguard
 from .energies import Energy, Term
 from .operators import dot
 
@@ -51,15 +51,26 @@ class Armijo:
     c1: float = 0.5
     min_step: float = 1e-14
 
+    #: Most trial steps one search may take from ``eta0`` down to ``min_step``.
+    MAX_TRIALS = 10_000
+
     def __post_init__(self):
         for name in ("eta0", "min_step"):
             v = getattr(self, name)
-            if not (isinstance(v, numbers.Real) and np.isfinite(v) and v > 0):
+            if isinstance(v, bool) or not (isinstance(v, numbers.Real) and np.isfinite(v) and v > 0):
                 raise ValueError(f"line search {name} must be a finite number > 0, got {v!r}")
         for name in ("shrink", "c1"):
             v = getattr(self, name)
-            if not (isinstance(v, numbers.Real) and 0 < v < 1):
+            if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v < 1):
                 raise ValueError(f"line search {name} must lie strictly between 0 and 1, got {v!r}")
+        if self.min_step > self.eta0:
+            raise ValueError(f"line search min_step must be <= eta0, got min_step={self.min_step!r} "
+                             f"> eta0={self.eta0!r}")
+        trials = np.log(self.min_step / self.eta0) / np.log(self.shrink)
+        if trials > self.MAX_TRIALS:
+            raise ValueError(f"line search shrink={self.shrink!r} needs {trials:.3g} trials from "
+                             f"eta0={self.eta0:g} to min_step={self.min_step:g}; at most "
+                             f"{self.MAX_TRIALS} are allowed (use a smaller shrink or a larger min_step)")
 
     def search(self, line, slope):
         """Return ``(eta, delta, trials)``; ``eta`` is ``None`` when no step is accepted."""
@@ -204,6 +215,12 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     if getattr(energy, "parametric", False):
         return _solve_parametric(energy, p0, metric, tol, gtol, max_iter, line_search, callback,
                                  out, resume)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, got {resume!r}")
+    if resume and out is None:
+        raise ValueError("resume=True needs out= (the run file to continue)")
     if isinstance(energy, Term):
         energy = 1.0 * energy
     if not isinstance(energy, Energy):
@@ -236,8 +253,7 @@ def _check_loop_settings(max_iter, tol, gtol, line_search, kinds):
     """Check the stopping rules and line search; return ``(max_iter, line_search)``."""
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     for name, v in (("tol", tol), ("gtol", gtol)):
-        if v is not None and not (isinstance(v, numbers.Real) and v >= 0):
-            raise ValueError(f"{name} must be a number >= 0 or None, got {v!r}")
+        check_real_or_none(v, name)
     line_search = Armijo() if line_search is None else line_search
     if not isinstance(line_search, kinds):
         names = " or ".join(k.__name__ for k in kinds)

@@ -48,6 +48,8 @@ def valid_levels(n):
 
 def _orthogonal_wavelet(wavelet):
     try:
+        if not isinstance(wavelet, (str, pywt.Wavelet)):
+            raise ValueError(f"a name, not a {type(wavelet).__name__}")
         w = wavelet if isinstance(wavelet, pywt.Wavelet) else pywt.Wavelet(wavelet)
     except ValueError as exc:
         raise ValueError(

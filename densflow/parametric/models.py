@@ -16,6 +16,8 @@ import numbers
 
 import numpy as np
 
+from .._validation import as_real_array
+
 __all__ = ["Model", "Gaussian", "MLP", "PARAMETRIZATIONS", "ACTIVATIONS"]
 
 PARAMETRIZATIONS = ("mean", "diag", "logdiag", "cholesky")
@@ -43,7 +45,7 @@ class Model:
 
     def check_theta(self, theta, name="theta"):
         """Return ``theta`` as a float array after checking its shape and finiteness."""
-        arr = np.asarray(theta, dtype=float)
+        arr = as_real_array(theta, name)
         if arr.shape != (self.n_params,):
             raise ValueError(f"{name} must be a flat array of {self.n_params} parameters, "
                              f"got shape {arr.shape}")
