@@ -255,6 +255,11 @@ def load_module(path, kind="case"):
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:
+        line = _case_frame_line(exc, path)
+        where = f" (line {line})" if line else ""
+        raise CaseError(f"{path}{where}: calls sys.exit({exc.code!r}) on import; a {kind} "
+                        f"file must define '{kind}', not exit") from None
     except Exception as exc:
         line = _case_frame_line(exc, path)
         where = f" (line {line})" if line else ""

@@ -85,9 +85,12 @@ def _parser():
 
 def _save_figure(source, figure):
     from .figures import save_convergence_figure
+    from .recorder import RunFileError
 
     try:
         return save_convergence_figure(source, figure)
+    except RunFileError as exc:
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"{figure}: cannot write the figure ({exc.strerror or exc})") from None
 
@@ -116,9 +119,9 @@ def _cmd_run(args, out, err):
               f"{state}  {res.wall_time:6.2f} s{note}", file=out, flush=True)
 
     try:
-        run_case(case, path, resume=args.resume,
-                 progress=None if args.quiet else (lambda label: Progress(label, err)),
-                 report=None if args.quiet else report)
+        results = run_case(case, path, resume=args.resume, overwrite=args.overwrite,
+                           progress=None if args.quiet else (lambda label: Progress(label, err)),
+                           report=None if args.quiet else report)
     except (RunFileError, ResumeError, OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     figure = _save_figure(path, _figure_path(path, args.figure))
@@ -152,7 +155,8 @@ def _cmd_sweep(args, out, err):
             print(f"{where}: failed ({type(got).__name__}: {got})", file=out, flush=True)
         else:
             its = " ".join(f"{r['metric']}:{r['iterations']}{'' if r['converged'] else '*'}" for r in got)
-            print(f"{where}: {its}", file=out, flush=True)
+            notes = {r["note"] for r in got if r.get("note")}
+            print(f"{where}: {its}" + "".join(f" ({n})" for n in sorted(notes)), file=out, flush=True)
 
     rows = run_sweep(args.case, outdir, scheduler=args.scheduler, workers=args.workers,
                      report=report)
@@ -187,17 +191,18 @@ def _table(runfile):
     return "\n".join(lines)
 
 
-def _read(path):
-    from .recorder import RunFileError, read_run_file
+def _read(path, check=False):
+    from .runfile import check_run_file, read_run_file
+    from .recorder import RunFileError
 
     try:
-        return read_run_file(path)
+        return check_run_file(path) if check else read_run_file(path)
     except RunFileError as exc:
         raise UsageError(str(exc)) from None
 
 
 def _cmd_inspect(args, out, err):
-    runfile = _read(args.file)
+    runfile = _read(args.file, check=True)
     a = runfile.attrs
     print(f"{runfile.path}: case {a.get('case_name', '-')}, created {a.get('created', '?')}, "
           f"densflow {a.get('densflow_version', '?')}, numpy {a.get('numpy_version', '?')}",

@@ -19,7 +19,7 @@ def case_file_attributes(case):
             "case_file": os.path.abspath(case.path), "case_source": source}
 
 
-def run_case(case, path, resume=False, progress=None, report=None, attrs=None):
+def run_case(case, path, resume=False, progress=None, report=None, attrs=None, overwrite=False):
     """Solve every (panel, metric) pair of ``case`` and record them in ``path``.
 
     Parameters
@@ -27,36 +27,44 @@ def run_case(case, path, resume=False, progress=None, report=None, attrs=None):
     case : densflow.case.Case
         The case (with ``case.path`` set, as :func:`densflow.case.load_case` does).
     path : str
-        The run file; created (or truncated) unless ``resume``.
+        The run file; created unless ``resume`` (an existing file is refused unless
+        ``overwrite``, and never replaced while another process has it open).
     resume : bool
         Continue an existing file: complete runs are kept, an unfinished run goes on
-        from its last snapshot (see :func:`densflow.solve`).
+        from its last snapshot (see :func:`densflow.solve`); a run whose setup, μ, p0
+        or recipes changed is refused.
     progress : callable or None
         ``progress(label)`` returns a solver callback for the run ``label`` (or None).
     report : callable or None
         Called as ``report(label, result, previous_status)`` after each run.
     attrs : dict or None
         Extra root attributes (e.g. a sweep point).
+    overwrite : bool
+        Replace an existing file (without ``resume``).
 
     Returns
     -------
     list of SolveResult
+        A run ended by a numerical failure has ``converged=False``, a message and
+        ``info["error"]``; it is marked failed in the file, and the file's
+        ``case_complete`` is then not set.
 
     Raises
     ------
     densflow.recorder.RunFileError, densflow.recorder.ResumeError, OSError, ValueError
-        If the file cannot be written, belongs to another case, or a recorded run was
-        set up differently.
+        If the file cannot be written (exists, is open in another process, the disk
+        is full), belongs to another case, or a recorded run was set up differently.
     """
     root = case_file_attributes(case)
     root.update(attrs or {})
     results = []
-    with Recorder(path, mode="a" if resume else "w", snapshot_every=case.snapshot_every) as recorder:
-        recorded = recorder.file.attrs.get("case_name", case.name)
+    mode = "a" if resume else ("w" if overwrite else "x")
+    with Recorder(path, mode=mode, snapshot_every=case.snapshot_every,
+                  attrs=None if resume else root) as recorder:
+        recorded = recorder.root_attr("case_name", case.name)
         if recorded != case.name:
             raise ValueError(f"{path} holds case {recorded!r}, not {case.name!r}; "
                              "use --overwrite to replace it")
-        recorder.file.attrs.update(root)
         p0 = case.initial_density()
         total = sum(len(p.metrics) for p in case.panels)
         done = 0
@@ -74,5 +82,10 @@ def run_case(case, path, resume=False, progress=None, report=None, attrs=None):
                 results.append(res)
                 if report is not None:
                     report(label, res, was)
-        recorder.file.attrs[COMPLETE_ATTR] = 1
+        # on resume the case's text and attributes are updated only now, once every
+        # run has been checked against the recorded one
+        final = dict(root) if resume else {}
+        if not any("error" in r.info for r in results):
+            final[COMPLETE_ATTR] = 1
+        recorder.set_attrs(final)
     return results

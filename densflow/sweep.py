@@ -11,7 +11,8 @@ sweep CASE`` runs every point as one task on Dask's distributed scheduler (a
 each point writes its own run file, named from its parameters, in the output folder.
 A file is complete once its root attribute ``case_complete`` is 1; re-running a sweep
 skips complete files (and never touches them), resumes partial ones from their last
-snapshots and re-runs failed ones. An index (``index.csv``) lists every run of every
+snapshots and re-runs failed ones; a file that cannot be read (truncated, damaged) is
+set aside as ``FILE.damaged`` and its point run afresh. An index (``index.csv``) lists every run of every
 point with its status and summary numbers, and a summary figure plots iterations
 against the sweep's ``x`` parameter. Dask is an optional dependency
 (``pip install densflow[sweep]``).
@@ -100,32 +101,62 @@ def load_sweep(path):
 
 
 def file_status(path):
-    """``"missing"``, ``"complete"`` or ``"partial"`` (exists but not complete)."""
+    """``"missing"``, ``"complete"``, ``"partial"`` (a run file, not complete),
+    ``"locked"`` (open in another process) or ``"damaged"`` (cannot be read as HDF5)."""
+    from ._h5io import FileLockedError, RunFileError, open_file
+
     if not os.path.exists(path):
         return "missing"
-    import h5py
-
     try:
-        with h5py.File(path, "r") as f:
+        with open_file(path, "r") as f:
             return "complete" if int(f.attrs.get(COMPLETE_ATTR, 0)) == 1 else "partial"
-    except OSError:
-        return "partial"
+    except FileLockedError:
+        return "locked"
+    except (RunFileError, TypeError, ValueError):
+        return "damaged"
+
+
+def set_aside(path):
+    """Rename a damaged ``path`` to ``path.damaged`` (``.damaged-2``, … if taken)."""
+    target, i = f"{path}.damaged", 1
+    while os.path.exists(target):
+        i += 1
+        target = f"{path}.damaged-{i}"
+    os.replace(path, target)
+    return target
 
 
 def run_point(case_file, point, path):
     """Run one point of the sweep in ``case_file`` into ``path`` (a Dask task).
 
-    A complete file is left alone; a partial one is resumed; a missing one is written.
-    Returns the point's summary rows (see :func:`summary_rows`).
+    A complete file is left alone; a partial one is resumed; a missing one is written;
+    a damaged one (not readable as a run file, or a resume that finds damaged data) is
+    set aside (:func:`set_aside`) and the point run afresh, so that a rerun of the
+    sweep does retry it. Returns the point's summary rows (see :func:`summary_rows`),
+    with a ``note`` when a file was set aside.
     """
+    from ._h5io import DamagedFileError, RunFileError
     from .runner import run_case
 
-    status = file_status(path)
+    status, note = file_status(path), None
+    if status == "locked":
+        raise RunFileError(f"{path}: open in another process (is another sweep running?)")
+    if status == "damaged":
+        note = f"damaged file set aside as {os.path.basename(set_aside(path))}"
+        status = "missing"
     if status != "complete":
         sweep = load_sweep(case_file)
-        run_case(sweep.case(point), path, resume=status == "partial",
-                 attrs={f"sweep_{k}": v for k, v in point.items()})
-    return summary_rows(point, path)
+        attrs = {f"sweep_{k}": v for k, v in point.items()}
+        try:
+            run_case(sweep.case(point), path, resume=status == "partial", attrs=attrs)
+        except DamagedFileError:
+            note = f"damaged file set aside as {os.path.basename(set_aside(path))}"
+            run_case(sweep.case(point), path, attrs=attrs)
+    rows = summary_rows(point, path)
+    if note:
+        for row in rows:
+            row["note"] = note
+    return rows
 
 
 def summary_rows(point, path):
