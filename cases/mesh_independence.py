@@ -23,7 +23,7 @@ def make_case(dim, n):
                       title="Wasserstein + Fisher–Rao + Mahalanobis")],
         tol=1e-12,
         max_iter=500,
-        safeguard=None,
+        safeguard=None,  # the paper's plain Armijo, as in the paper's cases (see there)
     )
 
 

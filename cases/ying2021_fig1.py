@@ -25,5 +25,8 @@ case = Case(
     ],
     tol=1e-12,
     max_iter=1000,
-    safeguard=None,  # the paper's plain Armijo (E = +inf outside p > 0, metric at p)
+    # The paper's plain Armijo (E = +inf outside p > 0, metric at p), to reproduce the
+    # paper. Delete this line in a copy that starts elsewhere (a bump, rough or nearly
+    # vanishing data): the library's default safeguard makes those converge.
+    safeguard=None,
 )

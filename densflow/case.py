@@ -46,6 +46,12 @@ EXPRESSION_NAMES = {"np": np, "pi": np.pi, "e": np.e, "sin": np.sin, "cos": np.c
                     "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
                     "abs": np.abs, "tanh": np.tanh, "cosh": np.cosh, "sinh": np.sinh}
 
+
+def expression_names(dim):
+    """The names an expression may use on a ``dim``-dimensional grid, as text."""
+    coords = "x" if dim == 1 else "x1, x2"
+    return f"{coords}, " + ", ".join(n for n in EXPRESSION_NAMES if n != "np") + " and np (NumPy)"
+
 _METRIC_LABELS = {"wasserstein": "Wasserstein", "fisher_rao": "Fisher–Rao",
                   "mahalanobis": "Mahalanobis", "combined": "combined"}
 
@@ -85,7 +91,8 @@ def evaluate_expression(expr, grid, name="expression"):
         values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
     except Exception as exc:
         raise ValueError(f"{name} {expr!r} cannot be evaluated on the {grid.dim}D grid "
-                         f"({type(exc).__name__}: {exc}; the coordinates are {where})") from None
+                         f"({type(exc).__name__}: {exc}; the coordinates are {where}; "
+                         f"allowed names: {expression_names(grid.dim)})") from None
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} {expr!r} is not finite everywhere on the grid")
     return np.array(values)
@@ -219,6 +226,30 @@ class Case:
         v = "V(x)" if self.grid.dim == 1 else "V(x1, x2)"
         return {"mu_recipe": f"gibbs: mu ∝ exp(-{v}), {v} = {self.potential}",
                 "p0_recipe": self.p0 if self.p0 == "uniform" else f"normalised {self.p0}"}
+
+    def notes(self):
+        """Remarks a user should see before the runs: a combined metric whose wavelet
+        level (``level=None``) was lowered below PyWavelets' advice to fit ``n``."""
+        import pywt
+
+        from .wavelets import valid_levels
+
+        notes = []
+        n, levels = self.grid.n, valid_levels(self.grid.n)
+        for i, panel in enumerate(self.panels, start=1):
+            for m in panel.metrics:
+                if not isinstance(m, _metrics.Combined) or m.level is not None or not levels:
+                    continue
+                try:
+                    advised = pywt.dwt_max_level(n, pywt.Wavelet(m.wavelet).dec_len)
+                except Exception:  # noqa: BLE001 - a bad wavelet is reported by the run
+                    continue
+                if levels[-1] < advised:
+                    notes.append(f"panel {i} {m.name}: wavelet level {levels[-1]} instead of "
+                                 f"{advised} (PyWavelets' advice for {m.wavelet} at n = {n}): "
+                                 f"n = {n} is divisible by 2**{levels[-1]} but not by "
+                                 f"2**{levels[-1] + 1}")
+        return notes
 
     def __repr__(self):
         return f"Case(name={self.name!r}, grid={self.grid!r}, {len(self.panels)} panels)"

@@ -111,12 +111,17 @@ def _cmd_run(args, out, err):
     path = args.output or f"{case.name}.h5"
     if os.path.exists(path) and not (args.resume or args.overwrite):
         raise UsageError(f"{path} exists; use --resume to continue it or --overwrite to replace it")
+    if not args.quiet:
+        for note in case.notes():
+            print(f"note: {note}", file=out, flush=True)
 
     def report(label, res, was):
         note = _resume_note(was, res.info.get("resumed_from", -1))
         state = "converged" if res.converged else "not converged"
         print(f"{label:32s} {res.n_iter:5d} iterations  E = {res.energies[-1]:.3e}  "
               f"{state}  {res.wall_time:6.2f} s{note}", file=out, flush=True)
+        if not res.converged:
+            print(f"    stopped: {res.message}", file=out, flush=True)
 
     try:
         results = run_case(case, path, resume=args.resume, overwrite=args.overwrite,
@@ -201,6 +206,22 @@ def _read(path, check=False):
         raise UsageError(str(exc)) from None
 
 
+def _stop_reasons(runfile):
+    """One line per run that did not converge: why it stopped."""
+    lines = []
+    for run in runfile.runs:
+        if run.converged:
+            continue
+        where = f"panel {run.panel} {run.metric}" if run.panel is not None else run.name
+        if run.status == "running":
+            why = (f"unfinished after {run.n_iter} iterations (interrupted; "
+                   "densflow run CASE -o FILE --resume continues it)")
+        else:
+            why = run.message or str(run.attrs.get("error", "")) or run.status
+        lines.append(f"  {where}: {why}")
+    return lines
+
+
 def _cmd_inspect(args, out, err):
     runfile = _read(args.file, check=True)
     a = runfile.attrs
@@ -211,6 +232,10 @@ def _cmd_inspect(args, out, err):
         print("no runs", file=out)
         return 0
     print(_table(runfile), file=out)
+    reasons = _stop_reasons(runfile)
+    if reasons:
+        print("not converged:", file=out)
+        print("\n".join(reasons), file=out)
     return 0
 
 

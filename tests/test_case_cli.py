@@ -94,7 +94,11 @@ def test_run_inspect_plot(tmp_path, capsys, monkeypatch):
     row = lines[3 + 3].split()  # panel 2, fisher_rao
     assert row[:2] == ["2", "fisher_rao"] and row[5] == str(ref.n_iter)
     assert float(row[6]) == pytest.approx(ref.energies[-1], rel=1e-3)
-    assert len(lines) == 3 + 5
+    assert len(lines) == 3 + 5 + 3
+    # why the two runs that did not converge stopped (issue 14, item 8)
+    assert lines[8] == "not converged:"
+    assert lines[9] == f"  panel 2 fisher_rao: {ref.message}"
+    assert lines[10].startswith("  panel 2 mahalanobis: reached max_iter = 200")
 
     code, out, err = run_cli(capsys, "plot", "small_1d.h5", "-o", "again.png")
     assert code == 0 and Path("again.png").stat().st_size > 10_000
