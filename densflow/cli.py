@@ -8,8 +8,10 @@
     densflow plot FILE.h5 [-o PNG]
 
 Errors in the user's input (a missing or broken case file, a file that is not a
-densflow run file, an output that exists) print one line ``densflow: error: ...`` to
-stderr and exit with status 2.
+densflow run file or is damaged, an output that exists or is open in another process,
+a full disk, a resumed case that changed) print one line ``densflow: error: ...`` to
+stderr and exit with status 2. A run that does not converge prints why; ``run`` exits
+with status 1 when a run ended in a numerical failure.
 """
 
 import argparse
@@ -117,7 +119,8 @@ def _cmd_run(args, out, err):
 
     def report(label, res, was):
         note = _resume_note(was, res.info.get("resumed_from", -1))
-        state = "converged" if res.converged else "not converged"
+        state = ("failed" if "error" in res.info else
+                 "converged" if res.converged else "not converged")
         print(f"{label:32s} {res.n_iter:5d} iterations  E = {res.energies[-1]:.3e}  "
               f"{state}  {res.wall_time:6.2f} s{note}", file=out, flush=True)
         if not res.converged:
@@ -130,9 +133,13 @@ def _cmd_run(args, out, err):
     except (RunFileError, ResumeError, OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     figure = _save_figure(path, _figure_path(path, args.figure))
+    failed = sum("error" in r.info for r in results)
+    if failed:
+        print(f"densflow: {failed} run(s) ended in a numerical failure (see 'stopped:' above "
+              f"and 'densflow inspect {path}')", file=err)
     if not args.quiet:
         print(f"wrote {path} and {figure}", file=out)
-    return 0
+    return 1 if failed else 0
 
 
 def _cmd_sweep(args, out, err):

@@ -20,7 +20,16 @@ __all__ = [
     "apply_laplacian_pinv",
     "weighted_laplacian",
     "WeightedLaplacianSolver",
+    "LinearSolveError",
 ]
+
+
+class LinearSolveError(RuntimeError):
+    """An inner linear solve did not reach its tolerance.
+
+    :func:`densflow.solve` turns it into a result with ``converged=False`` and a
+    message (the run file marks the run failed); it never escapes to the caller.
+    """
 
 
 def dot(a, b):
@@ -120,7 +129,20 @@ class WeightedLaplacianSolver:
     rtol : float
         2D only: relative residual at which CG stops.
     maxiter : int
-        2D only: iteration cap; reaching it raises ``RuntimeError``.
+        2D only: iteration cap; reaching it (or a residual that is no longer finite)
+        raises :class:`LinearSolveError`.
+
+    Notes
+    -----
+    The zero-mean solution cannot be represented to ``rtol = 1e-13`` once μ spans
+    more than about 10 orders of magnitude (``max μ / min μ``): the solution is huge
+    where μ is tiny, and after removing its mean the values where μ is large keep
+    too few significant digits. Measured at 64²,
+    :math:`V = A \sin 2\pi x_1 \sin 2\pi x_2`: A = 5 (contrast 2e4) 25–35
+    iterations, A = 10 (5e8) 62–82, A ≥ 11 (3.6e9) no convergence even in 20000
+    iterations; a sparse direct solve reaches 1e-14 with the constant fixed where μ
+    is largest but only 1e-1 (A = 20) after the mean is removed. Raising the cap
+    does not help, so the solver fails after ``maxiter`` iterations.
     """
 
     def __init__(self, mu, n, rtol=1e-13, maxiter=500):
@@ -161,6 +183,7 @@ class WeightedLaplacianSolver:
         d = z.copy()
         ld = np.empty_like(r)
         rz = dot(res, z)
+        it = 0
         for it in range(1, self.maxiter + 1):
             K.weighted_laplacian_2d(d, self.mu, self.n, ld)
             alpha = rz / dot(d, ld)
@@ -175,7 +198,12 @@ class WeightedLaplacianSolver:
             d *= rz_new / rz
             d += z
             rz = rz_new
-        raise RuntimeError(
-            f"weighted Laplacian CG did not reach rtol={rtol:g} in {self.maxiter} "
-            f"iterations (residual {np.sqrt(dot(res, res)) / rnorm0:.2e})"
+            if not np.isfinite(rz):
+                break
+        raise LinearSolveError(
+            f"the H^-1 term's linear solve (weighted Laplacian CG) did not reach "
+            f"rtol={rtol:g} in {it} iterations (relative residual "
+            f"{np.sqrt(dot(res, res)) / rnorm0:.2e}; mu spans max/min = "
+            f"{self.mu.max() / self.mu.min():.1e}, beyond about 1e9 in 2D this solve "
+            f"cannot be done in double precision)"
         )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import metrics as _metrics
+from ._failure import NUMERICAL_FAILURES, Trace, failure_fields
 from ._validation import check_positive_int, check_real_or_none, check_safeguard
 from .energies import Energy, Term
 from .operators import dot
@@ -236,9 +237,14 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     if safeguard is not None:
         operator = _metrics.Safeguard(operator, energy, floor=safeguard)
     record, owned = _open_record(out, resume)
+    trace = Trace(callback)
     try:
-        result = _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search,
-                          callback, record, resume, start)
+        try:
+            result = _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search,
+                              trace, record, resume, start)
+        except NUMERICAL_FAILURES as exc:  # reported, not raised (README: Reliability)
+            result = SolveResult(**failure_fields(exc, trace, record, energy, p, metric.name,
+                                                  time.perf_counter() - start))
     except BaseException as exc:
         if record is not None:
             record.fail(exc)
