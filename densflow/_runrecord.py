@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from ._h5io import DamagedFileError, DiskFullError, RunFileError
-from .runfile import HISTORIES, READ_ERRORS, _read_run
+from .runfile import HISTORIES, INNER_HISTORIES, READ_ERRORS, _read_run
 from .solver import SolveResult
 
 __all__ = ["RunRecord", "Resume", "ResumeError"]
@@ -73,6 +73,7 @@ class Resume:
     decrements: list = field(default_factory=list)
     times: list = field(default_factory=list)
     result: SolveResult = None
+    inner: dict = field(default_factory=dict)
 
 
 class RunRecord:
@@ -83,7 +84,7 @@ class RunRecord:
         self.snapshot_every = recorder.snapshot_every
         self.resumed_from = -1
         self._group = None
-        self._pending = {key: [] for key in HISTORIES}
+        self._pending = {key: [] for key in HISTORIES + INNER_HISTORIES}
         self._snapshots = []
         self._last_flush = time.monotonic()
 
@@ -140,6 +141,10 @@ class RunRecord:
             for key in HISTORIES:
                 g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,), dtype=float,
                                  **_CHECKED)
+            if identity.get("method") == "newton":
+                for key in INNER_HISTORIES:
+                    g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,),
+                                     dtype=np.int64, **_CHECKED)
             g.create_dataset("snapshot_iterations", shape=(0,), maxshape=(None,), chunks=(256,),
                              dtype=np.int64, **_CHECKED)
             g.create_dataset("snapshots", shape=(0, *p0.shape), maxshape=(None, *p0.shape),
@@ -154,10 +159,13 @@ class RunRecord:
         self._snapshots.append((0, p0.copy()))
         self.flush()
 
-    def append(self, k, value, step, decrement, seconds, p=None):
-        """Record iteration ``k`` (and the snapshot ``p`` when given); flushes the
-        file when ``flush_interval`` has passed since the last flush."""
+    def append(self, k, value, step, decrement, seconds, p=None, inner=None):
+        """Record iteration ``k`` (and the snapshot ``p`` when given; ``inner``: Newton's
+        counts of the step, by :data:`INNER_HISTORIES` key); flushes the file when
+        ``flush_interval`` has passed since the last flush."""
         for key, v in zip(HISTORIES, (value, step, decrement, seconds)):
+            self._pending[key].append(v)
+        for key, v in (inner or {}).items():
             self._pending[key].append(v)
         if p is not None:
             self._snapshots.append((k, p.copy()))
@@ -170,10 +178,11 @@ class RunRecord:
         size = _nbytes(result.p, result.energies, result.steps, result.decrements, result.times)
         with self.recorder.writing(size + self._pending_bytes()) as f:
             self._write_snapshots()
-            for key in HISTORIES:
+            for key in HISTORIES + INNER_HISTORIES:
                 data = getattr(result, key)
-                g[key].resize((data.size,))
-                g[key][:] = data
+                if key in g and data is not None:
+                    g[key].resize((data.size,))
+                    g[key][:] = data
                 self._pending[key].clear()
             if "p_final" in g:
                 del g["p_final"]
@@ -212,9 +221,9 @@ class RunRecord:
         """Write the buffered iterations and snapshots, then flush the file."""
         g = self._group
         with self.recorder.writing(self._pending_bytes()) as f:
-            for key in HISTORIES:
+            for key in HISTORIES + INNER_HISTORIES:
                 buf = self._pending[key]
-                if buf:
+                if buf and key in g:
                     ds = g[key]
                     ds.resize((ds.shape[0] + len(buf),))
                     ds[-len(buf):] = buf
@@ -290,14 +299,15 @@ class RunRecord:
             raise self._damaged("the recorded setup", exc) from None
 
     def _truncate(self, g, k, m):
-        lengths = {"energies": k + 1, "steps": k, "decrements": k, "times": k}
+        lengths = {"energies": k + 1, "steps": k, "decrements": k, "times": k,
+                   **{key: k for key in INNER_HISTORIES if key in g}}
         data = {}
         try:
             for key, n in lengths.items():
                 if g[key].shape[0] < n:
                     raise self._refuse(f"{key} holds {g[key].shape[0]} entries, the snapshot "
                                        f"at iteration {k} needs {n}")
-                data[key] = [float(v) for v in g[key][:n]]
+                data[key] = [v.item() for v in g[key][:n]]
             p = g["snapshots"][m - 1]
         except ResumeError:
             raise
@@ -317,4 +327,5 @@ class RunRecord:
             f.flush()
         self._group = g
         self.resumed_from = k
-        return Resume(k=k, p=p, **data)
+        inner = {key: data.pop(key) for key in INNER_HISTORIES if key in data}
+        return Resume(k=k, p=p, inner=inner, **data)

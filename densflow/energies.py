@@ -71,6 +71,11 @@ class Term:
             return self.grid.check_density(p)
         return np.asarray(p, dtype=float)
 
+    def hessian_product(self, p, v, rtol=None):
+        r""":math:`\nabla^2 E(p)\, v` (exact; ``rtol`` bounds the relative residual of
+        an inner linear solve where the term needs one)."""
+        raise NotImplementedError
+
     # algebra -----------------------------------------------------------------------
     def __mul__(self, alpha):
         if not isinstance(alpha, numbers.Real):
@@ -107,6 +112,10 @@ class _Quadratic(Term):
 
     def _apply_to_direction(self, s):
         return self._apply(s)
+
+    def hessian_product(self, p, v, rtol=None):
+        """:math:`H v`: the Hessian of a quadratic does not depend on ``p``."""
+        return self._apply(v)
 
 
 class _QuadraticLine:
@@ -154,6 +163,10 @@ class HMinus1(_Quadratic):
         # gradient from the density every few iterations (2D; exact in 1D)
         return self.solver.solve(s, rtol=LINE_RTOL)
 
+    def hessian_product(self, p, v, rtol=None):
+        r""":math:`L_\mu^+ v` (2D: CG to relative residual ``rtol``, default the solver's)."""
+        return self.solver.solve(v, rtol=rtol)
+
 
 class Dirichlet(_Quadratic):
     r"""Dirichlet energy (Mahalanobis-type).
@@ -191,6 +204,10 @@ class KL(Term):
 
     def line(self, state, s):
         return _KLLine(self, state)
+
+    def hessian_product(self, p, v, rtol=None):
+        r""":math:`\operatorname{diag}(1/p)\, v`."""
+        return v / p
 
 
 class _KLLine:
@@ -315,6 +332,14 @@ class Energy:
             value += a * st.value
             grad += a * st.gradient
         return State(p, float(value), grad, parts)
+
+    def hessian_product(self, p, v, rtol=None):
+        r""":math:`\nabla^2 E(p)\,v = \alpha_1 L_\mu^+ v + \alpha_2 v/p + \alpha_3 A v` (no input
+        checks; ``rtol``: relative residual of the inner :math:`L_\mu^+` solve in 2D)."""
+        out = np.zeros(self.grid.shape)
+        for a, t in self.active_terms:
+            out += a * t.hessian_product(p, v, rtol=rtol)
+        return out
 
     def line(self, state, s, positive=True):
         """The restriction :math:`\\eta \\mapsto E(p - \\eta s)` as an :class:`EnergyLine`.

@@ -79,6 +79,10 @@ def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search,
     if "wavelet" in params:
         attrs["metric_wavelet"] = str(params["wavelet"])
     attrs["safeguard_floor"] = float(getattr(operator, "floor", np.nan))
+    newton = getattr(operator, "settings", None)  # a densflow.newton.NewtonStep
+    attrs["method"] = "gradient" if newton is None else "newton"
+    if newton is not None:
+        attrs.update({f"newton_{key}": value for key, value in newton.params().items()})
     basis = getattr(getattr(operator, "bound", operator), "basis", None)  # resolved level
     if basis is not None:
         attrs["metric_level"] = int(basis.level)

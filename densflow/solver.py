@@ -21,95 +21,29 @@ from . import metrics as _metrics
 from ._failure import NUMERICAL_FAILURES, Trace, failure_fields
 from ._validation import check_positive_int, check_real_or_none, check_safeguard
 from .energies import Energy, Term
+from .linesearch import Armijo, FixedStep
+from .newton import Newton, NewtonStep
 from .operators import dot
 
 __all__ = ["solve", "SolveResult", "Armijo", "FixedStep"]
+
+#: Methods of :func:`solve`: the metric's natural-gradient step, or Newton–Krylov
+#: preconditioned by the metric (:mod:`densflow.newton`).
+METHODS = ("gradient", "newton")
+#: The method of :func:`solve` (and of case files) unless one is chosen.
+DEFAULT_METHOD = "gradient"
+
+#: The line search of ``method="newton"`` unless one is given: the textbook sufficient
+#: decrease constant (a full Newton step on a quadratic decreases E by exactly half
+#: of ``s.g``, which the paper's ``c1 = 1/2`` would reject at rounding level).
+NEWTON_LINE_SEARCH = Armijo(c1=1e-4)
 
 #: Without a recorder, the state is re-evaluated from the density every this many
 #: iterations (a recorder's ``snapshot_every`` takes its place).
 REFRESH_EVERY = 10
 
-
-@dataclass(frozen=True)
-class Armijo:
-    """Backtracking line search settings.
-
-    Parameters
-    ----------
-    eta0 : float
-        First trial step (the paper: 1).
-    shrink : float
-        Factor applied to a rejected step, in (0, 1) (the paper: 1/2).
-    c1 : float
-        Sufficient-decrease constant in (0, 1) (the paper: 1/2).
-    min_step : float
-        A step below this is a line-search failure: the solver stops with
-        ``converged=False``.
-    """
-
-    eta0: float = 1.0
-    shrink: float = 0.5
-    c1: float = 0.5
-    min_step: float = 1e-14
-
-    #: Most trial steps one search may take from ``eta0`` down to ``min_step``.
-    MAX_TRIALS = 10_000
-
-    def __post_init__(self):
-        for name in ("eta0", "min_step"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not (isinstance(v, numbers.Real) and np.isfinite(v) and v > 0):
-                raise ValueError(f"line search {name} must be a finite number > 0, got {v!r}")
-        for name in ("shrink", "c1"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v < 1):
-                raise ValueError(f"line search {name} must lie strictly between 0 and 1, got {v!r}")
-        if self.min_step > self.eta0:
-            raise ValueError(f"line search min_step must be <= eta0, got min_step={self.min_step!r} "
-                             f"> eta0={self.eta0!r}")
-        trials = np.log(self.min_step / self.eta0) / np.log(self.shrink)
-        if trials > self.MAX_TRIALS:
-            raise ValueError(f"line search shrink={self.shrink!r} needs {trials:.3g} trials from "
-                             f"eta0={self.eta0:g} to min_step={self.min_step:g}; at most "
-                             f"{self.MAX_TRIALS} are allowed (use a smaller shrink or a larger min_step)")
-
-    def search(self, line, slope):
-        """Return ``(eta, delta, trials)``; ``eta`` is ``None`` when no step is accepted."""
-        eta = self.eta0
-        trials = 0
-        while eta >= self.min_step:
-            trials += 1
-            delta = line.delta(eta)
-            if delta <= -self.c1 * eta * slope:
-                return eta, delta, trials
-            eta *= self.shrink
-        return None, None, trials
-
-
-@dataclass(frozen=True)
-class FixedStep:
-    """A constant step ``eta`` accepted without a decrease test (parametric problems only,
-    e.g. small-step studies and stochastic batches).
-
-    Parameters
-    ----------
-    eta : float
-        The step size, > 0.
-    """
-
-    eta: float
-
-    def __post_init__(self):
-        if not (isinstance(self.eta, numbers.Real) and np.isfinite(self.eta) and self.eta > 0):
-            raise ValueError(f"fixed step eta must be a finite number > 0, got {self.eta!r}")
-
-    @property
-    def min_step(self):
-        return self.eta
-
-    def search(self, line, slope):
-        """Return ``(eta, None, 0)``: the step is taken as is."""
-        return self.eta, None, 0
+#: Per-step counts of Newton's inner work (zeros for the gradient method).
+INNER_HISTORIES = ("cg_iterations", "hessian_products", "inner_iterations")
 
 
 @dataclass
@@ -149,10 +83,14 @@ class SolveResult:
     metric: str
     wall_time: float = 0.0
     info: dict = field(default_factory=dict)
+    cg_iterations: np.ndarray = None
+    hessian_products: np.ndarray = None
+    inner_iterations: np.ndarray = None
 
 
 def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
-          line_search=None, callback=None, out=None, resume=False, safeguard=0.1):
+          line_search=None, callback=None, out=None, resume=False, safeguard=0.1,
+          method=DEFAULT_METHOD, newton=None):
     r"""Minimise ``energy`` over probability vectors by natural-gradient descent.
 
     Parameters
@@ -229,13 +167,17 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     energy.check_weights()
     p = energy.grid.check_density(p0, name="p0").copy()
     metric = _metrics.get(metric)
-    max_iter, line_search = _check_loop_settings(max_iter, tol, gtol, line_search, (Armijo,))
+    method = _check_method(method, newton)
+    max_iter, line_search = _check_loop_settings(max_iter, tol, gtol, line_search, (Armijo,),
+                                                 default=NEWTON_LINE_SEARCH if method == "newton" else None)
     safeguard = check_safeguard(safeguard)
 
     start = time.perf_counter()
     operator = metric.bind(energy)
     if safeguard is not None:
         operator = _metrics.Safeguard(operator, energy, floor=safeguard)
+    if method == "newton":
+        operator = NewtonStep(energy, operator, Newton() if newton is None else newton, tol)
     record, owned = _open_record(out, resume)
     trace = Trace(callback)
     try:
@@ -255,12 +197,26 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     return result
 
 
-def _check_loop_settings(max_iter, tol, gtol, line_search, kinds):
+def _check_method(method, newton):
+    """Return the method name after checking it and its settings."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    if newton is not None:
+        if not isinstance(newton, Newton):
+            raise TypeError(f"newton must be a densflow.newton.Newton instance or None, "
+                            f"got {type(newton).__name__}")
+        if method != "newton":
+            raise ValueError("newton= settings need method='newton'")
+    return method
+
+
+def _check_loop_settings(max_iter, tol, gtol, line_search, kinds, default=None):
     """Check the stopping rules and line search; return ``(max_iter, line_search)``."""
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     for name, v in (("tol", tol), ("gtol", gtol)):
         check_real_or_none(v, name)
-    line_search = Armijo() if line_search is None else line_search
+    if line_search is None:
+        line_search = Armijo() if default is None else default
     if not isinstance(line_search, kinds):
         names = " or ".join(k.__name__ for k in kinds)
         raise TypeError(f"line_search must be a densflow.solver.{names} instance or None")
@@ -302,6 +258,9 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
     snapshot_every, resumed_from = REFRESH_EVERY, -1
     positive = getattr(operator, "requires_positive", True)
     after_step = getattr(operator, "after_step", None)
+    newton = isinstance(operator, NewtonStep)
+    first_step = operator.first_step if newton else (lambda p, s, eta0: eta0)
+    inner = {key: [] for key in INNER_HISTORIES}
     if record is not None:
         from .recorder import setup_attributes
 
@@ -316,6 +275,7 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
             energies, steps, decrements, times = (resumed.energies, resumed.steps,
                                                   resumed.decrements, resumed.times)
             before, resumed_from = float(np.sum(times)), k
+            inner = {key: list(resumed.inner.get(key, [0] * k)) for key in INNER_HISTORIES}
     state = energy.evaluate(p)
     if not energies:
         energies.append(state.value)
@@ -334,8 +294,14 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
             message = f"reached max_iter = {max_iter} with E = {state.value:.6e}"
             break
         t0 = time.perf_counter()
-        s = operator.direction(state.p, state.gradient)
+        if newton:
+            s = operator.direction(state.p, state.gradient, gap)
+        else:
+            s = operator.direction(state.p, state.gradient)
         slope = float(dot(s, state.gradient))
+        if newton and not slope > 0 and np.isfinite(slope):
+            s = operator.fallback(state.p, state.gradient)
+            slope = float(dot(s, state.gradient))
         decrements.append(slope)
         if not np.isfinite(slope):
             message = f"direction became non-finite at iteration {k} (E = {state.value:.6e})"
@@ -349,7 +315,13 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
                        f"E = {state.value:.6e}")
             break
         line = energy.line(state, s, positive=positive)
-        eta, _, _ = line_search.search(line, slope)
+        eta, _, _ = line_search.search(line, slope, first_step(state.p, s, line_search.eta0))
+        if eta is None and newton and operator.stats["cg_iterations"]:
+            # Newton found no acceptable step: take the metric's first-order step instead
+            s = operator.fallback(state.p, state.gradient)
+            slope = decrements[-1] = float(dot(s, state.gradient))
+            line = energy.line(state, s, positive=positive)
+            eta = line_search.search(line, slope)[0] if slope > 0 else None
         if eta is None:
             message = (f"line search failed at iteration {k}: no step >= {line_search.min_step:g} "
                        f"satisfies the Armijo condition (E = {state.value:.6e}, s.g = {slope:.3e})")
@@ -366,8 +338,11 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
         energies.append(state.value)
         steps.append(eta)
         times.append(time.perf_counter() - t0)
+        for key in INNER_HISTORIES:
+            inner[key].append(operator.stats[key] if newton else 0)
         if record is not None:
-            record.append(k, state.value, eta, slope, times[-1], state.p if snapshot else None)
+            record.append(k, state.value, eta, slope, times[-1], state.p if snapshot else None,
+                          {key: v[-1] for key, v in inner.items()} if newton else None)
         if callback is not None and callback(k, state.p, state.value, eta, slope):
             message = f"stopped by callback after {k} iterations (E = {state.value:.6e})"
             break
@@ -382,7 +357,8 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
         message=message,
         metric=metric.name,
         wall_time=time.perf_counter() - start + before,
-        info={"resumed_from": resumed_from},
+        info={"resumed_from": resumed_from, "method": "newton" if newton else "gradient"},
+        **{key: np.asarray(v, dtype=np.int64) for key, v in inner.items()},
     )
     if record is not None:
         record.finish(result)

@@ -1,0 +1,229 @@
+r"""Second-order natural gradient: Newton–Krylov steps preconditioned by a metric
+(DESIGN.md §3b).
+
+At :math:`p_k` with gradient :math:`g`, the Newton direction :math:`d` solves
+
+.. math::
+
+    \nabla^2 E(p_k)\, d = -(g - c\mathbf 1), \qquad \textstyle\sum_s d_s = 0,
+    \qquad \nabla^2 E = \alpha_1 L_\mu^+ + \alpha_2 \operatorname{diag}(1/p) + \alpha_3 A ,
+
+by preconditioned conjugate gradients (PCG) on the mass-zero subspace. The
+preconditioner is the metric in its mass-preserving form,
+:math:`\tilde M v = M(p_k)(v - c_v\mathbf 1)` (an approximate inverse Hessian: Ying's
+idea, used here inside Krylov iterations instead of as the step itself). Its iterates
+stay in :math:`\{\sum_s d_s = 0\}` and residuals are defined up to constants, which
+:math:`\tilde M` ignores.
+
+*Inexact Newton.* PCG stops when the preconditioned residual has dropped by the
+forcing term
+
+.. math::
+
+    \eta_k = \min\Big(\eta_{\max},\; \max\big(\sqrt{\delta_k},\;
+    \sqrt{\tau/(10\,(E_k - E_{\min}))}\big)\Big),
+    \qquad \delta_k = \tilde g^\top \tilde M \tilde g ,
+
+:math:`\tau` the run's ``tol``. :math:`\eta_k = O(\lVert g_k\rVert)` gives quadratic
+convergence (Dembo, Eisenstat and Steihaug 1982; Eisenstat and Walker 1996 choose it
+from the last two residuals instead; this choice depends only on the current iterate,
+so a resumed run repeats the same arithmetic). The second bound stops the last steps
+from solving more accurately than ``tol`` needs: the energy after a step with
+relative residual :math:`\eta` is about :math:`\eta^2 (E_k - E_{\min})`. In 2D the
+:math:`L_\mu^+` inside each Hessian product is an inner CG run to relative residual
+:math:`\eta_k/10`.
+
+*Globalisation.* The step is :math:`p_{k+1} = p_k + t\,d` with Armijo backtracking from
+:math:`t_0 = \min(1, \theta\, t_{\max})`, where :math:`t_{\max}` is the largest step that
+keeps :math:`p > 0` (fraction to the boundary, :math:`\theta = 0.995`) when the energy
+has a KL term. Where this fails (no acceptable step) the iteration takes the metric's
+first-order natural-gradient step instead, so Newton is never worse than the paper's
+method. The solver's safeguard (:class:`densflow.metrics.Safeguard`) also shapes the
+preconditioner on nearly vanishing densities.
+"""
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import _mass_fix
+from .operators import dot
+
+__all__ = ["Newton", "NewtonStep"]
+
+
+@dataclass(frozen=True)
+class Newton:
+    """Settings of the Newton–Krylov method (``solve(..., method="newton")``).
+
+    Parameters
+    ----------
+    forcing_max : float
+        :math:`\\eta_{\\max}` in (0, 1): the loosest relative residual of the inner PCG.
+    cg_max_iter : int
+        Cap on PCG iterations per step (the iterate reached is used).
+    boundary : float
+        Fraction-to-the-boundary factor :math:`\\theta` in (0, 1] of the first trial step
+        when the energy has a KL term.
+    inner_factor : float
+        2D: relative residual of the inner :math:`L_\\mu^+` solves as a fraction of
+        the forcing term, in (0, 1].
+    damping_tries : int
+        With a KL term: how many times at most a step is solved again with Fisher–Rao
+        damping when the boundary rule would shorten it (0: never).
+    damping_below : float
+        Solve again only when the largest step keeping :math:`p > 0` is below this
+        fraction of the Newton step, in (0, 1].
+    """
+
+    forcing_max: float = 0.5
+    cg_max_iter: int = 200
+    boundary: float = 0.995
+    inner_factor: float = 0.1
+    damping_tries: int = 3
+    damping_below: float = 0.5
+
+    def __post_init__(self):
+        for name, low, high, closed in (("forcing_max", 0.0, 1.0, False), ("boundary", 0.0, 1.0, True),
+                                        ("inner_factor", 0.0, 1.0, True), ("damping_below", 0.0, 1.0, True)):
+            v = getattr(self, name)
+            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and low < v and (
+                v <= high if closed else v < high)
+            if not ok:
+                bound = "]" if closed else ")"
+                raise ValueError(f"Newton {name} must lie in ({low:g}, {high:g}{bound}, got {v!r}")
+        for name, low in (("cg_max_iter", 1), ("damping_tries", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ValueError(f"Newton {name} must be an integer >= {low}, got {v!r}")
+
+    def params(self):
+        """Settings as a dict (for run files)."""
+        return {name: (int(v) if isinstance(v, numbers.Integral) else float(v))
+                for name, v in vars(self).items()}
+
+
+class NewtonStep:
+    """Newton directions for :func:`densflow.solve`, preconditioned by a bound metric.
+
+    Parameters
+    ----------
+    energy : Energy
+        The energy (its Hessian products are used).
+    preconditioning : object
+        A bound metric, or :class:`densflow.metrics.Safeguard` around one: anything with
+        ``preconditioner(p)`` and ``direction(p, g)`` (the fallback).
+    settings : Newton
+        Forcing, caps and the boundary rule.
+    tol : float or None
+        The run's tolerance on :math:`E - E_{\\min}` (bounds the forcing term).
+
+    After each :meth:`direction`, :attr:`stats` holds the step's PCG iterations,
+    Hessian products and inner :math:`L_\\mu^+` iterations.
+    """
+
+    #: The solver passes ``gap = E - E_min`` to :meth:`direction`.
+    uses_gap = True
+
+    def __init__(self, energy, preconditioning, settings, tol=None):
+        self.energy = energy
+        self.inner = preconditioning
+        self.settings = settings
+        self.tol = tol
+        self.requires_positive = getattr(preconditioning, "requires_positive", True)
+        self.has_kl = energy.weights["fisher_rao"] > 0
+        self._solvers = [t.solver for _, t in energy.active_terms if hasattr(t, "solver")]
+        self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+
+    # the names the recorder and messages read through a wrapper
+    @property
+    def floor(self):
+        return getattr(self.inner, "floor", np.nan)
+
+    @property
+    def bound(self):
+        return getattr(self.inner, "bound", self.inner)
+
+    def forcing(self, decrement, gap):
+        """:math:`\\eta_k` from the natural-gradient decrement and the energy gap."""
+        eta = np.sqrt(max(decrement, 0.0))
+        if gap is not None and self.tol is not None and gap > 0:
+            eta = max(eta, np.sqrt(0.1 * self.tol / gap))
+        return min(self.settings.forcing_max, eta)
+
+    def direction(self, p, g, gap=None):
+        r"""The descent direction :math:`s = -d` (the solver steps to :math:`p - t s`).
+
+        With a KL term, a Newton step that would leave the positive orthant
+        (:math:`t_{\max} < 1`) is solved again with the Hessian damped in the Fisher–Rao
+        metric, :math:`\nabla^2 E + \nu \operatorname{diag}(1/p)`, :math:`\nu = \alpha_2
+        (1/t_{\max} - 1)`: in a cell where the KL curvature dominates, this shortens the
+        step by :math:`t_{\max}`, and as :math:`\nu` grows the direction tends to the
+        Fisher–Rao natural gradient, which keeps :math:`p > 0`.
+        """
+        self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        precondition = self.inner.preconditioner(p)
+        s = self._solve(p, g, gap, precondition, 0.0)
+        if self.has_kl:
+            alpha2, nu = self.energy.weights["fisher_rao"], 0.0
+            for _ in range(self.settings.damping_tries):
+                t_max = self.first_step(p, s, 1.0)
+                if t_max >= self.settings.damping_below:
+                    break
+                nu = (nu + alpha2) / t_max - alpha2
+                s = self._solve(p, g, gap, precondition, nu)
+        return s
+
+    def _solve(self, p, g, gap, precondition, nu):
+        settings = self.settings
+        energy = self.energy
+        counts = self.stats
+        damping = nu / p if nu > 0 else None
+        # PCG on P H P d = -P g, P = I - 11^T/N (the mass-zero subspace); x accumulates -d.
+        # Residuals are kept mean-free: the preconditioner ignores constants, r.z would not
+        r = g - g.mean()
+        z = precondition(r)
+        rz = dot(r, z)
+        x = np.zeros_like(g)
+        if not rz > 0:
+            return x
+        eta = self.forcing(rz, gap)
+        inner_rtol = max(1e-13, settings.inner_factor * eta)
+        stop = eta * eta * rz
+        d = z
+        for _ in range(settings.cg_max_iter):
+            hd = energy.hessian_product(p, d, rtol=inner_rtol)
+            if damping is not None:
+                hd += damping * d
+            hd -= hd.mean()
+            counts["hessian_products"] += 1
+            counts["inner_iterations"] += sum(s.last_iterations for s in self._solvers)
+            curvature = dot(d, hd)
+            counts["cg_iterations"] += 1
+            if not curvature > 0:  # only by rounding: H is positive definite on sum d = 0
+                break
+            alpha = rz / curvature
+            x += alpha * d
+            r -= alpha * hd
+            z = precondition(r)
+            rz_new = dot(r, z)
+            if rz_new <= stop:
+                break
+            d = z + (rz_new / rz) * d
+            rz = rz_new
+        return _mass_fix(x)
+
+    def first_step(self, p, s, eta0):
+        """The first trial step: ``eta0``, shortened to keep :math:`p - t s > 0` with KL."""
+        if not self.has_kl:
+            return eta0
+        grow = s > 0
+        if not np.any(grow):
+            return eta0
+        return min(eta0, self.settings.boundary * float(np.min(p[grow] / s[grow])))
+
+    def fallback(self, p, g):
+        """The first-order natural-gradient direction of the preconditioning metric."""
+        self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        return self.inner.direction(p, g)

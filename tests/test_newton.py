@@ -1,0 +1,223 @@
+"""Newton–Krylov method (densflow.newton): Hessian products, directions, convergence."""
+
+import numpy as np
+import pytest
+
+import densflow as df
+from conftest import V1, V2, make_energy, random_density
+from dense import difference_matrices
+from densflow.newton import Newton, NewtonStep
+
+TERMS = [("HMinus1", (1, 0, 0)), ("KL", (0, 1, 0)), ("Dirichlet", (0, 0, 1))]
+
+
+def dense_hessian(grid, mu, p, weights):
+    """alpha1 L_mu^+ + alpha2 diag(1/p) + alpha3 A, from dense difference matrices."""
+    a1, a2, a3 = weights
+    Ds = difference_matrices(grid.n, grid.dim)
+    m, q = mu.ravel(), p.ravel()
+    L = sum(D.T @ np.diag(m) @ D for D in Ds)
+    A = sum(D.T @ D for D in Ds)
+    return a1 * np.linalg.pinv(L) + a2 * np.diag(1.0 / q) + a3 * A
+
+
+@pytest.mark.parametrize("name,weights", TERMS, ids=[t[0] for t in TERMS])
+def test_hessian_products_match_finite_differences_of_the_gradient(small_problem, name, weights):
+    grid, mu = small_problem
+    E = make_energy(grid, mu, weights)
+    p = random_density(grid, 1)
+    v = np.random.default_rng(2).standard_normal(grid.shape)
+    v -= v.mean()
+    h = 1e-6 * np.abs(p).min() / np.abs(v).max()
+    fd = (E.gradient(p + h * v, check=False) - E.gradient(p - h * v, check=False)) / (2 * h)
+    hv = E.hessian_product(p, v, rtol=1e-13)
+    assert np.max(np.abs(hv - fd)) <= 1e-6 * np.max(np.abs(fd))
+    # and against the dense formula, to rounding
+    dense = (dense_hessian(grid, mu, p, weights) @ v.ravel()).reshape(grid.shape)
+    assert np.max(np.abs(hv - dense)) <= 1e-9 * np.max(np.abs(dense))
+
+
+@pytest.mark.parametrize("metric", ["combined", "wasserstein", "fisher_rao", "mahalanobis"])
+@pytest.mark.parametrize("weights", [(1, 1e-3, 1e-4), (0, 1e-3, 1e-4), (1, 0, 1e-4)])
+def test_preconditioned_newton_direction_matches_a_dense_solve(small_problem, metric, weights):
+    grid, mu = small_problem
+    E = make_energy(grid, mu, weights)
+    p = random_density(grid, 3)
+    state = E.evaluate(p)
+    H = dense_hessian(grid, mu, p, weights)
+    N = grid.size
+    # KKT system of H d = -(g - c 1), sum d = 0
+    K = np.zeros((N + 1, N + 1))
+    K[:N, :N], K[:N, N], K[N, :N] = H, 1.0, 1.0
+    rhs = np.concatenate([-state.gradient.ravel(), [0.0]])
+    d_ref = np.linalg.solve(K, rhs)[:N].reshape(grid.shape)
+    # forcing 1e-10: in 2D every product holds an inner CG residual of 1e-13
+    tight = Newton(forcing_max=1e-10, cg_max_iter=10 * N, damping_tries=0)
+    op = NewtonStep(E, df.metrics.get(metric).bind(E), tight)
+    s = op.direction(p, state.gradient)
+    assert abs(s.sum()) <= 1e-15
+    assert np.max(np.abs(-s - d_ref)) <= 1e-7 * np.max(np.abs(d_ref))
+    assert op.stats["cg_iterations"] == op.stats["hessian_products"] >= 1
+
+
+def test_newton_converges_quadratically():
+    grid = df.Grid(64, 1)
+    mu = grid.gibbs(V1)
+    E = make_energy(grid, mu, (1, 1e-3, 1e-4))
+    p0 = random_density(grid, 4, 0.2, 1.8)
+    iterates = [p0]
+    res = df.solve(E, p0, method="newton", tol=0, max_iter=4, newton=Newton(damping_tries=0),
+                   callback=lambda k, p, *_: iterates.append(p.copy()))
+    assert np.all(res.steps == 1.0)
+    err = [np.max(np.abs(p - mu)) / np.max(mu) for p in iterates]
+    # error ratio test: e_{k+1} / e_k^2 stays bounded while e_k falls by orders of magnitude
+    assert err[-1] < 1e-6
+    # (a step that lands at rounding level, e_{k+1} < 1e-11, says nothing of the order)
+    ratios = [err[k + 1] / err[k] ** 2 for k in range(len(err) - 1) if err[k + 1] > 1e-11]
+    assert len(ratios) >= 3
+    assert max(ratios) <= 30, (err, ratios)
+    # and not merely linear: e_{k+1}/e_k shrinks
+    linear = [err[k + 1] / err[k] for k in range(len(err) - 1)]
+    assert linear[-1] < 1e-2 * linear[0], (err, linear)
+
+
+@pytest.mark.parametrize("metric", ["combined", "wasserstein", "fisher_rao", "mahalanobis"])
+def test_every_metric_preconditions_the_paper_panel(metric):
+    grid = df.Grid(512, 1)
+    mu = grid.gibbs(V1)
+    E = make_energy(grid, mu, (1, 1e-3, 1e-4))
+    res = df.solve(E, grid.uniform(), metric=metric, method="newton", tol=1e-12, max_iter=30)
+    assert res.converged and E.value(res.p) <= 1e-12
+    assert abs(res.p.sum() - 1) <= 1e-12 and np.all(res.p > 0)
+    assert res.n_iter <= 25 and res.info["method"] == "newton"
+    assert res.hessian_products.sum() == res.cg_iterations.sum() > res.n_iter
+    # Armijo with the Newton line search's c1 held at every step
+    assert np.all(np.diff(res.energies) <= -1e-4 * res.steps * res.decrements[: res.n_iter] + 1e-15)
+
+
+def test_newton_on_the_2d_paper_panel_counts_inner_solves():
+    grid = df.Grid(32, 2)
+    mu = grid.gibbs(V2)
+    E = make_energy(grid, mu, (1, 3e-4, 1e-4))
+    res = df.solve(E, grid.uniform(), method="newton", tol=1e-12)
+    assert res.converged and E.value(res.p) <= 1e-12 and res.n_iter <= 6
+    assert res.inner_iterations.sum() >= res.hessian_products.sum()
+
+
+def test_high_contrast_bump_converges_where_the_boundary_cuts_newton_steps():
+    # mu ratio ~ 4000 and a start that nearly vanishes away from a bump: plain Newton
+    # steps are cut by positivity; the Fisher-Rao damping restores long steps
+    grid = df.Grid(512, 1)
+    x = grid.coordinates()
+    mu = grid.gibbs(lambda x: 3 * np.sin(2 * np.pi * x) + 1.5 * np.cos(6 * np.pi * x))
+    r = (x - 0.5 + 0.5) % 1.0 - 0.5
+    p0 = np.exp(-r**2 / (2 * 0.08**2))
+    p0 = (p0 + 1e-3 * p0.max()) / (p0 + 1e-3 * p0.max()).sum()
+    E = make_energy(grid, mu, (1, 1e-3, 1e-4))
+    res = df.solve(E, p0, method="newton", tol=1e-12, max_iter=60)
+    assert res.converged and E.value(res.p) <= 1e-12 and np.all(res.p > 0)
+    undamped = df.solve(E, p0, method="newton", tol=1e-12, max_iter=res.n_iter,
+                        newton=Newton(damping_tries=0))
+    assert not undamped.converged
+
+
+def test_quadratic_energy_is_solved_in_one_tight_step():
+    # no KL: the energy is a quadratic, and one exact Newton step lands on mu
+    grid = df.Grid(128, 1)
+    mu = grid.gibbs(V1)
+    E = make_energy(grid, mu, (1, 0, 1e-4))
+    res = df.solve(E, random_density(grid, 5), method="newton", tol=1e-20,
+                   newton=Newton(forcing_max=1e-14, cg_max_iter=500))
+    assert res.n_iter == 1 and res.steps[0] == 1.0
+    assert np.max(np.abs(res.p - mu)) <= 1e-12 * mu.max()
+
+
+def test_newton_falls_back_to_the_metric_step_when_the_line_search_fails():
+    grid = df.Grid(64, 1)
+    mu = grid.gibbs(V1)
+    E = make_energy(grid, mu, (1, 1e-3, 1e-4))
+    calls = []
+
+    class Broken(NewtonStep):
+        def _solve(self, p, g, gap, precondition, nu):  # an ascent-free but useless direction
+            self.stats["cg_iterations"] += 1
+            return -super()._solve(p, g, gap, precondition, nu)
+
+        def fallback(self, p, g):
+            calls.append(1)
+            return super().fallback(p, g)
+
+    op = Broken(E, df.metrics.get("combined").bind(E), Newton(damping_tries=0), tol=1e-12)
+    p = random_density(grid, 6)
+    state = E.evaluate(p)
+    from densflow.solver import NEWTON_LINE_SEARCH, _descend  # the loop itself
+
+    res = _descend(E, p, df.metrics.get("combined"), op, 1e-12, None, 5, NEWTON_LINE_SEARCH,
+                   None, None, False, 0.0)
+    assert len(calls) == 5 and res.n_iter == 5 and res.energies[-1] < state.value
+    assert np.all(res.decrements > 0)
+
+
+def test_method_and_settings_are_checked():
+    grid = df.Grid(16, 1)
+    E = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 0))
+    with pytest.raises(ValueError, match="method must be one of 'gradient', 'newton'"):
+        df.solve(E, grid.uniform(), method="Newton-CG")
+    with pytest.raises(ValueError, match="newton= settings need method='newton'"):
+        df.solve(E, grid.uniform(), newton=Newton())
+    with pytest.raises(TypeError, match="newton must be a densflow.newton.Newton"):
+        df.solve(E, grid.uniform(), method="newton", newton={"forcing_max": 0.1})
+    for bad, match in ((dict(forcing_max=1.0), "forcing_max must lie in"),
+                       (dict(cg_max_iter=0), "cg_max_iter must be an integer >= 1"),
+                       (dict(boundary=1.5), "boundary must lie in"),
+                       (dict(damping_tries=-1), "damping_tries must be an integer >= 0")):
+        with pytest.raises(ValueError, match=match):
+            Newton(**bad)
+
+
+def _contrast_bump(n=512):
+    grid = df.Grid(n, 1)
+    x = grid.coordinates()
+    mu = grid.gibbs(lambda x: 3 * np.sin(2 * np.pi * x) + 1.5 * np.cos(6 * np.pi * x))
+    r = (x - 0.5 + 0.5) % 1.0 - 0.5
+    p0 = np.exp(-r**2 / (2 * 0.08**2))
+    p0 = (p0 + 1e-3 * p0.max()) / (p0 + 1e-3 * p0.max()).sum()
+    return grid, make_energy(grid, mu, (1, 1e-3, 1e-4)), p0
+
+
+def test_newton_runs_recorded_unrecorded_and_resumed_are_identical(tmp_path):
+    import h5py
+
+    from densflow.recorder import read_run_file
+
+    grid, E, p0 = _contrast_bump()
+    ref = df.solve(E, p0, method="newton")
+    assert ref.converged and ref.n_iter > 12
+
+    def crash(k, *args):
+        if k == 13:
+            raise RuntimeError("simulated crash")
+
+    path = tmp_path / "n.h5"
+    with pytest.raises(RuntimeError):
+        df.solve(E, p0, method="newton", out=path, callback=crash)
+    recorded = df.solve(E, p0, method="newton", out=tmp_path / "u.h5")
+    res = df.solve(E, p0, method="newton", out=path, resume=True)
+    assert res.info["resumed_from"] == 10
+    for other in (recorded, res):
+        assert other.n_iter == ref.n_iter
+        assert np.array_equal(other.energies, ref.energies) and np.array_equal(other.p, ref.p)
+        for key in ("cg_iterations", "hessian_products", "inner_iterations"):
+            assert np.array_equal(getattr(other, key), getattr(ref, key)), key
+    run, = read_run_file(path).runs
+    assert run.status == "complete" and run.attrs["method"] == "newton"
+    with h5py.File(path, "r") as f:
+        g = f[run.name]
+        assert np.array_equal(g["cg_iterations"][:], ref.cg_iterations)
+        assert np.array_equal(g["hessian_products"][:], ref.hessian_products)
+        assert g.attrs["newton_forcing_max"] == 0.5
+    # the method and its settings are part of the setup: resuming with others is refused
+    with pytest.raises(ValueError, match="method"):
+        df.solve(E, p0, line_search=df.Armijo(c1=1e-4), out=path, resume=True)
+    with pytest.raises(ValueError, match="newton_forcing_max"):
+        df.solve(E, p0, method="newton", newton=Newton(forcing_max=0.25), out=path, resume=True)
