@@ -24,6 +24,7 @@ def make_case(dim, n):
         tol=1e-12,
         max_iter=500,
         safeguard=None,  # the paper's plain Armijo, as in the paper's cases (see there)
+        method="gradient",  # the paper's first-order method: its iteration counts
     )
 
 

@@ -29,4 +29,7 @@ case = Case(
     # paper. Delete this line in a copy that starts elsewhere (a bump, rough or nearly
     # vanishing data): the library's default safeguard makes those converge.
     safeguard=None,
+    # The paper's first-order method (its figures); `densflow run --method newton` or
+    # method="newton" solves the same panels with Newton-Krylov steps.
+    method="gradient",
 )

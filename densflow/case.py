@@ -37,7 +37,7 @@ from . import energies as _energies
 from . import metrics as _metrics
 from ._validation import check_positive_int, check_real_or_none, check_safeguard
 from .grid import Grid
-from .solver import Armijo
+from .solver import DEFAULT_METHOD, METHODS, Armijo, _check_method
 
 __all__ = ["Case", "Panel", "CaseError", "load_case", "evaluate_expression"]
 
@@ -160,16 +160,18 @@ class Case:
         file's stem when omitted.
     title : str or None
         Figure title.
-    tol, gtol, max_iter, line_search, safeguard
-        Stopping rules, line search and safeguard, as in :func:`densflow.solve`
-        (``safeguard=None``: the paper's plain Armijo).
+    tol, gtol, max_iter, line_search, safeguard, method, newton
+        Stopping rules, line search, safeguard, method and Newton settings, as in
+        :func:`densflow.solve`, whose defaults they share (``safeguard=None,
+        method="gradient"``: the paper's plain method). ``densflow run --method``
+        overrides ``method``.
     snapshot_every : int
         Store the density every this many iterations in the run file.
     """
 
     def __init__(self, grid, potential, panels, p0="uniform", name=None, title=None,
                  tol=1e-12, gtol=None, max_iter=1000, line_search=None, snapshot_every=10,
-                 safeguard=0.1):
+                 safeguard=0.1, method=DEFAULT_METHOD, newton=None):
         if not isinstance(grid, Grid):
             raise TypeError(f"Case grid must be a densflow.Grid, got {type(grid).__name__}")
         self.grid = grid
@@ -189,9 +191,12 @@ class Case:
             check_real_or_none(v, f"Case {key}")
         self.tol, self.gtol = tol, gtol
         self.max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
-        self.line_search = Armijo() if line_search is None else line_search
-        if not isinstance(self.line_search, Armijo):
+        self.line_search = line_search  # None: the method's default
+        if line_search is not None and not isinstance(line_search, Armijo):
             raise TypeError("Case line_search must be a densflow.Armijo instance or None")
+        self.method = method
+        self.newton = newton
+        _check_method(method, newton)
         self.snapshot_every = check_positive_int(snapshot_every, "snapshot_every")
         self.safeguard = check_safeguard(safeguard, "Case safeguard")
         self.path = None  # set by load_case
@@ -219,7 +224,8 @@ class Case:
     def solve_options(self):
         """Keyword arguments of :func:`densflow.solve` shared by all runs."""
         return {"tol": self.tol, "gtol": self.gtol, "max_iter": self.max_iter,
-                "line_search": self.line_search, "safeguard": self.safeguard}
+                "line_search": self.line_search, "safeguard": self.safeguard,
+                "method": self.method, "newton": self.newton}
 
     def run_attributes(self):
         """Text attributes of every run: the recipes of μ and p0."""

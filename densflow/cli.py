@@ -20,6 +20,7 @@ import sys
 import time
 
 from . import __version__
+from .solver import METHODS
 
 __all__ = ["main"]
 
@@ -64,6 +65,9 @@ def _parser():
                       help="continue an interrupted run file from its last snapshots")
     mode.add_argument("--overwrite", action="store_true", help="replace an existing run file")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--method", choices=METHODS,
+                     help="override the case's method: 'gradient' (first-order natural "
+                          "gradient) or 'newton' (Newton-Krylov preconditioned by the metric)")
 
     sweep = sub.add_parser("sweep", help="run every point of a case file's sweep on Dask")
     sweep.add_argument("case", metavar="CASE", help="case file defining 'sweep'")
@@ -110,6 +114,8 @@ def _cmd_run(args, out, err):
         case = load_case(args.case)
     except CaseError as exc:
         raise UsageError(str(exc)) from None
+    if args.method is not None and args.method != case.method:
+        case.method, case.newton = args.method, None
     path = args.output or f"{case.name}.h5"
     if os.path.exists(path) and not (args.resume or args.overwrite):
         raise UsageError(f"{path} exists; use --resume to continue it or --overwrite to replace it")
