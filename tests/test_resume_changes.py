@@ -61,27 +61,27 @@ def test_any_changed_setting_is_refused(tmp_path, change):
 
 
 def test_setup_keys_added_later_are_compared_too(tmp_path, monkeypatch):
-    """A key that :func:`setup_attributes` gains (e.g. a solver method) is compared
-    without being listed anywhere else; so is one it loses."""
+    """A key that :func:`setup_attributes` gains later is compared without being
+    listed anywhere else; so is one it loses."""
     grid = df.Grid(64, 1)
     E = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 0))
     original = recorder_module.setup_attributes
 
-    def with_method(method):
+    def with_setting(value):
         def setup(*args, **kw):
-            return {**original(*args, **kw), "method": method}
+            return {**original(*args, **kw), "future_setting": value}
         return setup
 
     path = tmp_path / "r.h5"
-    monkeypatch.setattr(recorder_module, "setup_attributes", with_method("descent"))
+    monkeypatch.setattr(recorder_module, "setup_attributes", with_setting("a"))
     partial_run(path, E, grid.uniform())
-    monkeypatch.setattr(recorder_module, "setup_attributes", with_method("newton"))
-    with pytest.raises(ResumeError, match="recorded method = 'descent', this run has 'newton'"):
+    monkeypatch.setattr(recorder_module, "setup_attributes", with_setting("b"))
+    with pytest.raises(ResumeError, match="recorded future_setting = 'a', this run has 'b'"):
         df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True)
     monkeypatch.setattr(recorder_module, "setup_attributes", original)
-    with pytest.raises(ResumeError, match="recorded method = 'descent', this run has None"):
+    with pytest.raises(ResumeError, match="recorded future_setting = 'a', this run has None"):
         df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True)
-    monkeypatch.setattr(recorder_module, "setup_attributes", with_method("descent"))
+    monkeypatch.setattr(recorder_module, "setup_attributes", with_setting("a"))
     res = df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True)
     assert res.converged and res.info["resumed_from"] == 20
 
