@@ -21,7 +21,7 @@ returns an operator whose ``direction(p, g)`` is called every iteration.
 import numpy as np
 
 from .operators import apply_laplacian_pinv, dot, inverse_symbol, laplacian_symbol, weighted_laplacian
-from .wavelets import WaveletBasis
+from .wavelets import cached_basis
 
 __all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "Safeguard", "get", "NAMES"]
 
@@ -202,7 +202,7 @@ class Combined(Metric):
 
     def bind(self, energy):
         energy.check_weights()
-        basis = WaveletBasis(energy.grid, self.wavelet, self.level)
+        basis = cached_basis(energy.grid, self.wavelet, self.level)
         return _BoundCombined(basis, energy.weights)
 
 
@@ -237,25 +237,50 @@ class _BoundCombined(_Bound):
         return self.basis.synthesis(self.eigenvalues(p) * self.basis.analysis(g))
 
     def operator(self, p):
-        lam = self.eigenvalues(p)
-        return lambda v: self.basis.synthesis(lam * self.basis.analysis(v))
+        return CombinedPreconditioner(self.basis, self.eigenvalues(p), self.ones_coeffs,
+                                      project=False)
 
     def preconditioner(self, p):
-        # v -> W diag(lam) (W^T v - c W^T 1), with c = 1^T M v / 1^T M 1 in coefficients
-        lam = self.eigenvalues(p)
-        lam1 = lam * self.ones_coeffs
-        den = dot(lam1, self.ones_coeffs)
-        analysis, synthesis, ones = self.basis.analysis, self.basis.synthesis, self.ones_coeffs
-
-        def apply(v):
-            coeffs = analysis(v)
-            if den > 0:
-                coeffs -= (dot(lam1, coeffs) / den) * ones
-            return synthesis(lam * coeffs)
-        return apply
+        return CombinedPreconditioner(self.basis, self.eigenvalues(p), self.ones_coeffs)
 
     def direction(self, p, g):
         return _mass_fix(self.preconditioner(p)(g))
+
+
+class CombinedPreconditioner:
+    r"""The map :math:`v \mapsto W\operatorname{diag}(\lambda)(W^\top v - c\,W^\top\mathbf 1)`,
+    :math:`c = \mathbf 1^\top M v / \mathbf 1^\top M \mathbf 1` (in coefficients), for fixed
+    eigenvalues :math:`\lambda`; its parts are attributes, for the fused kernels of
+    :mod:`densflow.newton`."""
+
+    def __init__(self, basis, lam, ones, project=True):
+        self.basis, self.lam, self.ones = basis, lam, ones
+        self.lam1 = lam * ones
+        # project=False: the plain operator M(p) v = W diag(lam) W^T v
+        self.den = dot(self.lam1, ones) if project else 0.0
+
+    def __call__(self, v):
+        coeffs = self.basis.analysis(v)
+        if self.den > 0:
+            coeffs -= (dot(self.lam1, coeffs) / self.den) * self.ones
+        return self.basis.synthesis(self.lam * coeffs)
+
+
+class BlendedPreconditioner:
+    r"""The safeguard's map :math:`v \mapsto \tilde M(v - c\mathbf 1)` with
+    :math:`\tilde M = D M D + F`, :math:`F = (I - D^2)\operatorname{diag}(p)/\alpha_2`
+    (see :class:`Safeguard`); ``operator`` applies :math:`M(p)`."""
+
+    def __init__(self, operator, d, f):
+        self.operator, self.d, self.f = operator, d, f
+        self.w = operator(d)
+        self.den = dot(d, self.w) + f.sum()
+
+    def __call__(self, v):
+        d, f = self.d, self.f
+        u = self.operator(d * v)
+        c = (dot(d, u) + dot(f, v)) / self.den
+        return d * (u - c * self.w) + f * (v - c)
 
 
 class Safeguard:
@@ -309,16 +334,7 @@ class Safeguard:
         if self.alpha2 <= 0:
             return self.bound.preconditioner(np.maximum(p, self.delta))
         d = np.minimum(1.0, p / self.delta)
-        f = (1.0 - d * d) * p / self.alpha2
-        apply = self.bound.operator(p)
-        w = apply(d)
-        den = dot(d, w) + f.sum()
-
-        def blended(v):
-            u = apply(d * v)
-            c = (dot(d, u) + dot(f, v)) / den
-            return d * (u - c * w) + f * (v - c)
-        return blended
+        return BlendedPreconditioner(self.bound.operator(p), d, (1.0 - d * d) * p / self.alpha2)
 
     def direction(self, p, g):
         if p.min() >= self.delta:
