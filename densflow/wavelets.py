@@ -33,7 +33,7 @@ import pywt
 from . import _kernels as K
 from .operators import forward_difference
 
-__all__ = ["WaveletBasis", "valid_levels"]
+__all__ = ["WaveletBasis", "valid_levels", "cached_basis"]
 
 
 def valid_levels(n):
@@ -222,3 +222,28 @@ class WaveletBasis:
         K.diagonals_2d(p, self.level, *self._flat, h1 if need_h1 else p, h2 if need_h2 else p,
                        need_h1, need_h2)
         return h1, h2
+
+
+_CACHE = {}
+#: Bases kept by :func:`cached_basis` (the most recently built ones).
+CACHE_SIZE = 8
+
+
+def cached_basis(grid, wavelet="db4", level=None):
+    """A :class:`WaveletBasis`, shared between calls with the same grid, wavelet and level.
+
+    Building a basis (its factor windows and ``h3``) costs about as much as a few
+    iterations at small ``n``; a basis is never modified after it is built, so runs on
+    the same grid share one.
+    """
+    name = wavelet.name if isinstance(wavelet, pywt.Wavelet) else wavelet
+    key = (grid.n, grid.dim, name, level) if isinstance(name, str) else None
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
+    basis = WaveletBasis(grid, wavelet, level)
+    if key is not None:
+        if len(_CACHE) >= CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = basis
+    return basis
+
