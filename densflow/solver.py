@@ -135,12 +135,21 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         energies without a KL term are then evaluated outside the positive orthant too
         (they are quadratics). ``None``: the paper's plain method (metric at ``p``,
         :math:`E = +\infty` outside the positive orthant for every energy).
+    method : {"gradient", "newton"}
+        ``"gradient"``: the paper's step :math:`s = \tilde M(p)(g - c\mathbf 1)`.
+        ``"newton"``: Newton–Krylov steps, the Newton system solved by conjugate
+        gradients preconditioned by the metric (:mod:`densflow.newton`); its line
+        search defaults to ``Armijo(c1=1e-4)``.
+    newton : densflow.newton.Newton or None
+        Settings of ``method="newton"`` (forcing, caps, boundary rule, damping).
 
     Returns
     -------
     SolveResult
         With ``info["resumed_from"]``, the iteration a resumed run continued from
-        (-1 otherwise).
+        (-1 otherwise), ``info["method"]``, and per step ``cg_iterations``,
+        ``hessian_products`` and ``inner_iterations`` (the 2D :math:`L_\mu^+` CG
+        iterations inside the Hessian products; all zero for the gradient method).
 
     Notes
     -----
@@ -259,7 +268,8 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
     positive = getattr(operator, "requires_positive", True)
     after_step = getattr(operator, "after_step", None)
     newton = isinstance(operator, NewtonStep)
-    first_step = operator.first_step if newton else (lambda p, s, eta0: eta0)
+    first_step = ((lambda p, s, search: operator.first_step(p, s, search.eta0)) if newton
+                  else (lambda p, s, search: None))
     inner = {key: [] for key in INNER_HISTORIES}
     if record is not None:
         from .recorder import setup_attributes
@@ -315,7 +325,7 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
                        f"E = {state.value:.6e}")
             break
         line = energy.line(state, s, positive=positive)
-        eta, _, _ = line_search.search(line, slope, first_step(state.p, s, line_search.eta0))
+        eta, _, _ = line_search.search(line, slope, first_step(state.p, s, line_search))
         if eta is None and newton and operator.stats["cg_iterations"]:
             # Newton found no acceptable step: take the metric's first-order step instead
             s = operator.fallback(state.p, state.gradient)
