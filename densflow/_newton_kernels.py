@@ -89,7 +89,7 @@ def newton_cg_1d(g, p, a1, inv_mu, a2, a3, nu, lo, hi, level, lam, ones, lam1, d
                 hd[i] += a3 * work[i]
         if diag > 0.0:
             for i in range(n):
-                hd[i] += diag * d[i] / p[i]
+                hd[i] += diag * d[i] / max(p[i], 1e-300)
         hmean = 0.0
         for i in range(n):
             hmean += hd[i]

@@ -206,8 +206,9 @@ class KL(Term):
         return _KLLine(self, state)
 
     def hessian_product(self, p, v, rtol=None):
-        r""":math:`\operatorname{diag}(1/p)\, v`."""
-        return v / p
+        r""":math:`\operatorname{diag}(1/p)\, v`, with ``p`` floored at 1e-300 (for a
+        subnormal ``p``, :math:`1/p` overflows)."""
+        return v / np.maximum(p, 1e-300)
 
 
 class _KLLine:

@@ -178,7 +178,7 @@ class NewtonStep:
         return s
 
     def _floor(self, gap):
-        """The forcing term's lower bound :math:`\sqrt{\tau/(10 (E_k - E_{\min}))}` (or 0)."""
+        r"""The forcing term's lower bound :math:`\sqrt{\tau/(10 (E_k - E_{\min}))}` (or 0)."""
         if gap is not None and self.tol is not None and gap > 0:
             return float(np.sqrt(0.1 * self.tol / gap))
         return 0.0

@@ -221,3 +221,14 @@ def test_newton_runs_recorded_unrecorded_and_resumed_are_identical(tmp_path):
         df.solve(E, p0, line_search=df.Armijo(c1=1e-4), out=path, resume=True)
     with pytest.raises(ValueError, match="newton_forcing_max"):
         df.solve(E, p0, method="newton", newton=Newton(forcing_max=0.25), out=path, resume=True)
+
+
+def test_kl_curvature_stays_finite_at_subnormal_densities():
+    grid = df.Grid(16, 1)
+    E = make_energy(grid, grid.gibbs(V1), (0, 1e-3, 0))
+    p = grid.uniform()
+    p[3] = 5e-324  # the smallest positive double: 1e-3 / p overflows
+    v = np.ones(grid.shape)
+    hv = E.hessian_product(p, v)
+    assert np.all(np.isfinite(hv)) and hv[3] == pytest.approx(1e-3 / 1e-300)
+    assert hv[0] == pytest.approx(1e-3 * 16)
