@@ -224,7 +224,7 @@ class _BoundCombined(_Bound):
         """:math:`\\lambda(p)` in the pyramid layout of the coefficients."""
         h1, h2 = self.basis.diagonals(p, need_h1=self.a1 > 0, need_h2=self.a2 > 0)
         denom = self._a3h3.copy()
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore"):  # -> lambda = 0
             if self.a1 > 0:
                 denom += self.a1 / h1  # +inf where H1 p = 0 (a constant basis vector)
             if self.a2 > 0:

@@ -77,6 +77,12 @@ class Newton:
     damping_below : float
         Solve again only when the largest step keeping :math:`p > 0` is below this
         fraction of the Newton step, in (0, 1].
+    revive_below : float
+        With a KL term: while some cell holds less than ``revive_below / N`` (nearly
+        empty; in [0, 1], 0: never), take the metric's first-order step instead. Its
+        step in such a cell is proportional to :math:`p_i` and refills it
+        geometrically, whereas the KL curvature :math:`\alpha_2/p_i` of a Newton step
+        holds it in place.
     """
 
     forcing_max: float = 0.5
@@ -85,6 +91,7 @@ class Newton:
     inner_factor: float = 0.1
     damping_tries: int = 3
     damping_below: float = 0.5
+    revive_below: float = 1e-8
 
     def __post_init__(self):
         for name, low, high, closed in (("forcing_max", 0.0, 1.0, False), ("boundary", 0.0, 1.0, True),
@@ -95,6 +102,9 @@ class Newton:
             if not ok:
                 bound = "]" if closed else ")"
                 raise ValueError(f"Newton {name} must lie in ({low:g}, {high:g}{bound}, got {v!r}")
+        v = self.revive_below
+        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 <= v <= 1):
+            raise ValueError(f"Newton revive_below must lie in [0, 1], got {v!r}")
         for name, low in (("cg_max_iter", 1), ("damping_tries", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
@@ -165,6 +175,8 @@ class NewtonStep:
         Fisher–Rao natural gradient, which keeps :math:`p > 0`.
         """
         self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        if self.has_kl and p.min() * p.size < self.settings.revive_below:
+            return self.inner.direction(p, g)  # nearly empty cells: the metric's step
         precondition = self.inner.preconditioner(p)
         s = self._solve(p, g, gap, precondition, 0.0)
         if self.has_kl:

@@ -232,3 +232,20 @@ def test_kl_curvature_stays_finite_at_subnormal_densities():
     hv = E.hessian_product(p, v)
     assert np.all(np.isfinite(hv)) and hv[3] == pytest.approx(1e-3 / 1e-300)
     assert hv[0] == pytest.approx(1e-3 * 16)
+
+
+@pytest.mark.parametrize("floor", [1e-300, float(np.nextafter(0.0, 1.0))])
+def test_newton_revives_nearly_empty_cells_before_taking_newton_steps(floor):
+    # a bump floored at `floor`: Newton steps alone cannot refill cells whose KL
+    # curvature is 1/floor; the metric's steps revive them, then Newton converges
+    from test_vanishing_floors import floored_bump
+
+    grid = df.Grid(512, 1)
+    p0 = floored_bump(grid, floor)
+    E = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 0))
+    res = df.solve(E, p0, method="newton", max_iter=2000)
+    assert res.converged and E.value(res.p) <= 1e-12
+    revive = res.cg_iterations == 0
+    assert revive[0] and not revive[-1]  # first the metric's steps, last Newton's
+    stuck = df.solve(E, p0, method="newton", max_iter=2000, newton=Newton(revive_below=0.0))
+    assert not stuck.converged and "vanished" in stuck.message
