@@ -150,6 +150,7 @@ class NewtonStep:
         self._fused = energy.grid.dim == 1 and energy.min_value is not None and all(
             type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
         self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        self.newton_direction = True
 
     # the names the recorder and messages read through a wrapper
     @property
@@ -175,8 +176,10 @@ class NewtonStep:
         Fisher–Rao natural gradient, which keeps :math:`p > 0`.
         """
         self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        self.newton_direction = False
         if self.has_kl and p.min() * p.size < self.settings.revive_below:
             return self.inner.direction(p, g)  # nearly empty cells: the metric's step
+        self.newton_direction = True
         precondition = self.inner.preconditioner(p)
         s = self._solve(p, g, gap, precondition, 0.0)
         if self.has_kl:
@@ -267,8 +270,10 @@ class NewtonStep:
         return _mass_fix(x)
 
     def first_step(self, p, s, eta0):
-        """The first trial step: ``eta0``, shortened to keep :math:`p - t s > 0` with KL."""
-        if not self.has_kl:
+        """The first trial step: ``eta0``, shortened to keep :math:`p - t s > 0` for a
+        Newton direction with KL (the metric's steps halve from ``eta0`` as in
+        :func:`densflow.solve`'s first-order method, which empties no cell)."""
+        if not (self.has_kl and self.newton_direction):
             return eta0
         grow = s > 0
         if not np.any(grow):
@@ -278,4 +283,5 @@ class NewtonStep:
     def fallback(self, p, g):
         """The first-order natural-gradient direction of the preconditioning metric."""
         self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        self.newton_direction = False
         return self.inner.direction(p, g)

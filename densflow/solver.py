@@ -31,7 +31,7 @@ __all__ = ["solve", "SolveResult", "Armijo", "FixedStep"]
 #: preconditioned by the metric (:mod:`densflow.newton`).
 METHODS = ("gradient", "newton")
 #: The method of :func:`solve` (and of case files) unless one is chosen.
-DEFAULT_METHOD = "gradient"
+DEFAULT_METHOD = "newton"
 
 #: The line search of ``method="newton"`` unless one is given: the textbook sufficient
 #: decrease constant (a full Newton step on a quadratic decreases E by exactly half

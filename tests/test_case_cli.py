@@ -80,7 +80,7 @@ def test_run_inspect_plot(tmp_path, capsys, monkeypatch):
     # the same numbers as the library call with a recorder
     case = load_case(SMALL)
     ref = df.solve(case.energy(case.panels[1]), case.initial_density(), "fisher_rao", tol=1e-12,
-                   max_iter=200, out=tmp_path / "lib.h5")
+                   max_iter=200, out=tmp_path / "lib.h5", method="gradient")
     run = runfile.runs[3]
     assert np.array_equal(run.energies, ref.energies) and run.n_iter == ref.n_iter
     assert run.attrs["p0_recipe"] == "normalised 1 + 0.5*cos(2*pi*x)"
@@ -229,3 +229,18 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed["fisher_rao"].n_iter == 2500
     assert 0 < resumed["fisher_rao"].attrs["resumed_from"] <= fr.n_iter
     assert np.array_equal(resumed["fisher_rao"].snapshot_iterations, np.arange(0, 2501, 50))
+
+
+def test_run_method_newton_overrides_the_case_and_is_recorded(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "run", SMALL, "-o", tmp_path / "n.h5", "--method", "newton")
+    assert code == 0 and "not converged" not in out
+    runs = read_run_file(tmp_path / "n.h5").runs
+    assert runs and all(r.attrs["method"] == "newton" and r.status == "complete" for r in runs)
+    with h5py.File(tmp_path / "n.h5", "r") as f:
+        for r in runs:
+            assert f[r.name]["cg_iterations"].shape == (r.n_iter,)
+    # the case says method="gradient": resuming the file with it is refused
+    code, _, err = run_cli(capsys, "run", SMALL, "-o", tmp_path / "n.h5", "--resume")
+    assert code == 2 and "method" in err
+    code, _, err = run_cli(capsys, "run", SMALL, "--method", "Newton")
+    assert code == 2 and "invalid choice" in err

@@ -71,10 +71,10 @@ class _SolveFailsAt(df.metrics.Metric):
 def test_failure_mid_run_keeps_the_history(tmp_path, recorded):
     grid = df.Grid(64, 1)
     E = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 1e-4))
-    ref = df.solve(E, grid.uniform(), "combined")
+    ref = df.solve(E, grid.uniform(), "combined", method="gradient")
     out = tmp_path / "m.h5" if recorded else None
     seen = []
-    res = df.solve(E, grid.uniform(), _SolveFailsAt(7), out=out, callback=lambda *a: seen.append(a[0]))
+    res = df.solve(E, grid.uniform(), _SolveFailsAt(7), out=out, callback=lambda *a: seen.append(a[0]), method="gradient")
     assert seen == list(range(1, 8))  # the user's callback still sees every step
     assert not res.converged and res.n_iter == 7
     assert res.message == (f"numerical failure at iteration 7 (E = {ref.energies[7]:.6e}): "
@@ -88,7 +88,7 @@ def test_failure_mid_run_keeps_the_history(tmp_path, recorded):
         assert run.status == "failed" and run.n_iter == 7 and run.message == res.message
         assert np.array_equal(run.energies, res.energies)
         # the failed run stays resumable: from its last snapshot it fails the same way
-        again = df.solve(E, grid.uniform(), _SolveFailsAt(2), out=out, resume=True)
+        again = df.solve(E, grid.uniform(), _SolveFailsAt(2), out=out, resume=True, method="gradient")
         assert again.info["resumed_from"] == 0 and again.n_iter == 2
 
 

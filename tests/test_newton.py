@@ -164,7 +164,7 @@ def test_method_and_settings_are_checked():
     with pytest.raises(ValueError, match="method must be one of 'gradient', 'newton'"):
         df.solve(E, grid.uniform(), method="Newton-CG")
     with pytest.raises(ValueError, match="newton= settings need method='newton'"):
-        df.solve(E, grid.uniform(), newton=Newton())
+        df.solve(E, grid.uniform(), method="gradient", newton=Newton())
     with pytest.raises(TypeError, match="newton must be a densflow.newton.Newton"):
         df.solve(E, grid.uniform(), method="newton", newton={"forcing_max": 0.1})
     for bad, match in ((dict(forcing_max=1.0), "forcing_max must lie in"),
@@ -218,7 +218,7 @@ def test_newton_runs_recorded_unrecorded_and_resumed_are_identical(tmp_path):
         assert g.attrs["newton_forcing_max"] == 0.5
     # the method and its settings are part of the setup: resuming with others is refused
     with pytest.raises(ValueError, match="method"):
-        df.solve(E, p0, line_search=df.Armijo(c1=1e-4), out=path, resume=True)
+        df.solve(E, p0, line_search=df.Armijo(c1=1e-4), out=path, resume=True, method="gradient")
     with pytest.raises(ValueError, match="newton_forcing_max"):
         df.solve(E, p0, method="newton", newton=Newton(forcing_max=0.25), out=path, resume=True)
 

@@ -53,7 +53,8 @@ def test_solver_steps_conserve_mass_keep_positivity_and_descend(problem):
     seen = []
     res = df.solve(E, p, metric=metric, tol=0.0, max_iter=6,
                    callback=lambda k, q, v, eta, dec: seen.append(q.copy()))
-    assert np.all(np.diff(res.energies) <= 0)
+    # descent, up to rounding once E reaches it (tol=0 runs on at E ~ 1e-35)
+    assert np.all(np.diff(res.energies) <= 1e-14 * res.energies[0])
     for q in seen:
         assert abs(q.sum() - 1.0) <= 1e-12
         if E.weights["fisher_rao"] > 0:

@@ -18,7 +18,7 @@ def test_round_trip_equals_solve_result(tmp_path, metric):
     grid, E = problem()
     p0 = random_density(grid, 1)
     path = tmp_path / "run.h5"
-    res = df.solve(E, p0, metric, max_iter=150, out=path)
+    res = df.solve(E, p0, metric, max_iter=150, out=path, method="gradient")
     run, = read_run_file(path, snapshots=True).runs
     for key in ("energies", "steps", "decrements", "times"):
         assert np.array_equal(getattr(run, key), getattr(res, key)), key
@@ -81,7 +81,7 @@ def test_gtol_stop_records_the_last_decrement(tmp_path):
 
 def test_resume_after_a_crash_is_bit_identical(tmp_path):
     grid, E = problem(n=128, weights=(1, 1e-3, 0))
-    ref = df.solve(E, grid.uniform(), "wasserstein", max_iter=200)
+    ref = df.solve(E, grid.uniform(), "wasserstein", max_iter=200, method="gradient")
 
     def crash(k, *args):
         if k == 57:
@@ -89,13 +89,13 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path):
 
     path = tmp_path / "c.h5"
     with pytest.raises(RuntimeError):
-        df.solve(E, grid.uniform(), "wasserstein", max_iter=200, out=path, callback=crash)
+        df.solve(E, grid.uniform(), "wasserstein", max_iter=200, out=path, callback=crash, method="gradient")
     run, = read_run_file(path, snapshots=True).runs
     assert run.status == "failed" and "simulated crash" in run.attrs["error"]
     assert run.n_iter == 57 and np.array_equal(run.snapshot_iterations, [0, 10, 20, 30, 40, 50])
 
-    recorded = df.solve(E, grid.uniform(), "wasserstein", max_iter=200, out=tmp_path / "u.h5")
-    res = df.solve(E, grid.uniform(), "wasserstein", max_iter=200, out=path, resume=True)
+    recorded = df.solve(E, grid.uniform(), "wasserstein", max_iter=200, out=tmp_path / "u.h5", method="gradient")
+    res = df.solve(E, grid.uniform(), "wasserstein", max_iter=200, out=path, resume=True, method="gradient")
     assert res.info["resumed_from"] == 50
     assert res.n_iter == recorded.n_iter == ref.n_iter
     assert np.array_equal(res.energies, recorded.energies)
@@ -105,7 +105,7 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path):
 
     calls = []
     again = df.solve(E, grid.uniform(), "wasserstein", max_iter=200, out=path, resume=True,
-                     callback=lambda *a: calls.append(a))
+                     callback=lambda *a: calls.append(a), method="gradient")
     assert calls == [] and np.array_equal(again.energies, res.energies)
 
 

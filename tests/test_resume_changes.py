@@ -25,7 +25,7 @@ def crash_at(k_crash):
 def partial_run(path, energy, p0, **kw):
     """A run interrupted at iteration 25 (snapshots at 0, 10, 20)."""
     with pytest.raises(KeyboardInterrupt):
-        df.solve(energy, p0, "combined", max_iter=200, out=path, callback=crash_at(25), **kw)
+        df.solve(energy, p0, "combined", max_iter=200, out=path, callback=crash_at(25), **kw, method="gradient")
     run, = read_run_file(path).runs
     assert run.status == "failed" and run.n_iter == 25
 
@@ -37,12 +37,12 @@ def test_a_changed_mu_is_refused(tmp_path):
     other = grid.gibbs(lambda x: 2 * np.sin(4 * np.pi * x))
     with pytest.raises(ResumeError, match="reference measure mu differs"):
         df.solve(make_energy(grid, other, (1, 1e-3, 0)), grid.uniform(), "combined",
-                 max_iter=200, out=path, resume=True)
+                 max_iter=200, out=path, resume=True, method="gradient")
     # unchanged, it resumes and ends like an uninterrupted run
     res = df.solve(make_energy(grid, grid.gibbs(V1), (1, 1e-3, 0)), grid.uniform(), "combined",
-                   max_iter=200, out=path, resume=True)
+                   max_iter=200, out=path, resume=True, method="gradient")
     ref = df.solve(make_energy(grid, grid.gibbs(V1), (1, 1e-3, 0)), grid.uniform(), "combined",
-                   max_iter=200)
+                   max_iter=200, method="gradient")
     assert res.info["resumed_from"] == 20 and np.array_equal(res.energies, ref.energies)
 
 
@@ -57,7 +57,7 @@ def test_any_changed_setting_is_refused(tmp_path, change):
     partial_run(path, E, grid.uniform())
     metric = change.pop("metric", "combined")
     with pytest.raises(ResumeError, match="cannot resume run 'run': recorded "):
-        df.solve(E, grid.uniform(), metric, max_iter=200, out=path, resume=True, **change)
+        df.solve(E, grid.uniform(), metric, max_iter=200, out=path, resume=True, **change, method="gradient")
 
 
 def test_setup_keys_added_later_are_compared_too(tmp_path, monkeypatch):
@@ -77,12 +77,12 @@ def test_setup_keys_added_later_are_compared_too(tmp_path, monkeypatch):
     partial_run(path, E, grid.uniform())
     monkeypatch.setattr(recorder_module, "setup_attributes", with_setting("b"))
     with pytest.raises(ResumeError, match="recorded future_setting = 'a', this run has 'b'"):
-        df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True)
+        df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True, method="gradient")
     monkeypatch.setattr(recorder_module, "setup_attributes", original)
     with pytest.raises(ResumeError, match="recorded future_setting = 'a', this run has None"):
-        df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True)
+        df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True, method="gradient")
     monkeypatch.setattr(recorder_module, "setup_attributes", with_setting("a"))
-    res = df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True)
+    res = df.solve(E, grid.uniform(), "combined", max_iter=200, out=path, resume=True, method="gradient")
     assert res.converged and res.info["resumed_from"] == 20
 
 

@@ -62,10 +62,10 @@ def test_plain_armijo_stalls_where_the_safeguard_converges():
     # the failure the safeguard cures: no KL barrier, rough data
     grid, mu = setup(1)
     E = make_energy(grid, mu, (1, 0, 1e-4))
-    plain = df.solve(E, rough(grid, 0), metric="combined", max_iter=200, safeguard=None)
+    plain = df.solve(E, rough(grid, 0), metric="combined", max_iter=200, safeguard=None, method="gradient")
     assert not plain.converged and plain.energies[-1] > 1e-6
     assert plain.p.min() < 1e-12
-    safe = df.solve(E, rough(grid, 0), metric="combined", max_iter=200)
+    safe = df.solve(E, rough(grid, 0), metric="combined", max_iter=200, method="gradient")
     assert safe.converged
 
 
@@ -119,7 +119,7 @@ class _BreaksAt(df.metrics.Metric):
 def test_non_finite_direction_stops_and_the_record_keeps_the_history(tmp_path):
     grid, mu = setup(1)
     E = make_energy(grid, mu, (1, 1e-3, 1e-4))
-    res = df.solve(E, grid.uniform(), metric=_BreaksAt(3), out=tmp_path / "r.h5", safeguard=None)
+    res = df.solve(E, grid.uniform(), metric=_BreaksAt(3), out=tmp_path / "r.h5", safeguard=None, method="gradient")
     assert not res.converged
     assert res.message.startswith("direction became non-finite at iteration 3 (E = ")
     assert res.n_iter == 3 and len(res.energies) == 4 and np.all(np.isfinite(res.energies))

@@ -17,12 +17,12 @@ def test_figure1_combined_beats_single_metrics(weights, singles):
     grid = df.Grid(512, 1)
     mu = grid.gibbs(V1)
     E = make_energy(grid, mu, weights)
-    res = df.solve(E, grid.uniform(), metric="combined", tol=1e-12, max_iter=1000)
+    res = df.solve(E, grid.uniform(), metric="combined", tol=1e-12, max_iter=1000, method="gradient")
     assert res.converged and res.energies[-1] <= 1e-12
     assert E.value(res.p) <= 1e-12
     assert res.n_iter <= 100
     for name in singles:
-        single = df.solve(E, grid.uniform(), metric=name, tol=1e-12, max_iter=1000)
+        single = df.solve(E, grid.uniform(), metric=name, tol=1e-12, max_iter=1000, method="gradient")
         assert (not single.converged) or single.n_iter > 10 * res.n_iter, name
 
 
@@ -31,7 +31,7 @@ def test_figure2_combined_converges_in_100_iterations(weights):
     grid = df.Grid(64, 2)
     mu = grid.gibbs(V2)
     E = make_energy(grid, mu, weights)
-    res = df.solve(E, grid.uniform(), metric="combined", tol=1e-12, max_iter=100)
+    res = df.solve(E, grid.uniform(), metric="combined", tol=1e-12, max_iter=100, method="gradient")
     assert res.converged and res.energies[-1] <= 1e-12
     assert E.value(res.p) <= 1e-12  # evaluated afresh, not from the solver's updates
     assert res.n_iter <= 100
@@ -42,7 +42,7 @@ def test_history_obeys_armijo_and_conserves_mass(metric):
     grid = df.Grid(64, 1)
     mu = grid.gibbs(V1)
     E = make_energy(grid, mu, (1, 1e-3, 1e-4))
-    res = df.solve(E, random_density(grid, 0), metric=metric, max_iter=30)
+    res = df.solve(E, random_density(grid, 0), metric=metric, max_iter=30, method="gradient")
     assert len(res.energies) == res.n_iter + 1
     assert len(res.steps) == res.n_iter
     assert np.all(res.steps > 0) and np.all(res.steps <= 1)
@@ -66,7 +66,7 @@ def test_gtol_stops_on_decrement():
 def test_max_iter_reached_is_not_convergence():
     grid = df.Grid(64, 1)
     mu = grid.gibbs(V1)
-    res = df.solve(make_energy(grid, mu, (1, 1e-3, 0)), grid.uniform(), metric="fisher_rao", max_iter=5)
+    res = df.solve(make_energy(grid, mu, (1, 1e-3, 0)), grid.uniform(), metric="fisher_rao", max_iter=5, method="gradient")
     assert not res.converged and res.n_iter == 5 and "max_iter" in res.message
 
 
@@ -86,7 +86,7 @@ class _Explosive(df.metrics.Metric):
 def test_line_search_failure_stops_with_message():
     grid = df.Grid(32, 1)
     mu = grid.gibbs(V1)
-    res = df.solve(make_energy(grid, mu, (0, 1, 0)), random_density(grid, 1), metric=_Explosive())
+    res = df.solve(make_energy(grid, mu, (0, 1, 0)), random_density(grid, 1), metric=_Explosive(), method="gradient")
     assert not res.converged
     assert "line search failed at iteration 0" in res.message
     assert res.n_iter == 0 and len(res.energies) == 1

@@ -12,5 +12,6 @@ case = Case(
     panels=[Panel((1, 3e-4, 1e-4), ["combined", "fisher_rao"])],
     tol=1e-12,
     max_iter=2500,
+    method="gradient",  # long first-order run: the kill tests need one
     snapshot_every=50,
 )

@@ -14,4 +14,5 @@ case = Case(
     ],
     tol=1e-12,
     max_iter=200,
+    method="gradient",  # first-order runs: the CLI tests count their iterations
 )

@@ -39,7 +39,8 @@ def make_case(n):
     metric = KillOnce() if n == 64 else "combined"
     return Case(grid=df.Grid(n, dim=1), potential="sin(4*pi*x)",
                 panels=[Panel((1, 1e-3, 1e-4), [metric, "fisher_rao"])],
-                tol=1e-12, max_iter=200, snapshot_every=5, safeguard=None)
+                tol=1e-12, max_iter=200, snapshot_every=5, safeguard=None,
+                method="gradient")  # points long enough to kill a worker mid-point
 
 
 sweep = Sweep(make_case, product=dict(n=[32, 64, 128]))
