@@ -6,7 +6,8 @@ Usage::
     python benchmarks/scaling.py --quick    # small sizes only
     python benchmarks/scaling.py --plot plots/scaling.png
 
-One iteration is what :func:`densflow.solve` does per step: the direction (the metric),
+One iteration is what :func:`densflow.solve` does per first-order step
+(``method="gradient"``): the direction (the metric),
 the line search (one application of the quadratic terms' operators to the direction,
 then O(N) trials) and the gradient at the accepted point. Each (size, metric) runs in
 its own process, so "peak MiB" is that process's peak resident memory (Python, numpy
@@ -65,9 +66,9 @@ def measure(dim, n, metric):
 
     grid, E, p0 = _problem(dim, n)
     t0 = time.perf_counter()
-    df.solve(E, p0, metric=metric, tol=0.0, max_iter=2)  # warm-up (kernels, caches)
+    df.solve(E, p0, metric=metric, tol=0.0, max_iter=2, method="gradient")  # warm-up (kernels, caches)
     warm = time.perf_counter() - t0
-    res = df.solve(E, p0, metric=metric, tol=0.0, max_iter=_repeats(grid.size))
+    res = df.solve(E, p0, metric=metric, tol=0.0, max_iter=_repeats(grid.size), method="gradient")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"time": float(np.median(res.times)), "iters": int(res.n_iter), "peak_mib": peak, "warmup": warm}
 
@@ -152,7 +153,7 @@ def measure_compile():
 
         grid, E, p0 = _problem(dim, n)
         for metric in METRICS:
-            df.solve(E, p0, metric=metric, tol=0.0, max_iter=1)
+            df.solve(E, p0, metric=metric, tol=0.0, max_iter=1, method="gradient")
     return {"time": time.perf_counter() - t0}
 
 

@@ -90,7 +90,7 @@ class SolveResult:
 
 def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
           line_search=None, callback=None, out=None, resume=False, safeguard=0.1,
-          method=DEFAULT_METHOD, newton=None):
+          method=None, newton=None):
     r"""Minimise ``energy`` over probability vectors by natural-gradient descent.
 
     Parameters
@@ -135,9 +135,10 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         energies without a KL term are then evaluated outside the positive orthant too
         (they are quadratics). ``None``: the paper's plain method (metric at ``p``,
         :math:`E = +\infty` outside the positive orthant for every energy).
-    method : {"gradient", "newton"}
-        ``"gradient"``: the paper's step :math:`s = \tilde M(p)(g - c\mathbf 1)`.
-        ``"newton"``: Newton–Krylov steps, the Newton system solved by conjugate
+    method : {"newton", "gradient"} or None
+        ``None``: ``"newton"`` for grid energies (:data:`DEFAULT_METHOD`), ``"gradient"``
+        for parametric problems. ``"gradient"``: the paper's step
+        :math:`s = \tilde M(p)(g - c\mathbf 1)`. ``"newton"``: Newton–Krylov steps, the Newton system solved by conjugate
         gradients preconditioned by the metric (:mod:`densflow.newton`); its line
         search defaults to ``Armijo(c1=1e-4)``.
     newton : densflow.newton.Newton or None
@@ -161,6 +162,9 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     are not supported yet.
     """
     if getattr(energy, "parametric", False):
+        if method not in (None, "gradient") or newton is not None:
+            raise ValueError("method='newton' and newton= apply to grid energies; a parametric "
+                             "problem takes its metric's steps (method='gradient' or None)")
         return _solve_parametric(energy, p0, metric, tol, gtol, max_iter, line_search, callback,
                                  out, resume)
     if callback is not None and not callable(callback):
@@ -176,7 +180,7 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     energy.check_weights()
     p = energy.grid.check_density(p0, name="p0").copy()
     metric = _metrics.get(metric)
-    method = _check_method(method, newton)
+    method = _check_method(DEFAULT_METHOD if method is None else method, newton)
     max_iter, line_search = _check_loop_settings(max_iter, tol, gtol, line_search, (Armijo,),
                                                  default=NEWTON_LINE_SEARCH if method == "newton" else None)
     safeguard = check_safeguard(safeguard)

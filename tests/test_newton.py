@@ -249,3 +249,11 @@ def test_newton_revives_nearly_empty_cells_before_taking_newton_steps(floor):
     assert revive[0] and not revive[-1]  # first the metric's steps, last Newton's
     stuck = df.solve(E, p0, method="newton", max_iter=2000, newton=Newton(revive_below=0.0))
     assert not stuck.converged and "vanished" in stuck.message
+
+
+def test_parametric_problems_refuse_newton():
+    class P:  # what solve() reads to take the parametric path
+        parametric = True
+
+    with pytest.raises(ValueError, match="apply to grid energies"):
+        df.solve(P(), np.zeros(2), method="newton")
