@@ -138,9 +138,9 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     method : {"newton", "gradient"} or None
         ``None``: ``"newton"`` for grid energies (:data:`DEFAULT_METHOD`), ``"gradient"``
         for parametric problems. ``"gradient"``: the paper's step
-        :math:`s = \tilde M(p)(g - c\mathbf 1)`. ``"newton"``: Newton–Krylov steps, the Newton system solved by conjugate
-        gradients preconditioned by the metric (:mod:`densflow.newton`); its line
-        search defaults to ``Armijo(c1=1e-4)``.
+        :math:`s = \tilde M(p)(g - c\mathbf 1)`. ``"newton"``: Newton–Krylov steps, the
+        Newton system solved by conjugate gradients preconditioned by the metric
+        (:mod:`densflow.newton`); its line search defaults to ``Armijo(c1=1e-4)``.
     newton : densflow.newton.Newton or None
         Settings of ``method="newton"`` (forcing, caps, boundary rule, damping).
 
