@@ -1,7 +1,7 @@
-"""Iterations of the combined metric's first-order method (``method="gradient"``) from
-rough and nearly vanishing initial densities.
+"""Iterations of the combined metric's first-order method (``method="gradient"``, or
+``--method newton``) from rough and nearly vanishing initial densities.
 
-Usage: python benchmarks/robustness_table.py [--seeds K] [--max-iter M]
+Usage: python benchmarks/robustness_table.py [--seeds K] [--max-iter M] [--method newton]
 
 Rows: the weight sets of the paper's figures (1D n = 512, 2D 64 x 64). Columns: the
 largest iteration count over K seeds of rough data (i.i.d. cell values uniform in
@@ -31,6 +31,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--max-iter", type=int, default=200)
+    ap.add_argument("--method", choices=df.solver.METHODS, default="gradient",
+                    help="gradient: the paper's first-order steps (default); newton")
     args = ap.parse_args()
     header = ["grid", "weights", f"rough, {args.seeds} seeds", "vanishing", "rough (plain)", "vanishing (plain)"]
     rows = []
@@ -41,7 +43,7 @@ def main():
             row = [f"{dim}D n={N[dim]}", f"({w[0]:g}, {w[1]:g}, {w[2]:g})"]
             for safeguard in (0.1, None):
                 solve = lambda p0: df.solve(E, p0, metric="combined", max_iter=args.max_iter,  # noqa: E731
-                                            safeguard=safeguard, method="gradient")
+                                            safeguard=safeguard, method=args.method)
                 row.append(cell([solve(rough(grid, s)) for s in range(args.seeds)]))
                 row.append(cell([solve(nearly_vanishing(grid))]))
             rows.append(row[:2] + [row[2], row[3], row[4], row[5]])
