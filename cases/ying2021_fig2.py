@@ -29,7 +29,8 @@ case = Case(
     # paper. Delete this line in a copy that starts elsewhere (a bump, rough or nearly
     # vanishing data): the library's default safeguard makes those converge.
     safeguard=None,
-    # The paper's first-order method (its figures); `densflow run --method newton` or
-    # method="newton" solves the same panels with Newton-Krylov steps.
+    # The paper's first-order method, to reproduce its figures. Delete this line in a
+    # copy: the library's default, Newton-Krylov steps preconditioned by the metric, is
+    # faster (`densflow run --method newton` runs these panels with it).
     method="gradient",
 )
