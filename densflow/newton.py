@@ -85,7 +85,7 @@ class Newton:
         holds it in place.
     """
 
-    forcing_max: float = 0.5
+    forcing_max: float = 1e-2
     cg_max_iter: int = 200
     boundary: float = 0.995
     inner_factor: float = 0.1

@@ -115,9 +115,13 @@ def test_high_contrast_bump_converges_where_the_boundary_cuts_newton_steps():
     p0 = (p0 + 1e-3 * p0.max()) / (p0 + 1e-3 * p0.max()).sum()
     E = make_energy(grid, mu, (1, 1e-3, 1e-4))
     res = df.solve(E, p0, method="newton", tol=1e-12, max_iter=60)
-    assert res.converged and E.value(res.p) <= 1e-12 and np.all(res.p > 0)
-    undamped = df.solve(E, p0, method="newton", tol=1e-12, max_iter=res.n_iter,
-                        newton=Newton(damping_tries=0))
+    assert res.converged and E.value(res.p) <= 1e-12 and np.all(res.p > 0) and res.n_iter <= 12
+    # loose inner solves (forcing 0.5) give steps that positivity cuts: the damping
+    # restores them
+    loose = df.solve(E, p0, method="newton", newton=Newton(forcing_max=0.5), max_iter=60)
+    assert loose.converged and E.value(loose.p) <= 1e-12
+    undamped = df.solve(E, p0, method="newton", tol=1e-12, max_iter=loose.n_iter,
+                        newton=Newton(forcing_max=0.5, damping_tries=0))
     assert not undamped.converged
 
 
@@ -191,7 +195,8 @@ def test_newton_runs_recorded_unrecorded_and_resumed_are_identical(tmp_path):
     from densflow.recorder import read_run_file
 
     grid, E, p0 = _contrast_bump()
-    ref = df.solve(E, p0, method="newton")
+    loose = Newton(forcing_max=0.5)  # more steps than one snapshot interval
+    ref = df.solve(E, p0, method="newton", newton=loose)
     assert ref.converged and ref.n_iter > 12
 
     def crash(k, *args):
@@ -200,9 +205,9 @@ def test_newton_runs_recorded_unrecorded_and_resumed_are_identical(tmp_path):
 
     path = tmp_path / "n.h5"
     with pytest.raises(RuntimeError):
-        df.solve(E, p0, method="newton", out=path, callback=crash)
-    recorded = df.solve(E, p0, method="newton", out=tmp_path / "u.h5")
-    res = df.solve(E, p0, method="newton", out=path, resume=True)
+        df.solve(E, p0, method="newton", newton=loose, out=path, callback=crash)
+    recorded = df.solve(E, p0, method="newton", newton=loose, out=tmp_path / "u.h5")
+    res = df.solve(E, p0, method="newton", newton=loose, out=path, resume=True)
     assert res.info["resumed_from"] == 10
     for other in (recorded, res):
         assert other.n_iter == ref.n_iter
@@ -215,12 +220,14 @@ def test_newton_runs_recorded_unrecorded_and_resumed_are_identical(tmp_path):
         g = f[run.name]
         assert np.array_equal(g["cg_iterations"][:], ref.cg_iterations)
         assert np.array_equal(g["hessian_products"][:], ref.hessian_products)
-        assert g.attrs["newton_forcing_max"] == 0.5
+        assert g.attrs["newton_forcing_max"] == 0.5 and g.attrs["newton_revive_below"] == 1e-8
     # the method and its settings are part of the setup: resuming with others is refused
     with pytest.raises(ValueError, match="method"):
         df.solve(E, p0, line_search=df.Armijo(c1=1e-4), out=path, resume=True, method="gradient")
     with pytest.raises(ValueError, match="newton_forcing_max"):
         df.solve(E, p0, method="newton", newton=Newton(forcing_max=0.25), out=path, resume=True)
+    with pytest.raises(ValueError, match="newton_forcing_max"):
+        df.solve(E, p0, method="newton", out=path, resume=True)  # the default forcing
 
 
 def test_kl_curvature_stays_finite_at_subnormal_densities():
@@ -248,7 +255,7 @@ def test_newton_revives_nearly_empty_cells_before_taking_newton_steps(floor):
     revive = res.cg_iterations == 0
     assert revive[0] and not revive[-1]  # first the metric's steps, last Newton's
     stuck = df.solve(E, p0, method="newton", max_iter=2000, newton=Newton(revive_below=0.0))
-    assert not stuck.converged and "vanished" in stuck.message
+    assert not stuck.converged
 
 
 def test_parametric_problems_refuse_newton():
