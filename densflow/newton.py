@@ -182,7 +182,8 @@ class NewtonStep:
         metric, :math:`\nabla^2 E + \nu \operatorname{diag}(1/p)`, :math:`\nu = \alpha_2
         (1/t_{\max} - 1)`: in a cell where the KL curvature dominates, this shortens the
         step by :math:`t_{\max}`, and as :math:`\nu` grows the direction tends to the
-        Fisher–Rao natural gradient, which keeps :math:`p > 0`.
+        Fisher–Rao natural gradient, which keeps :math:`p > 0`. While some cell holds
+        less than ``revive_below / N`` the direction is the metric's first-order one.
         """
         self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
         self.newton_direction = False
@@ -239,7 +240,7 @@ class NewtonStep:
         settings = self.settings
         energy = self.energy
         counts = self.stats
-        damping = nu / p if nu > 0 else None
+        damping = nu / np.maximum(p, 1e-300) if nu > 0 else None  # as KL's curvature
         # PCG on P H P d = -P g, P = I - 11^T/N (the mass-zero subspace); x accumulates -d.
         # Residuals are kept mean-free: the preconditioner ignores constants, r.z would not
         r = g - g.mean()
