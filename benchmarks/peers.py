@@ -179,6 +179,14 @@ class _Clock:
     def elapsed(self):
         return time.perf_counter() - self.t0
 
+    def stop_note(self, k, cap):
+        """Why a run stops before iteration ``k`` (iteration or time cap), or ``""``."""
+        if k >= cap:
+            return f"iteration cap {cap}"
+        if self.over():
+            return f"time cap {self.cap:g} s"
+        return ""
+
     def over(self):
         return self.elapsed() > self.cap
 
@@ -399,11 +407,8 @@ def run_newton_cg(E, p0, caps, time_cap, scaled=True, forcing_max=1e-3, c1=1e-4,
                 break
             st, fresh = E.evaluate(st.p), True  # confirm on a fresh evaluation
             continue
-        if k >= caps["newton"]:
-            note = f"iteration cap {caps['newton']}"
-            break
-        if clock.over():
-            note = f"time cap {clock.cap:g} s"
+        note = clock.stop_note(k, caps["newton"])
+        if note:
             break
         p, g = st.p, st.gradient
         E_k = max(st.value, 1e-300)
@@ -472,11 +477,8 @@ def run_mirror(E, p0, caps, time_cap, t0=1e3, c1=1e-4, grow=2.0):
     note = ""
     with np.errstate(all="ignore"):
         while st.value > TOL:
-            if k >= caps["first"]:
-                note = f"iteration cap {caps['first']}"
-                break
-            if clock.over():
-                note = f"time cap {clock.cap:g} s"
+            note = clock.stop_note(k, caps["first"])
+            if note:
                 break
             p, g = st.p, st.gradient
             c = dot(p, g)

@@ -37,7 +37,7 @@ from . import energies as _energies
 from . import metrics as _metrics
 from ._validation import check_positive_int, check_real_or_none, check_safeguard
 from .grid import Grid
-from .solver import DEFAULT_METHOD, METHODS, Armijo, _check_method
+from .solver import DEFAULT_METHOD, Armijo, _check_method
 
 __all__ = ["Case", "Panel", "CaseError", "load_case", "evaluate_expression"]
 

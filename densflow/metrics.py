@@ -234,7 +234,7 @@ class _BoundCombined(_Bound):
         return lam
 
     def apply(self, p, g):
-        return self.basis.synthesis(self.eigenvalues(p) * self.basis.analysis(g))
+        return self.operator(p)(g)
 
     def operator(self, p):
         return CombinedPreconditioner(self.basis, self.eigenvalues(p), self.ones_coeffs,
@@ -341,12 +341,7 @@ class Safeguard:
             return self.bound.direction(p, g)
         if self.alpha2 <= 0:
             return self.bound.direction(np.maximum(p, self.delta), g)
-        d = np.minimum(1.0, p / self.delta)
-        f = (1.0 - d * d) * p / self.alpha2
-        apply = self.bound.operator(p)
-        u, v = apply(d * g), apply(d)
-        c = (dot(d, u) + dot(f, g)) / (dot(d, v) + f.sum())
-        return _mass_fix(d * (u - c * v) + f * (g - c))
+        return _mass_fix(self.preconditioner(p)(g))
 
 
 _REGISTRY = {

@@ -61,7 +61,11 @@ from .energies import KL, Dirichlet, HMinus1
 from .metrics import BlendedPreconditioner, CombinedPreconditioner, _mass_fix
 from .operators import dot
 
-__all__ = ["Newton", "NewtonStep"]
+__all__ = ["Newton", "NewtonStep", "INNER_COUNTS"]
+
+#: Newton's per-step counts of inner work (:attr:`NewtonStep.stats`, the ``SolveResult``
+#: fields and the run-file datasets of the same names).
+INNER_COUNTS = ("cg_iterations", "hessian_products", "inner_iterations")
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ class NewtonStep:
         # 1D energies of the three standard terms on one mu: PCG in one compiled call
         self._fused = energy.grid.dim == 1 and energy.min_value is not None and all(
             type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
-        self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        self.stats = dict.fromkeys(INNER_COUNTS, 0)
         self.newton_direction = True
 
     # the names the recorder and messages read through a wrapper
@@ -185,7 +189,7 @@ class NewtonStep:
         Fisher–Rao natural gradient, which keeps :math:`p > 0`. While some cell holds
         less than ``revive_below / N`` the direction is the metric's first-order one.
         """
-        self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        self.stats = dict.fromkeys(INNER_COUNTS, 0)
         self.newton_direction = False
         if self.has_kl and p.min() * p.size < self.settings.revive_below:
             return self.inner.direction(p, g)  # nearly empty cells: the metric's step
@@ -292,6 +296,6 @@ class NewtonStep:
 
     def fallback(self, p, g):
         """The first-order natural-gradient direction of the preconditioning metric."""
-        self.stats = {"cg_iterations": 0, "hessian_products": 0, "inner_iterations": 0}
+        self.stats = dict.fromkeys(INNER_COUNTS, 0)
         self.newton_direction = False
         return self.inner.direction(p, g)

@@ -168,11 +168,6 @@ class WeightedLaplacianSolver:
             return out
         return self._solve_cg(r - r.mean(), self.rtol if rtol is None else rtol)
 
-    def _precondition(self, res):
-        z = self._inv_sqrt_mu * apply_laplacian_pinv(self._inv_sqrt_mu * res, inverse=self._inv_symbol)
-        z -= z.mean()
-        return z
-
     def _solve_cg(self, r, rtol):
         # PCG with the vector work fused around the preconditioner's FFT pair
         # (densflow._cg_kernels); same iterates as the textbook loop

@@ -14,13 +14,14 @@ import h5py
 import numpy as np
 
 from ._h5io import FORMAT, FORMAT_VERSION, DamagedFileError, RunFileError, open_file
+from .newton import INNER_COUNTS
 from .solver import SolveResult
 
 __all__ = ["Run", "RunFile", "read_run_file", "check_run_file", "HISTORIES", "INNER_HISTORIES"]
 
 HISTORIES = ("energies", "steps", "decrements", "times")
 #: Per-step counts of Newton's inner work, recorded by runs of ``method="newton"``.
-INNER_HISTORIES = ("cg_iterations", "hessian_products", "inner_iterations")
+INNER_HISTORIES = INNER_COUNTS
 #: h5py's and HDF5's exceptions on unreadable objects and data.
 READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError)
 

@@ -10,7 +10,6 @@ orthant, so every accepted step keeps :math:`p > 0`. The decrement :math:`s\cdot
 (the squared natural-gradient norm) is recorded at every iteration.
 """
 
-import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from ._failure import NUMERICAL_FAILURES, Trace, failure_fields
 from ._validation import check_positive_int, check_real_or_none, check_safeguard
 from .energies import Energy, Term
 from .linesearch import Armijo, FixedStep
-from .newton import Newton, NewtonStep
+from .newton import INNER_COUNTS, Newton, NewtonStep
 from .operators import dot
 
 __all__ = ["solve", "SolveResult", "Armijo", "FixedStep"]
@@ -43,7 +42,7 @@ NEWTON_LINE_SEARCH = Armijo(c1=1e-4)
 REFRESH_EVERY = 10
 
 #: Per-step counts of Newton's inner work (zeros for the gradient method).
-INNER_HISTORIES = ("cg_iterations", "hessian_products", "inner_iterations")
+INNER_HISTORIES = INNER_COUNTS
 
 
 @dataclass
