@@ -1,0 +1,88 @@
+r"""The base class of the parametric metrics (a product :math:`v\mapsto G(\theta)v` from
+the model's ``jvp``/``vjp``, inverted by conjugate gradients) and :class:`Euclidean`."""
+
+import numbers
+
+import numpy as np
+
+from ..models import Gaussian
+from .cg import conjugate_gradient
+
+__all__ = ["ParametricMetric", "Euclidean"]
+
+
+def _nonneg(value, name):
+    if not (isinstance(value, numbers.Real) and np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class ParametricMetric:
+    r"""Base class: :math:`G(\theta) + \lambda I` applied by ``apply`` and inverted by CG.
+
+    Parameters
+    ----------
+    damping : float
+        :math:`\lambda \ge 0` added to :math:`G`.
+    rtol : float
+        Relative residual of the CG solve.
+    max_iter : int or None
+        CG iteration cap (default ``10 n + 50`` for ``n`` parameters).
+    """
+
+    name = None
+    #: Whether the metric is defined only for :class:`Gaussian` models.
+    gaussian_only = False
+
+    def __init__(self, damping=0.0, rtol=1e-10, max_iter=None):
+        self.damping = _nonneg(damping, "damping")
+        if not (isinstance(rtol, numbers.Real) and 0 < rtol < 1):
+            raise ValueError(f"rtol must lie strictly between 0 and 1, got {rtol!r}")
+        self.rtol = float(rtol)
+        if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral)
+                                     or max_iter < 1):
+            raise ValueError(f"max_iter must be an integer >= 1 or None, got {max_iter!r}")
+        self.max_iter = max_iter
+
+    def __repr__(self):
+        return f"{type(self).__name__}(damping={self.damping:g})"
+
+    def check_model(self, model):
+        if self.gaussian_only and not isinstance(model, Gaussian):
+            raise ValueError(f"the {self.name} metric is defined for Gaussian models only, "
+                             f"got {model!r}")
+
+    def _apply(self, model, theta, z, v):
+        raise NotImplementedError
+
+    def apply(self, model, theta, z, v):
+        """:math:`(G(\\theta) + \\lambda I) v`."""
+        out = self._apply(model, theta, z, np.asarray(v, dtype=float))
+        return out + self.damping * v if self.damping else out
+
+    def matrix(self, model, theta, z=None):
+        """Dense :math:`G + \\lambda I` by applying it to the unit vectors (tests, small models)."""
+        self.check_model(model)
+        n = model.n_params
+        return np.column_stack([self.apply(model, theta, z, e) for e in np.eye(n)])
+
+    def direction(self, model, theta, grad, z=None):
+        """:math:`(G(\\theta) + \\lambda I)^{-1}` ``grad`` by conjugate gradients."""
+        self.check_model(model)
+        return conjugate_gradient(lambda v: self.apply(model, theta, z, v), grad,
+                                  rtol=self.rtol, max_iter=self.max_iter, name=self.name)
+
+
+class Euclidean(ParametricMetric):
+    """:math:`G = I`: plain gradient descent (``direction`` returns ``grad``)."""
+
+    name = "euclidean"
+
+    def __init__(self):
+        super().__init__()
+
+    def _apply(self, model, theta, z, v):
+        return v.copy()
+
+    def direction(self, model, theta, grad, z=None):
+        return np.array(grad, dtype=float)
