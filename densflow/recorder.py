@@ -98,11 +98,11 @@ class Recorder:
     ----------
     path : str or os.PathLike
         The file.
-    mode : {"w", "x", "a"}
-        ``"w"`` creates the file or replaces an existing one (never one that another
-        process has open: :class:`FileLockedError`), ``"x"`` creates it and fails if it
-        exists, ``"a"`` opens an existing densflow run file to add or resume runs
-        (creating it if missing).
+    mode : {"x", "w", "a"}
+        ``"x"`` (default) creates the file and fails if it exists, ``"w"`` creates the
+        file or replaces an existing one (never one that another process has open:
+        :class:`FileLockedError`), ``"a"`` opens an existing densflow run file to add
+        or resume runs (creating it if missing).
     snapshot_every : int
         Store the density every this many iterations (and at iteration 0); a resumed
         run restarts from the last snapshot.
@@ -123,7 +123,7 @@ class Recorder:
     ...     df.solve(E, p0, "combined", out=rec.run("combined"))
     """
 
-    def __init__(self, path, mode="w", snapshot_every=10, flush_interval=0.5, attrs=None):
+    def __init__(self, path, mode="x", snapshot_every=10, flush_interval=0.5, attrs=None):
         if mode not in ("w", "x", "a"):
             raise ValueError(f"mode must be 'w', 'x' or 'a', got {mode!r}")
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:

@@ -89,7 +89,7 @@ class SolveResult:
 
 def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
           line_search=None, callback=None, out=None, resume=False, safeguard=0.1,
-          method=None, newton=None):
+          method=None, newton=None, overwrite=False):
     r"""Minimise ``energy`` over probability vectors by natural-gradient descent.
 
     Parameters
@@ -115,8 +115,9 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         a true return value stops the run (``converged=False``, message says so).
     out : str, os.PathLike, RunRecord or None
         Record the run in an HDF5 run file (:mod:`densflow.recorder`): a path writes
-        the group ``run`` of a new file (an existing file is replaced unless
-        ``resume``), a :class:`densflow.recorder.RunRecord` from
+        the group ``run`` of a new file (an existing file is refused unless
+        ``resume`` or ``overwrite``, as ``densflow run`` does), a
+        :class:`densflow.recorder.RunRecord` from
         ``Recorder.run(name)`` writes that group. The state is re-evaluated
         from the density at every snapshot iteration (every 10 without a recorder),
         exactly as a resumed run does at its start, so recorded, unrecorded and resumed
@@ -126,7 +127,10 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         stored result if it is complete; start afresh if nothing is recorded). The
         recorded setup must match this call's, else
         :class:`densflow.recorder.ResumeError` (a ``ValueError``).
-
+    overwrite : bool
+        With a path as ``out``: replace an existing file (never one that another
+        process has open). Without it, and without ``resume``, an existing file is
+        refused with :class:`densflow.recorder.RunFileError`.
     safeguard : float or None
         ``τ`` in (0, 1]: wrap the metric in :class:`densflow.metrics.Safeguard` with
         floor :math:`\delta = τ/N` (default 0.1), which changes nothing while
@@ -172,6 +176,11 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         raise TypeError(f"resume must be True or False, got {resume!r}")
     if resume and out is None:
         raise ValueError("resume=True needs out= (the run file to continue)")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    if overwrite and resume:
+        raise ValueError("overwrite=True and resume=True exclude each other: resume continues "
+                         "the file, overwrite replaces it")
     if isinstance(energy, Term):
         energy = 1.0 * energy
     if not isinstance(energy, Energy):
@@ -190,7 +199,7 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         operator = _metrics.Safeguard(operator, energy, floor=safeguard)
     if method == "newton":
         operator = NewtonStep(energy, operator, Newton() if newton is None else newton, tol)
-    record, owned = _open_record(out, resume)
+    record, owned = _open_record(out, resume, overwrite)
     trace = Trace(callback)
     try:
         try:
@@ -248,7 +257,7 @@ def _solve_parametric(problem, theta0, metric, tol, gtol, max_iter, line_search,
                     callback, None, False, start)
 
 
-def _open_record(out, resume):
+def _open_record(out, resume, overwrite=False):
     """Return ``(record, recorder_to_close)`` for the ``out`` argument of :func:`solve`."""
     if out is None:
         return None, None
@@ -257,7 +266,12 @@ def _open_record(out, resume):
     if isinstance(out, RunRecord):
         return out, None
     if isinstance(out, (str, os.PathLike)):
-        recorder = Recorder(out, mode="a" if resume else "w")
+        if not resume and not overwrite and os.path.exists(out):
+            from .recorder import RunFileError
+
+            raise RunFileError(f"out={os.fspath(out)!r} exists; pass resume=True to continue it "
+                               "or overwrite=True to replace it")
+        recorder = Recorder(out, mode="a" if resume else ("w" if overwrite else "x"))
         return recorder.run("run"), recorder
     raise TypeError(f"out must be a path, a densflow.recorder.RunRecord or None, "
                     f"got {type(out).__name__}")

@@ -86,7 +86,7 @@ def test_overwrite_never_touches_a_file_open_in_another_process(tmp_path, capsys
         assert "open in another process" in err
         for attempt in (lambda: Recorder(path, mode="w"),
                         lambda: df.solve(df.energies.KL(df.Grid(8), df.Grid(8).uniform()),
-                                         df.Grid(8).uniform(), out=path)):
+                                         df.Grid(8).uniform(), out=path, overwrite=True)):
             with pytest.raises(FileLockedError, match="open in another process"):
                 attempt()
         assert digest(path) == before
@@ -114,7 +114,10 @@ def test_new_files_appear_whole_and_are_not_clobbered(tmp_path):
     with pytest.raises(RunFileError, match="already exists"):
         Recorder(path, mode="x")
     assert digest(path) == first
-    df.solve(E, grid.uniform(), "fisher_rao", out=path)  # mode "w": replaced
+    with pytest.raises(RunFileError, match="exists; pass resume=True .* or overwrite=True"):
+        df.solve(E, grid.uniform(), "fisher_rao", out=path)  # like densflow run: refused
+    assert digest(path) == first
+    df.solve(E, grid.uniform(), "fisher_rao", out=path, overwrite=True)  # replaced
     assert read_run_file(path).runs[0].metric == "fisher_rao"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]
 
