@@ -17,6 +17,21 @@ __all__ = ["RunRecord", "Resume", "ResumeError"]
 
 #: Recipes a run records when the caller gives none.
 DEFAULT_RECIPES = {"p0_recipe": "array (snapshots[0])", "mu_recipe": "array (dataset mu)"}
+#: ``units`` (UDUNITS spelling, ``"1"``: dimensionless) and ``description`` attributes of
+#: every dataset of a run, in ASCII so that every HDF5 tool prints them as they are.
+DATASET_ATTRS = {
+    "energies": ("1", "energy E(p_k) for k = 0 ... n_iter"),
+    "steps": ("1", "accepted step size eta_k of iteration k = 1 ... n_iter"),
+    "decrements": ("1", "natural-gradient decrement s_k . g_k"),
+    "times": ("s", "wall time of each iteration"),
+    "snapshots": ("1", "density p_k (probability per cell) every snapshot_every iterations"),
+    "snapshot_iterations": ("1", "the iteration k of each snapshot"),
+    "cg_iterations": ("1", "Newton: preconditioned CG iterations of each step"),
+    "hessian_products": ("1", "Newton: Hessian-vector products of each step"),
+    "inner_iterations": ("1", "Newton, 2D: CG iterations of the L_mu^+ solves of each step"),
+    "p_final": ("1", "last iterate p_n_iter (probability per cell)"),
+    "mu": ("1", "reference measure mu, the minimiser (probability per cell)"),
+}
 #: Checksums and compression of the datasets.
 _CHECKED = {"fletcher32": True}
 _PACKED = {"compression": "gzip", "shuffle": True, "fletcher32": True}
@@ -55,6 +70,13 @@ def _plain(value):
 
 def _strings(values):
     return np.array([str(v) for v in values], dtype=h5py.string_dtype())
+
+
+def _describe(ds, key):
+    """Give the dataset ``ds`` its ``units`` and ``description`` attributes."""
+    units, description = DATASET_ATTRS[key]
+    ds.attrs.update({"units": units, "description": description})
+    return ds
 
 
 def _nbytes(*items):
@@ -139,18 +161,20 @@ class RunRecord:
             g.attrs.update({"status": "running", "started": _now(), "resumed_from": -1,
                             **_versions(), **identity, "setup_keys": _strings(identity)})
             for key in HISTORIES:
-                g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,), dtype=float,
-                                 **_CHECKED)
+                _describe(g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,),
+                                           dtype=float, **_CHECKED), key)
             if identity.get("method") == "newton":
                 for key in INNER_HISTORIES:
-                    g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,),
-                                     dtype=np.int64, **_CHECKED)
-            g.create_dataset("snapshot_iterations", shape=(0,), maxshape=(None,), chunks=(256,),
-                             dtype=np.int64, **_CHECKED)
-            g.create_dataset("snapshots", shape=(0, *p0.shape), maxshape=(None, *p0.shape),
-                             chunks=(1, *p0.shape), dtype=float, **_PACKED)
+                    _describe(g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,),
+                                               dtype=np.int64, **_CHECKED), key)
+            _describe(g.create_dataset("snapshot_iterations", shape=(0,), maxshape=(None,),
+                                       chunks=(256,), dtype=np.int64, **_CHECKED),
+                      "snapshot_iterations")
+            _describe(g.create_dataset("snapshots", shape=(0, *p0.shape),
+                                       maxshape=(None, *p0.shape), chunks=(1, *p0.shape),
+                                       dtype=float, **_PACKED), "snapshots")
             if mu is not None:
-                g.create_dataset("mu", data=mu, **_PACKED)
+                _describe(g.create_dataset("mu", data=mu, **_PACKED), "mu")
         return None
 
     def start(self, value, p0):
@@ -186,7 +210,7 @@ class RunRecord:
                 self._pending[key].clear()
             if "p_final" in g:
                 del g["p_final"]
-            g.create_dataset("p_final", data=result.p, **_PACKED)
+            _describe(g.create_dataset("p_final", data=result.p, **_PACKED), "p_final")
             g.attrs.update({"status": "complete", "n_iter": result.n_iter,
                             "converged": bool(result.converged), "message": result.message,
                             "wall_time": float(result.wall_time), "finished": _now()})
@@ -284,6 +308,8 @@ class RunRecord:
             for key in keys:
                 key = key.decode() if isinstance(key, bytes) else str(key)
                 new, old = identity.get(key), g.attrs.get(key)
+                if key == "mu_recipe" and isinstance(old, str):  # recorded before it was ASCII
+                    old = old.replace(" \u221d ", " proportional to ")
                 if (new is None) != (old is None) or (new is not None and not _same(new, old)):
                     raise self._refuse(f"recorded {key} = {_plain(old)}, this run has {_plain(new)}")
             if mu is not None:

@@ -228,9 +228,10 @@ class Case:
                 "method": self.method, "newton": self.newton}
 
     def run_attributes(self):
-        """Text attributes of every run: the recipes of μ and p0."""
+        """Text attributes of every run: the recipes of μ and p0 (ASCII: every HDF5 tool
+        prints them as they are)."""
         v = "V(x)" if self.grid.dim == 1 else "V(x1, x2)"
-        return {"mu_recipe": f"gibbs: mu ∝ exp(-{v}), {v} = {self.potential}",
+        return {"mu_recipe": f"gibbs: mu proportional to exp(-{v}), {v} = {self.potential}",
                 "p0_recipe": self.p0 if self.p0 == "uniform" else f"normalised {self.p0}"}
 
     def notes(self):
@@ -325,6 +326,20 @@ def load_object(path, attr, cls):
     if not isinstance(obj, cls):
         raise CaseError(f"{path}: '{attr}' is a {type(obj).__name__}, not a {qualified}")
     return obj, stem
+
+
+def recorded_path(path):
+    """The path of a case file as a run file records it (``case_file``).
+
+    Relative to the current directory when the file lies below it (as typed, e.g.
+    ``cases/ying2021_fig1.py``), else the file's name alone: a run file names no
+    folder of the machine it was written on (its ``case_source`` holds the text).
+    """
+    path = os.path.abspath(os.fspath(path))
+    relative = os.path.relpath(path, os.getcwd())
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return os.path.basename(path)
+    return relative.replace(os.sep, "/")
 
 
 def load_case(path):

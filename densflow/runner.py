@@ -1,7 +1,6 @@
 """Running a case into one HDF5 run file (used by ``densflow run`` and sweeps)."""
 
-import os
-
+from .case import recorded_path
 from .recorder import Recorder
 from .solver import solve
 
@@ -16,7 +15,7 @@ def case_file_attributes(case):
     with open(case.path, encoding="utf-8", errors="replace") as fh:
         source = fh.read()
     return {"case_name": case.name, "case_title": case.title or case.name,
-            "case_file": os.path.abspath(case.path), "case_source": source}
+            "case_file": recorded_path(case.path), "case_source": source}
 
 
 def run_case(case, path, resume=False, progress=None, report=None, attrs=None, overwrite=False):
