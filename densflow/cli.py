@@ -15,11 +15,12 @@ with status 1 when a run ended in a numerical failure.
 """
 
 import argparse
+import contextlib
 import os
 import sys
-import time
 
 from . import __version__
+from ._progress import Progress, compile_notice
 from .solver import METHODS
 
 __all__ = ["main"]
@@ -29,21 +30,9 @@ class UsageError(Exception):
     """A problem with the user's input, reported in one line."""
 
 
-class Progress:
-    """Solver callback printing ``iteration, energy, step`` to ``stream`` at most every
-    ``interval`` seconds, once the run has lasted ``delay`` seconds."""
-
-    def __init__(self, label, stream, delay=2.0, interval=1.0):
-        self.label, self.stream, self.delay, self.interval = label, stream, delay, interval
-        self.start = self.last = time.monotonic()
-
-    def __call__(self, k, p, value, step, decrement):
-        now = time.monotonic()
-        if now - self.start >= self.delay and now - self.last >= self.interval:
-            print(f"  {self.label}: iteration {k}, E = {value:.3e}, step = {step:.3g}",
-                  file=self.stream, flush=True)
-            self.last = now
-        return False
+def _printer(stream, indent=""):
+    """``emit(line)`` printing ``indent + line`` to ``stream``, flushed."""
+    return lambda line: print(indent + line, file=stream, flush=True)
 
 
 def _parser():
@@ -132,10 +121,13 @@ def _cmd_run(args, out, err):
         if not res.converged:
             print(f"    stopped: {res.message}", file=out, flush=True)
 
+    notice = contextlib.nullcontext() if args.quiet else compile_notice(_printer(err))
     try:
-        results = run_case(case, path, resume=args.resume, overwrite=args.overwrite,
-                           progress=None if args.quiet else (lambda label: Progress(label, err)),
-                           report=None if args.quiet else report)
+        with notice:
+            results = run_case(case, path, resume=args.resume, overwrite=args.overwrite,
+                               progress=None if args.quiet else
+                               (lambda label: Progress(label, _printer(err, "  "))),
+                               report=None if args.quiet else report)
     except (RunFileError, ResumeError, OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     figure = _save_figure(path, _figure_path(path, args.figure))
@@ -150,7 +142,7 @@ def _cmd_run(args, out, err):
 
 def _cmd_sweep(args, out, err):
     from .case import CaseError
-    from .sweep import INDEX, load_sweep, run_sweep
+    from .sweep import INDEX, load_sweep, point_label, run_sweep
 
     try:
         import distributed  # noqa: F401
@@ -168,7 +160,7 @@ def _cmd_sweep(args, out, err):
     def report(point, got):
         if args.quiet:
             return
-        where = ", ".join(f"{k}={v}" for k, v in point.items())
+        where = point_label(point)
         if isinstance(got, Exception):
             print(f"{where}: failed ({type(got).__name__}: {got})", file=out, flush=True)
         else:
@@ -177,7 +169,7 @@ def _cmd_sweep(args, out, err):
             print(f"{where}: {its}" + "".join(f" ({n})" for n in sorted(notes)), file=out, flush=True)
 
     rows = run_sweep(args.case, outdir, scheduler=args.scheduler, workers=args.workers,
-                     report=report)
+                     report=report, progress=None if args.quiet else _printer(err, "  "))
     failed = sum(1 for r in rows if r.get("file_status") == "failed")
     if not args.quiet:
         print(f"wrote {os.path.join(outdir, INDEX)} and {os.path.join(outdir, 'summary.png')}"

@@ -16,6 +16,11 @@ set aside as ``FILE.damaged`` and its point run afresh. An index (``index.csv``)
 point with its status and summary numbers, and a summary figure plots iterations
 against the sweep's ``x`` parameter. Dask is an optional dependency
 (``pip install densflow[sweep]``).
+
+While a point runs, its worker sends progress lines to the client (Dask's event
+topic :data:`PROGRESS_TOPIC`): the point's start, numba's first compilation, every
+run's iteration and energy at most every :data:`PROGRESS_INTERVAL` seconds once it has
+lasted :data:`PROGRESS_DELAY` seconds, and each finished run.
 """
 
 import csv
@@ -31,6 +36,10 @@ from .runner import COMPLETE_ATTR
 __all__ = ["Sweep", "load_sweep", "run_sweep", "point_filename", "file_status"]
 
 INDEX = "index.csv"
+#: Dask event topic of the progress lines workers send to the client.
+PROGRESS_TOPIC = "densflow-sweep-progress"
+#: Seconds a run lasts before its first progress line, and seconds between two lines.
+PROGRESS_DELAY, PROGRESS_INTERVAL = 2.0, 5.0
 
 
 class Sweep:
@@ -126,18 +135,57 @@ def set_aside(path):
     return target
 
 
-def run_point(case_file, point, path):
+def point_label(point):
+    """``"dim=2, n=512"``: a point as the progress lines and the report name it."""
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def _worker_emitter():
+    """``emit(line)`` sending the line to the client on :data:`PROGRESS_TOPIC` (a no-op
+    outside a Dask worker)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return lambda line: None
+    return lambda line: worker.log_event(PROGRESS_TOPIC, line)
+
+
+def run_point(case_file, point, path, progress=None):
     """Run one point of the sweep in ``case_file`` into ``path`` (a Dask task).
 
     A complete file is left alone; a partial one is resumed; a missing one is written;
     a damaged one (not readable as a run file, or a resume that finds damaged data) is
     set aside (:func:`set_aside`) and the point run afresh, so that a rerun of the
-    sweep does retry it. Returns the point's summary rows (see :func:`summary_rows`),
-    with a ``note`` when a file was set aside.
+    sweep does retry it.
+
+    Parameters
+    ----------
+    case_file : str
+        The case file defining ``sweep``.
+    point : dict
+        The point's parameters.
+    path : str
+        Its run file.
+    progress : callable, bool or None
+        Where the point's progress lines go (see the module notes): ``emit(line)``,
+        ``True`` for the Dask client that submitted the task, ``None`` for nowhere.
+
+    Returns
+    -------
+    list of dict
+        The point's summary rows (see :func:`summary_rows`), with a ``note`` when a
+        file was set aside.
     """
+    import contextlib
+
     from ._h5io import DamagedFileError, RunFileError
+    from ._progress import Progress, compile_notice
     from .runner import run_case
 
+    emit = _worker_emitter() if progress is True else (progress or None)
+    where = point_label(point)
     status, note = file_status(path), None
     if status == "locked":
         raise RunFileError(f"{path}: open in another process (is another sweep running?)")
@@ -147,11 +195,27 @@ def run_point(case_file, point, path):
     if status != "complete":
         sweep = load_sweep(case_file)
         attrs = {f"sweep_{k}": v for k, v in point.items()}
-        try:
-            run_case(sweep.case(point), path, resume=status == "partial", attrs=attrs)
-        except DamagedFileError:
-            note = f"damaged file set aside as {os.path.basename(set_aside(path))}"
-            run_case(sweep.case(point), path, attrs=attrs)
+        options = {}
+        if emit is not None:
+            emit(f"{where}: {'resuming' if status == 'partial' else 'started'}")
+
+            def report(label, res, was):
+                state = "converged" if res.converged else "not converged"
+                emit(f"{where}: {label}: {res.n_iter} iterations, E = {res.energies[-1]:.3e}, "
+                     f"{state}, {res.wall_time:.2f} s")
+
+            options = {"report": report,
+                       "progress": lambda label: Progress(f"{where}: {label}", emit,
+                                                          PROGRESS_DELAY, PROGRESS_INTERVAL)}
+        notice = contextlib.nullcontext() if emit is None else compile_notice(
+            lambda line: emit(f"{where}: {line}"))
+        with notice:
+            try:
+                run_case(sweep.case(point), path, resume=status == "partial", attrs=attrs,
+                         **options)
+            except DamagedFileError:
+                note = f"damaged file set aside as {os.path.basename(set_aside(path))}"
+                run_case(sweep.case(point), path, attrs=attrs, **options)
     rows = summary_rows(point, path)
     if note:
         for row in rows:
@@ -169,12 +233,13 @@ def summary_rows(point, path):
         rows.append({**point, "file": os.path.basename(path), "file_status": state,
                      "panel": run.panel, "metric": run.metric, "status": run.status,
                      "iterations": run.n_iter, "converged": int(run.converged),
+                     "max_iter": int(run.attrs.get("max_iter", -1)),
                      "final_energy": float(run.energies[-1]) if run.energies.size else np.nan,
                      "wall_time": run.wall_time})
     return rows
 
 
-def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None):
+def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None, progress=None):
     """Run every point of the sweep in ``case_file`` on Dask; write index and figure.
 
     Parameters
@@ -190,6 +255,9 @@ def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None):
         Worker processes of the local cluster.
     report : callable or None
         Called as ``report(point, rows_or_exception)`` as points finish.
+    progress : callable or None
+        Called as ``progress(line)`` with the progress lines the workers send while
+        points run (see the module notes); ``None``: none are sent.
 
     Returns
     -------
@@ -212,9 +280,12 @@ def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None):
                                dashboard_address=None)
     client = Client(scheduler or cluster)
     try:
+        if progress is not None:
+            client.subscribe_topic(PROGRESS_TOPIC, lambda event: progress(str(event[1])))
         for point in sweep.points:
             path = os.path.abspath(os.path.join(outdir, point_filename(sweep.name, point)))
-            fut = client.submit(run_point, case_file, point, path, pure=False)
+            fut = client.submit(run_point, case_file, point, path, progress is not None,
+                                pure=False)
             jobs[fut] = point
         rows = []
         for fut in as_completed(list(jobs)):
@@ -248,7 +319,7 @@ def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None):
 def write_index(rows, path, params):
     """Write the index rows as CSV (parameters first)."""
     columns = params + ["file", "file_status", "panel", "metric", "status", "iterations",
-                        "converged", "final_energy", "wall_time"]
+                        "converged", "final_energy", "wall_time", "max_iter"]
     tmp = path + ".tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
