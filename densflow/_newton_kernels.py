@@ -10,7 +10,8 @@ Python round trip per iteration (at n = 512 those round trips are ~90 % of the t
 import numba as nb
 import numpy as np
 
-from ._kernels import dot_serial, dwt1, idwt1, laplacian_1d, weighted_laplacian_pinv_1d
+from ._dwt_kernels import dwt1, idwt1
+from ._kernels import dot_serial, laplacian_1d, weighted_laplacian_pinv_1d
 
 _JIT = dict(cache=True, nogil=True)
 

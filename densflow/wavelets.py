@@ -24,13 +24,14 @@ so each level costs :math:`O(F N)` and all of them :math:`O(F N \log N)` — Cla
 of Ying (2021), with no :math:`N \times N` matrix and no stored :math:`H_1, H_2`.
 
 Coefficients are kept in the *pyramid layout* of ``pywt.coeffs_to_array`` (an array of
-the grid's shape); the transforms are the numba kernels of :mod:`densflow._kernels`.
+the grid's shape); the transforms are the numba kernels of :mod:`densflow._dwt_kernels`.
 """
 
 import numpy as np
 import pywt
 
-from . import _kernels as K
+from . import _diagonal_kernels as DK
+from . import _dwt_kernels as K
 from .operators import forward_difference
 
 __all__ = ["WaveletBasis", "valid_levels", "cached_basis"]
@@ -216,10 +217,10 @@ class WaveletBasis:
         h1 = np.empty(self.grid.shape) if need_h1 else None
         h2 = np.empty(self.grid.shape) if need_h2 else None
         if self.grid.dim == 1:
-            K.diagonals_1d(p, *self._flat, h1 if need_h1 else p, h2 if need_h2 else p,
+            DK.diagonals_1d(p, *self._flat, h1 if need_h1 else p, h2 if need_h2 else p,
                            need_h1, need_h2)
             return h1, h2
-        K.diagonals_2d(p, self.level, *self._flat, h1 if need_h1 else p, h2 if need_h2 else p,
+        DK.diagonals_2d(p, self.level, *self._flat, h1 if need_h1 else p, h2 if need_h2 else p,
                        need_h1, need_h2)
         return h1, h2
 

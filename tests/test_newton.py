@@ -254,8 +254,11 @@ def test_newton_revives_nearly_empty_cells_before_taking_newton_steps(floor):
     assert res.converged and E.value(res.p) <= 1e-12
     revive = res.cg_iterations == 0
     assert revive[0] and not revive[-1]  # first the metric's steps, last Newton's
-    stuck = df.solve(E, p0, method="newton", max_iter=2000, newton=Newton(revive_below=0.0))
-    assert not stuck.converged
+    # without the rule Newton starts at once; whether its fallback steps then refill
+    # the cells depends on rounding (measured: fails at 332 or converges at 251
+    # iterations, by the summation order of the diagonals), so only the rule is checked
+    eager = df.solve(E, p0, method="newton", max_iter=3, newton=Newton(revive_below=0.0))
+    assert eager.cg_iterations[0] > 0 and res.cg_iterations[0] == 0
 
 
 def test_parametric_problems_refuse_newton():

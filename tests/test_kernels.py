@@ -1,0 +1,61 @@
+"""The vectorised kernels against independent computations: PyWavelets' own transforms
+and the dense diagonals ``sum_d (D_d W)^2.T p`` and ``(W^2).T p``."""
+
+import numpy as np
+import pytest
+import pywt
+
+import densflow as df
+from densflow.wavelets import WaveletBasis
+from dense import difference_matrices, wavelet_matrix
+
+
+def _pyramid(x, wavelet, level):
+    if x.ndim == 1:
+        coeffs = pywt.wavedec(x, wavelet, mode="periodization", level=level)
+    else:
+        coeffs = pywt.wavedec2(x, wavelet, mode="periodization", level=level)
+    return pywt.coeffs_to_array(coeffs)
+
+
+# sizes and levels where the filter is longer than the coarsest signal, where the
+# polyphase chunks (512 outputs) split, and non-power-of-two n
+@pytest.mark.parametrize("dim,n,wavelet,level", [
+    (1, 8, "db4", 3), (1, 48, "db3", 4), (1, 2048, "db4", None), (1, 4096, "sym5", 9),
+    (1, 1024, "haar", 10), (1, 1536, "coif2", 5),
+    (2, 16, "db4", 4), (2, 24, "db2", 3), (2, 128, "db4", None), (2, 64, "coif2", 6),
+])
+def test_transforms_match_pywavelets(dim, n, wavelet, level):
+    grid = df.Grid(n, dim)
+    basis = WaveletBasis(grid, wavelet, level)
+    x = np.random.default_rng(n).standard_normal(grid.shape)
+    ref, slices = _pyramid(x, wavelet, basis.level)
+    c = basis.analysis(x)
+    np.testing.assert_allclose(c, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    fmt = "wavedec" if dim == 1 else "wavedec2"
+    coeffs = pywt.array_to_coeffs(ref, slices, output_format=fmt)
+    back = (pywt.waverec(coeffs, wavelet, mode="periodization") if dim == 1
+            else pywt.waverec2(coeffs, wavelet, mode="periodization"))
+    np.testing.assert_allclose(basis.synthesis(ref), back, rtol=0, atol=1e-12 * np.abs(x).max())
+    np.testing.assert_allclose(basis.synthesis(c), x, rtol=0, atol=1e-12 * np.abs(x).max())
+
+
+# 1D n = 1024 with db4 at the deepest level has strides up to 128: the blocks with
+# stride >= 64 take the tiled product, the finer ones the direct windows
+@pytest.mark.parametrize("dim,n,wavelet,level", [
+    (1, 1024, "db4", None), (1, 512, "db2", 9), (1, 96, "db3", 5),
+    (2, 32, "db4", None), (2, 32, "db2", 5), (2, 24, "haar", 3),
+])
+def test_diagonals_match_dense_formula(dim, n, wavelet, level):
+    grid = df.Grid(n, dim)
+    basis = WaveletBasis(grid, wavelet, level)
+    p = np.random.default_rng(3).random(grid.shape) + 0.1
+    W = wavelet_matrix(n, dim, wavelet, basis.level)
+    H1 = sum((D @ W) ** 2 for D in difference_matrices(n, dim)).T
+    H2 = (W**2).T
+    h1, h2 = basis.diagonals(p)
+    ref1, ref2 = H1 @ p.ravel(), H2 @ p.ravel()
+    np.testing.assert_allclose(h1.ravel(), ref1, rtol=1e-11, atol=1e-12 * ref1.max())
+    np.testing.assert_allclose(h2.ravel(), ref2, rtol=1e-11, atol=1e-12 * ref2.max())
+    only1, none2 = basis.diagonals(p, need_h2=False)
+    assert none2 is None and np.array_equal(only1, h1)
