@@ -10,7 +10,7 @@ def _models():
     rng = np.random.default_rng(0)
     out = []
     for d in (1, 3):
-        for par in ("mean", "diag", "logdiag", "cholesky"):
+        for par in ("mean", "diag", "logdiag", "cholesky", "full"):
             m = Gaussian(d, par)
             out.append((m, rng.standard_normal(m.n_params)))
     for act in ("tanh", "relu", "softplus"):
@@ -83,7 +83,7 @@ def test_gaussian_layout_and_moments():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="parametrization"):
-        Gaussian(2, "full")
+        Gaussian(2, "square")
     with pytest.raises(ValueError, match="dim"):
         Gaussian(0)
     with pytest.raises(ValueError, match="activation"):

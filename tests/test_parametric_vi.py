@@ -234,3 +234,45 @@ def test_reverse_kl_bad_input():
         ReverseKL(object())
     with pytest.raises(ValueError, match="Gaussian model"):
         ReverseKL(target).value_and_grad(MLP(1, [3], 1), np.zeros(10), np.zeros((4, 1)))
+
+
+def test_degree5_rule_is_exact_to_total_degree_5_and_auto_scales_with_d():
+    from densflow.parametric.vi import auto_rule, gaussian_expectation_nodes
+    for d in (2, 3, 7):
+        z, w = gaussian_expectation_nodes(d, "degree5")
+        assert z.shape == (2 * d * d + 1, d) and w.sum() == pytest.approx(1.0, abs=1e-14)
+        # moments of N(0, I): E z_i^2 = 1, E z_i^4 = 3, E z_i^2 z_j^2 = 1, odd ones 0
+        assert np.allclose(w @ z ** 2, 1.0) and np.allclose(w @ z ** 4, 3.0)
+        assert np.allclose(w @ (z[:, 0] ** 2 * z[:, 1] ** 2), 1.0)
+        assert np.allclose(w @ (z[:, 0] ** 3 * z[:, 1] ** 2), 0.0, atol=1e-13)
+        assert np.allclose(w @ (z[:, 0] * z[:, 1]), 0.0, atol=1e-13)
+    assert [auto_rule(d) for d in (2, 5, 6, 10, 49, 50)] == \
+        ["cubature", "cubature", "degree5", "degree5", "degree5", "batch"]
+    # d = 10: 201 nodes instead of 5^10, and the KL of a Gaussian target is exact
+    d = 10
+    rng = np.random.default_rng(2)
+    Q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    C = Q @ np.diag(np.linspace(0.5, 2.0, d)) @ Q.T
+    target = GaussianTarget(rng.standard_normal(d), C)
+    model = Gaussian(d, "cholesky")
+    L = np.tril(rng.standard_normal((d, d)) * 0.2) + np.eye(d)
+    m = rng.standard_normal(d)
+    loss = ReverseKL(target)
+    assert loss.rule(d) == "degree5"
+    value, _ = loss.value_and_grad(model, model.pack(m, L), None)
+    assert loss._rules[d][0].shape[0] == 201
+    assert value == pytest.approx(kl_gaussian(m, L @ L.T, target.mean, C), rel=1e-11)
+
+
+def test_stl_reverse_kl_gradient_is_vi_gradients_stl_estimate():
+    from densflow.parametric.vi import vi_gradient
+    target = LogisticRegressionPosterior.synthetic(40, 2, 1.0, rng=0)
+    model = Gaussian(2, "full")
+    rng = np.random.default_rng(5)
+    mu, S = np.array([0.2, -0.4]), np.array([[0.9, 0.3], [-0.2, 1.1]])
+    z = rng.standard_normal((30, 2))
+    w = np.full(30, 1 / 30)
+    for est in ("stl", "reparam"):
+        _, g = ReverseKL(target, "batch", estimator=est).value_and_grad(model, model.pack(mu, S), z)
+        gm, gS = vi_gradient(target, mu, S, z, w, est)
+        np.testing.assert_allclose(g, np.concatenate([gm, gS.ravel()]), rtol=1e-12, atol=1e-14)

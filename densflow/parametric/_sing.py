@@ -25,7 +25,7 @@ Exact up to the Sinkhorn tolerance (the plan's marginal error enters linearly).
 
 import numpy as np
 
-from ._sinkhorn import sinkhorn_log_symmetric
+from ._sinkhorn import symmetric_potential
 
 __all__ = ["SinkhornHessian"]
 
@@ -54,10 +54,10 @@ class SinkhornHessian:
         self.diff = diff
         C = np.sum(diff * diff, axis=-1)
         loga = np.full(N, -np.log(N))
-        f, it, err = sinkhorn_log_symmetric(C, loga, self.eps, tol, n_iter)
+        f, it, err = symmetric_potential(C, loga, self.eps, tol, n_iter)
         if not err <= tol:
-            raise RuntimeError(f"Sinkhorn did not converge (change {err:.3e} > tol = {tol:g}); "
-                               f"raise n_iter or eps")
+            raise RuntimeError(f"Sinkhorn did not converge (marginal error {err:.3e} > tol = "
+                               f"{tol:g}); raise n_iter or eps")
         self.iterations = it
         P = np.exp((f[:, None] + f[None, :] - C) / self.eps + 2 * loga[0])
         P = 0.5 * (P + P.T)

@@ -20,7 +20,7 @@ from .._validation import as_real_array
 
 __all__ = ["Model", "Gaussian", "MLP", "PARAMETRIZATIONS", "ACTIVATIONS"]
 
-PARAMETRIZATIONS = ("mean", "diag", "logdiag", "cholesky")
+PARAMETRIZATIONS = ("mean", "diag", "logdiag", "cholesky", "full")
 ACTIVATIONS = ("tanh", "relu", "softplus")
 
 
@@ -88,6 +88,11 @@ class Gaussian(Model):
             :math:`\theta = [m, \operatorname{vech} L]`, :math:`x = m + L z`, with the
             :math:`d(d+1)/2` lower-triangular entries of :math:`L` in row-major order
             (``numpy.tril_indices(d)``); law :math:`N(m, LL^\top)`.
+        ``"full"``
+            :math:`\theta = [m, \operatorname{vec} S]`, :math:`x = m + Sz` with a full
+            square :math:`S` (row-major), law :math:`N(m, SS^\top)`: the variational family
+            of :func:`densflow.parametric.vi.gaussian_vi` (rotations :math:`S\to SQ` leave
+            the law unchanged, so the exact information matrices are singular here).
     """
 
     def __init__(self, dim, parametrization="diag"):
@@ -106,7 +111,7 @@ class Gaussian(Model):
     def n_params(self):
         d = self.dim
         return {"mean": d, "diag": 2 * d, "logdiag": 2 * d,
-                "cholesky": d + d * (d + 1) // 2}[self.parametrization]
+                "cholesky": d + d * (d + 1) // 2, "full": d + d * d}[self.parametrization]
 
     # layout ------------------------------------------------------------------------
     def pack(self, mean, scale=None):
@@ -117,6 +122,8 @@ class Gaussian(Model):
         if self.parametrization == "cholesky":
             L = np.asarray(scale, dtype=float).reshape(self.dim, self.dim)
             return np.concatenate([mean, L[self._tril]])
+        if self.parametrization == "full":
+            return np.concatenate([mean, np.asarray(scale, dtype=float).reshape(self.dim * self.dim)])
         return np.concatenate([mean, np.asarray(scale, dtype=float).reshape(self.dim)])
 
     def factor(self, theta):
@@ -128,6 +135,8 @@ class Gaussian(Model):
             return np.diag(t[d:])
         if self.parametrization == "logdiag":
             return np.diag(np.exp(t[d:]))
+        if self.parametrization == "full":
+            return t[d:].reshape(d, d).copy()
         L = np.zeros((d, d))
         L[self._tril] = t[d:]
         return L
@@ -147,6 +156,8 @@ class Gaussian(Model):
             return v[:d].copy(), np.diag(v[d:])
         if self.parametrization == "logdiag":
             return v[:d].copy(), np.diag(np.exp(np.asarray(theta, dtype=float)[d:]) * v[d:])
+        if self.parametrization == "full":
+            return v[:d].copy(), v[d:].reshape(d, d).copy()
         dA = np.zeros((d, d))
         dA[self._tril] = v[d:]
         return v[:d].copy(), dA
@@ -162,6 +173,8 @@ class Gaussian(Model):
             return np.concatenate([gm, np.diag(gA)])
         if self.parametrization == "logdiag":
             return np.concatenate([gm, np.exp(np.asarray(theta, dtype=float)[d:]) * np.diag(gA)])
+        if self.parametrization == "full":
+            return np.concatenate([gm, np.asarray(gA, dtype=float).reshape(d * d)])
         return np.concatenate([gm, np.asarray(gA)[self._tril]])
 
     def pullback_covariance(self, theta, gm, gS):

@@ -48,16 +48,25 @@ class ParametricMetric:
         return f"{type(self).__name__}(damping={self.damping:g})"
 
     def check_model(self, model):
-        if self.gaussian_only and not isinstance(model, Gaussian):
+        self._model(model)
+
+    def _model(self, model):
+        """``model``, or for a Gaussian-only metric the :class:`Gaussian` it is (a
+        ``TorchModel`` of a ``GaussianModule`` carries one as ``model.gaussian``)."""
+        if not self.gaussian_only:
+            return model
+        gaussian = model if isinstance(model, Gaussian) else getattr(model, "gaussian", None)
+        if not isinstance(gaussian, Gaussian):
             raise ValueError(f"the {self.name} metric is defined for Gaussian models only, "
                              f"got {model!r}")
+        return gaussian
 
     def _apply(self, model, theta, z, v):
         raise NotImplementedError
 
     def apply(self, model, theta, z, v):
         """:math:`(G(\\theta) + \\lambda I) v`."""
-        out = self._apply(model, theta, z, np.asarray(v, dtype=float))
+        out = self._apply(self._model(model), theta, z, np.asarray(v, dtype=float))
         return out + self.damping * v if self.damping else out
 
     def matrix(self, model, theta, z=None):

@@ -42,7 +42,8 @@ class SiNG(ParametricMetric):
     damping : float
         :math:`\lambda \ge 0` (default ``1e-6``: eSIM has rank at most :math:`Nd`).
     tol, n_iter : float, int
-        Sinkhorn tolerance (sup-norm change of the potential; default ``1e-10``) and cap.
+        Sinkhorn tolerance (marginal error of the plan, :mod:`densflow.parametric._sinkhorn`;
+        default ``1e-10``) and iteration cap.
     rtol, max_iter
         As in :class:`ParametricMetric`.
 
