@@ -1,23 +1,34 @@
 """numba kernels fusing the vector work of the 2D weighted-Laplacian CG
 (:class:`densflow.operators.WeightedLaplacianSolver`): per iteration one call before
-and one after the FFT pair of the preconditioner, instead of a dozen numpy calls."""
+and one after the FFT pair of the preconditioner, instead of a dozen numpy calls.
+
+The preconditioner's input ``t = scale * res / rho`` is written in the dtype of the
+array ``t`` passed in (float32 for the mixed-precision solve, float64 otherwise);
+``rho`` (the previous residual norm) keeps it away from float32's underflow. Every
+other quantity is float64."""
 
 import numba as nb
-
-from ._kernels import weighted_laplacian_2d
 
 _JIT = dict(cache=True, nogil=True)
 
 
 @nb.njit(**_JIT)
-def cg_update(x, res, d, ld, mu, n, rz, scale, t):
-    """``ld = L_mu d``; ``x += a d``, ``res -= a ld`` with ``a = rz / d.ld``; ``t = scale * res``.
-    Returns ``(|res|^2, d.ld)``."""
-    weighted_laplacian_2d(d, mu, n, ld)
+def cg_update(x, res, d, ld, mu, n, rz, scale, t, inv_rho):
+    """``ld = L_mu d``; ``x += a d``, ``res -= a ld`` with ``a = rz / d.ld``;
+    ``t = scale * res * inv_rho``. Returns ``(|res|^2, d.ld)``."""
+    n2 = float(n) * float(n)
     curvature = 0.0
-    for i in range(n):
+    for i in range(n):  # ld = L_mu d (the stencil of weighted_laplacian_2d) and d.ld
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
         for j in range(n):
-            curvature += d[i, j] * ld[i, j]
+            jm = j - 1 if j > 0 else n - 1
+            jp = j + 1 if j < n - 1 else 0
+            dc = d[i, j]
+            v = n2 * (mu[im, j] * (dc - d[im, j]) - mu[i, j] * (d[ip, j] - dc)
+                      + mu[i, jm] * (dc - d[i, jm]) - mu[i, j] * (d[i, jp] - dc))
+            ld[i, j] = v
+            curvature += dc * v
     alpha = rz / curvature
     rr = 0.0
     for i in range(n):
@@ -26,33 +37,32 @@ def cg_update(x, res, d, ld, mu, n, rz, scale, t):
             r = res[i, j] - alpha * ld[i, j]
             res[i, j] = r
             rr += r * r
-            t[i, j] = scale[i, j] * r
+            t[i, j] = scale[i, j] * r * inv_rho
     return rr, curvature
 
 
 @nb.njit(**_JIT)
-def cg_direction(t, scale, res, d, rz, first):
-    """``z = scale * t - mean``; ``d = z + (res.z / rz) d`` (``d = z`` when ``first``).
-    Returns ``res.z``."""
+def cg_direction(t, scale, res, d, rz, first, rho):
+    """``z = rho * (scale * t - mean)``; ``d = z + (res.z / rz) d`` (``d = z`` when
+    ``first``). Returns ``res.z``."""
     n = t.shape[0]
     total = 0.0
+    rz_raw = 0.0
+    res_sum = 0.0
     for i in range(n):
         for j in range(n):
-            t[i, j] *= scale[i, j]
-            total += t[i, j]
+            z = scale[i, j] * t[i, j]
+            total += z
+            rz_raw += res[i, j] * z
+            res_sum += res[i, j]
     mean = total / (n * n)
-    rz_new = 0.0
+    rz_new = rho * (rz_raw - mean * res_sum)
+    beta = 0.0 if first else rz_new / rz
     for i in range(n):
         for j in range(n):
-            t[i, j] -= mean
-            rz_new += res[i, j] * t[i, j]
-    if first:  # d may hold anything (0 * nan is nan)
-        for i in range(n):
-            for j in range(n):
-                d[i, j] = t[i, j]
-        return rz_new
-    beta = rz_new / rz
-    for i in range(n):
-        for j in range(n):
-            d[i, j] = t[i, j] + beta * d[i, j]
+            z = rho * (scale[i, j] * t[i, j] - mean)
+            if first:  # d may hold anything (0 * nan is nan)
+                d[i, j] = z
+            else:
+                d[i, j] = z + beta * d[i, j]
     return rz_new

@@ -59,3 +59,22 @@ def test_diagonals_match_dense_formula(dim, n, wavelet, level):
     np.testing.assert_allclose(h2.ravel(), ref2, rtol=1e-11, atol=1e-12 * ref2.max())
     only1, none2 = basis.diagonals(p, need_h2=False)
     assert none2 is None and np.array_equal(only1, h1)
+
+
+@pytest.mark.parametrize("amplitude,mixed", [(1.0, True), (3.0, True), (6.0, False)])
+def test_weighted_laplacian_solve_matches_dense_pinv(amplitude, mixed):
+    # the 2D CG with its float32 preconditioner (contrast <= 1e4) or float64 one
+    n = 32
+    grid = df.Grid(n, 2)
+    mu = grid.gibbs(lambda a, b: amplitude * np.sin(2 * np.pi * a) * np.sin(2 * np.pi * b))
+    solver = df.operators.WeightedLaplacianSolver(mu, n)
+    assert solver.mixed is mixed
+    L = sum(D.T @ np.diag(mu.ravel()) @ D for D in difference_matrices(n, 2))
+    r = np.random.default_rng(5).standard_normal(grid.shape)
+    ref = (np.linalg.pinv(L) @ r.ravel()).reshape(grid.shape)
+    for rtol, agree in ((1e-13, 1e-10), (1e-8, 1e-6)):
+        x = solver.solve(r, rtol=rtol)
+        assert abs(x.mean()) <= 1e-14 * np.abs(x).max()
+        assert np.linalg.norm(x - ref) <= agree * np.linalg.norm(ref)
+        residual = L @ x.ravel() - (r - r.mean()).ravel()
+        assert np.linalg.norm(residual) <= 10 * rtol * np.linalg.norm(r - r.mean())
