@@ -56,6 +56,10 @@ SETUP_KEYS = ("metric", "metric_wavelet", "metric_level", "grid_n", "grid_dim", 
 
 def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search, snapshot_every):
     """The attributes of a run that identify its numerics (see :data:`SETUP_KEYS`)."""
+    if getattr(energy, "parametric", False):
+        from .parametric.problem import setup_attributes as parametric_setup
+
+        return parametric_setup(energy, metric, tol, gtol, max_iter, line_search, snapshot_every)
     desc = energy.describe()
     attrs = {
         "metric": metric.name,

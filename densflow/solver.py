@@ -157,19 +157,23 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
 
     Notes
     -----
-    ``energy`` may also be a :class:`densflow.parametric.Problem` and ``p0`` its initial
-    parameters ``theta0``: ``metric`` is then a parametric metric (a name in
-    :data:`densflow.parametric.metrics.NAMES` or an object), the line search re-evaluates
-    the loss at :math:`\theta - \eta s` on the iterate's batch, ``line_search`` may be a
-    :class:`FixedStep`, ``safeguard`` does not apply (it is ignored), and ``out``/``resume``
-    are not supported yet.
+    ``energy`` may also be a parametric problem (:class:`densflow.parametric.Problem`, or
+    one of :mod:`densflow.parametric.flows`: MonoFlow particles, the Bures–Wasserstein
+    flow, a GAN's Algorithm 1) and ``p0`` its initial parameters ``theta0``: ``metric`` is
+    then a parametric metric (a name in :data:`densflow.parametric.metrics.NAMES` or an
+    object), the line search re-evaluates the loss at :math:`\theta - \eta s` on the
+    iterate's batch, ``line_search`` may also be a :class:`FixedStep` or a
+    :class:`densflow.parametric.TrustRegion` (SiNG's eq. (11)), ``safeguard`` does not
+    apply (it is ignored), ``out``/``resume`` record the run like a grid run (the
+    snapshots hold ``theta``; see :mod:`densflow.parametric.problem`), and a failed inner
+    solve (conjugate gradients, Sinkhorn) ends the run with a message instead of raising.
     """
     if getattr(energy, "parametric", False):
         if method not in (None, "gradient") or newton is not None:
             raise ValueError("method='newton' and newton= apply to grid energies; a parametric "
                              "problem takes its metric's steps (method='gradient' or None)")
         return _solve_parametric(energy, p0, metric, tol, gtol, max_iter, line_search, callback,
-                                 out, resume)
+                                 out, resume, overwrite)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     if not isinstance(resume, bool):
@@ -245,16 +249,40 @@ def _check_loop_settings(max_iter, tol, gtol, line_search, kinds, default=None):
 
 
 def _solve_parametric(problem, theta0, metric, tol, gtol, max_iter, line_search, callback,
-                      out, resume):
-    """:func:`solve` for a :class:`densflow.parametric.Problem` (same descent loop)."""
-    if out is not None or resume:
-        raise ValueError("out/resume: recording parametric runs is not supported yet")
+                      out, resume, overwrite=False):
+    """:func:`solve` for a parametric problem (:mod:`densflow.parametric.problem`): the same
+    descent loop, recording and reporting of numerical failures."""
+    from .parametric.problem import PARAMETRIC_FAILURES, STEP_RULES
+
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if not isinstance(resume, bool) or not isinstance(overwrite, bool):
+        raise TypeError("resume and overwrite must be True or False")
+    if resume and out is None:
+        raise ValueError("resume=True needs out= (the run file to continue)")
     theta = problem.check_start(theta0)
-    max_iter, line_search = _check_loop_settings(max_iter, tol, gtol, line_search, (Armijo, FixedStep))
+    max_iter, line_search = _check_loop_settings(max_iter, tol, gtol, line_search,
+                                                 (Armijo, FixedStep) + STEP_RULES)
+    if callable(getattr(problem, "check_line_search", None)):
+        problem.check_line_search(line_search)
     start = time.perf_counter()
     operator = problem.bind(metric)
-    return _descend(problem, theta, operator.metric, operator, tol, gtol, max_iter, line_search,
-                    callback, None, False, start)
+    record, owned = _open_record(out, resume, overwrite)
+    trace = Trace(callback)
+    try:
+        try:
+            return _descend(problem, theta, operator.metric, operator, tol, gtol, max_iter,
+                            line_search, trace, record, resume, start)
+        except NUMERICAL_FAILURES + PARAMETRIC_FAILURES as exc:  # reported, not raised
+            return SolveResult(**failure_fields(exc, trace, record, problem, theta,
+                                                operator.metric.name, time.perf_counter() - start))
+    except BaseException as exc:
+        if record is not None:
+            record.fail(exc)
+        raise
+    finally:
+        if owned is not None:
+            owned.close()
 
 
 def _open_record(out, resume, overwrite=False):

@@ -63,8 +63,8 @@ def test_parametric_solve_errors():
     problem = Problem(model, W2Gaussian(0.0, 1.0), z=np.zeros((2, 1)))
     with pytest.raises(ValueError, match="parametric metric"):
         df.solve(problem, np.array([0.0, 1.0]))  # the grid default "combined"
-    with pytest.raises(ValueError, match="not supported"):
-        df.solve(problem, np.array([0.0, 1.0]), metric="rwp", out="x.h5")
+    with pytest.raises(ValueError, match="resume=True needs out"):
+        df.solve(problem, np.array([0.0, 1.0]), metric="rwp", resume=True)
     with pytest.raises(ValueError, match="theta0"):
         df.solve(problem, np.zeros(3), metric="rwp")
     with pytest.raises(ValueError, match="exactly one"):

@@ -121,8 +121,10 @@ class ProximalPenalty:
 
 
 def train_gan(generator, theta, critic, phi, sample_data, rng, n_iter=1000, batch=128, lr=1e-3,
-              penalty=None, eval_every=50, evaluate=None, betas=(0.5, 0.999)):
-    """Train a GAN; return ``(theta, phi, history)``.
+              penalty=None, eval_every=50, evaluate=None, betas=(0.5, 0.999), solve_options=None):
+    """Train a GAN; return ``(theta, phi, history)``: :func:`densflow.solve` on
+    :class:`densflow.parametric.flows.ProximalGAN` with ``FixedStep(lr)``, one iteration
+    per discriminator step (``solve_options``: ``out=`` to record the run, ...).
 
     Parameters
     ----------
@@ -138,7 +140,8 @@ def train_gan(generator, theta, critic, phi, sample_data, rng, n_iter=1000, batc
         ``None``: plain Adam, one generator step per outer iteration.
     evaluate : callable or None
         ``evaluate(theta)`` returns a number (e.g. a divergence to the data), called
-        every ``eval_every`` iterations; its time is not counted as training time.
+        every ``eval_every`` iterations and after the last; its time is not counted as
+        training time.
 
     Returns
     -------
@@ -146,36 +149,27 @@ def train_gan(generator, theta, critic, phi, sample_data, rng, n_iter=1000, batc
     history : dict
         ``iteration``, ``time`` (training seconds) and ``value`` arrays.
     """
-    g_opt, d_opt = Adam(lr, *betas), Adam(lr, *betas)
+    from ..solver import FixedStep, solve
+    from .flows import ProximalGAN
+
+    problem = ProximalGAN(generator, critic, phi, sample_data, rng, batch, penalty, lr, betas)
     hist = {"iteration": [], "time": [], "value": []}
-    elapsed = 0.0
-    d_in = generator.latent_dim
-    for k in range(n_iter + 1):
-        if evaluate is not None and k % eval_every == 0:
+    clock = {"t": 0.0, "last": None}
+
+    def record(k, theta_k):
+        if evaluate is not None and (k % eval_every == 0 or k == n_iter):
             hist["iteration"].append(k)
-            hist["time"].append(elapsed)
-            hist["value"].append(float(evaluate(theta)))
-        if k == n_iter:
-            break
-        t0 = time.perf_counter()
-        # discriminator step
-        real = sample_data(rng, batch)
-        fake = generator.sample(theta, rng.standard_normal((batch, d_in)))
-        xr, xf = critic.sample(phi, real)[:, 0], critic.sample(phi, fake)[:, 0]
-        # d/dlogit of -log σ(a) is σ(a) - 1; of -log(1 - σ(a)) is σ(a)
-        gr = (1.0 / (1.0 + np.exp(-xr)) - 1.0) / batch
-        gf = (1.0 / (1.0 + np.exp(-xf))) / batch
-        grad_phi = critic.vjp(phi, real, gr[:, None]) + critic.vjp(phi, fake, gf[:, None])
-        phi = d_opt.step(phi, grad_phi)
-        # generator steps on F(θ) + penalty, with one latent batch per outer iteration
-        z = rng.standard_normal((batch, d_in))
-        y = generator.sample(theta, z) if penalty is not None else None
-        for _ in range(penalty.steps if penalty is not None else 1):
-            x = generator.sample(theta, z)
-            logits = critic.sample(phi, x)[:, 0]
-            gx = critic.input_vjp(phi, x, (1.0 / (1.0 + np.exp(-logits)) - 1.0) / batch)
-            if penalty is not None:
-                gx = gx + penalty.value_and_grad_samples(x, y)[1]
-            theta = g_opt.step(theta, generator.vjp(theta, z, gx))
-        elapsed += time.perf_counter() - t0
-    return theta, phi, {key: np.asarray(v) for key, v in hist.items()}
+            hist["time"].append(clock["t"])
+            hist["value"].append(float(evaluate(theta_k)))
+
+    def callback(k, theta_k, value, step, decrement):
+        clock["t"] += time.perf_counter() - clock["last"]
+        record(k, theta_k)
+        clock["last"] = time.perf_counter()
+        return False
+
+    record(0, np.asarray(theta, dtype=float))
+    clock["last"] = time.perf_counter()
+    result = solve(problem, theta, "euclidean", tol=None, max_iter=n_iter,
+                   line_search=FixedStep(lr), callback=callback, **(solve_options or {}))
+    return result.p, problem.phi, {key: np.asarray(v) for key, v in hist.items()}

@@ -261,14 +261,26 @@ class ProbabilityFlow:
         n_steps = _check_int(n_steps, "n_steps", 0)
         every = n_steps if snapshot_every is None else _check_int(snapshot_every, "snapshot_every")
         snaps = [(0, x.copy())]
-        for k in range(n_steps):
-            if k % self.refit_every == 0:
-                self.estimator.fit(self.target, x)
-            x = x + self.step * self.velocity(x)
-            if (k + 1) % max(every, 1) == 0 or k + 1 == n_steps:
-                if snaps[-1][0] != k + 1:
-                    snaps.append((k + 1, x.copy()))
-        return x, snaps
+
+        def keep(k, p, *_):
+            if k % max(every, 1) == 0 or k == n_steps:
+                snaps.append((k, p.copy()))
+            return False
+
+        result = self.solve(x, n_steps, callback=keep)
+        return result.p, snaps
+
+    def solve(self, particles, n_steps, **options):
+        """``densflow.solve`` of :class:`densflow.parametric.flows.ParticleFlow` from
+        ``particles`` for ``n_steps`` Euler steps (``options``: ``callback``, ``out``,
+        ``gtol``, ...); returns the :class:`~densflow.solver.SolveResult` (``p``: the
+        particles; ``energies``: the ratio estimate of KL(q‖p) at each step)."""
+        from ..solver import FixedStep, solve
+        from .flows import ParticleFlow
+
+        return solve(ParticleFlow(self), particles, "euclidean", tol=None,
+                     max_iter=_check_int(n_steps, "n_steps", 0),
+                     line_search=FixedStep(self.step), **options)
 
 
 def distill(model, theta0, target_samples, h="logit", n_iters=300, batch_size=500, lr=1e-2,

@@ -7,18 +7,92 @@ The solver needs ``evaluate(theta)`` returning a :class:`densflow.energies.State
 ``state_at(eta)``; the direction comes from ``bind(metric).direction(theta, grad)``.
 Every trial of a line search re-evaluates the loss at :math:`\theta - \eta s` with the
 batch ``z`` of the state it started from, so the Armijo test compares like with like.
+
+Recording (``solve(..., out=...)``): a parametric run is written like a grid run —
+histories ``energies`` (the loss), ``steps``, ``decrements``, ``times`` and snapshots of
+the parameters (or particles) every ``snapshot_every`` iterations — with the attributes of
+:func:`setup_attributes` (``kind = "parametric"``, the problem's and the metric's
+descriptions, the stopping rules and the step rule). Resuming a run with fresh batches
+continues from its last snapshot with the problem's random state as it is then, so the
+continuation is a statistically equivalent run, not the same numbers (a fixed batch
+resumes exactly).
 """
 
 import numbers
+import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..energies import State
-from ..solver import FixedStep, solve
+from ..linesearch import Armijo, FixedStep
 from . import metrics as _metrics
+from .losses import SinkhornError
 from .models import Model
 
-__all__ = ["Problem", "fixed_step_path"]
+__all__ = ["Problem", "fixed_step_path", "TrustRegion", "STEP_RULES", "PARAMETRIC_FAILURES",
+           "setup_attributes"]
+
+#: Failures inside a parametric run that end it with a message (``converged=False``, the
+#: run file marked failed) instead of raising.
+PARAMETRIC_FAILURES = (_metrics.CGError, SinkhornError, np.linalg.LinAlgError, FloatingPointError)
+
+
+@dataclass(frozen=True)
+class TrustRegion:
+    r"""The step onto the boundary of the metric's ball of radius ``radius``:
+    :math:`\eta = \sqrt{2r / (\nabla F^\top G^{-1}\nabla F)}`, so that the update
+    :math:`\Delta = -\eta\,G^{-1}\nabla F` has :math:`\tfrac12\Delta^\top G\Delta = r`
+    (no decrease test). With ``metric=SiNG(...)`` this is the SiNG update, eq. (11) of
+    Shen et al. (2020): the second-order minimiser of the linearised loss over the
+    Sinkhorn ball :math:`S_\varepsilon(\alpha_{\theta+\Delta}, \alpha_\theta) \le r`.
+
+    Parameters
+    ----------
+    radius : float
+        :math:`r > 0`.
+    """
+
+    radius: float
+
+    def __post_init__(self):
+        if not (isinstance(self.radius, numbers.Real) and np.isfinite(self.radius) and self.radius > 0):
+            raise ValueError(f"trust-region radius must be a finite number > 0, got {self.radius!r}")
+
+    #: The smallest step reported in line-search messages (never used: no step is refused).
+    min_step = 0.0
+
+    def search(self, line, slope, eta0=None):
+        r"""Return ``(eta, None, 0)`` with :math:`\eta = \sqrt{2r/s\cdot g}`."""
+        return float(np.sqrt(2.0 * self.radius / slope)), None, 0
+
+
+#: Step rules of parametric runs besides :class:`~densflow.solver.Armijo` and
+#: :class:`~densflow.solver.FixedStep`.
+STEP_RULES = (TrustRegion,)
+
+
+def _step_rule_attributes(line_search):
+    if isinstance(line_search, Armijo):
+        return {"line_search": "armijo", "line_search_eta0": float(line_search.eta0),
+                "line_search_shrink": float(line_search.shrink),
+                "line_search_c1": float(line_search.c1),
+                "line_search_min_step": float(line_search.min_step)}
+    if isinstance(line_search, FixedStep):
+        return {"line_search": "fixed", "line_search_eta": float(line_search.eta)}
+    return {"line_search": "trust_region", "line_search_radius": float(line_search.radius)}
+
+
+def setup_attributes(problem, metric, tol, gtol, max_iter, line_search, snapshot_every):
+    """The attributes that identify a parametric run (a resumed run must match them)."""
+    attrs = {"kind": "parametric", "metric": metric.name, "metric_repr": repr(metric),
+             "problem": type(problem).__name__,
+             "tol": np.nan if tol is None else float(tol),
+             "gtol": np.nan if gtol is None else float(gtol), "max_iter": int(max_iter),
+             "snapshot_every": int(snapshot_every), "method": "gradient",
+             **_step_rule_attributes(line_search)}
+    attrs.update({f"problem_{k}": v for k, v in problem.describe().items()})
+    return attrs
 
 
 class Problem:
@@ -44,6 +118,8 @@ class Problem:
 
     #: Marks the object for :func:`densflow.solve`.
     parametric = True
+    #: No reference measure (the run file's ``mu`` dataset is for grid runs).
+    mu = None
 
     def __init__(self, model, loss, z=None, batch_size=None, rng=None, min_value=None):
         if not isinstance(model, Model):
@@ -68,6 +144,15 @@ class Problem:
             raise ValueError(f"min_value must be a finite number or None, got {min_value!r}")
         self.min_value = None if min_value is None else float(min_value)
 
+    def describe(self):
+        """Text and numbers that identify the problem in a run file."""
+        return {"model": repr(self.model), "loss": _loss_repr(self.loss),
+                "batch": "fixed" if self.fixed else f"fresh, size {self.batch_size}",
+                "batch_crc32": zlib.crc32(self.z.tobytes()) if self.fixed else -1,
+                "target_crc32": (zlib.crc32(np.ascontiguousarray(self.loss.y).tobytes())
+                                 if hasattr(self.loss, "y") else -1),
+                "min_value": np.nan if self.min_value is None else self.min_value}
+
     def check_start(self, theta0):
         """``theta0`` as a fresh float array (checked)."""
         return self.model.check_theta(theta0, name="theta0").copy()
@@ -91,6 +176,12 @@ class Problem:
     def bind(self, metric):
         """An operator with ``direction(theta, grad)`` for the solver."""
         return _Operator(self, _metrics.get(metric))
+
+
+def _loss_repr(loss):
+    keys = [k for k in ("eps", "tol", "bandwidth", "scaling", "expectations", "estimator", "order")
+            if hasattr(loss, k)]
+    return f"{type(loss).__name__}(" + ", ".join(f"{k}={getattr(loss, k)!r}" for k in keys) + ")"
 
 
 class _Line:
@@ -140,6 +231,8 @@ def fixed_step_path(problem, theta0, metric, eta, n_steps):
     of :func:`densflow.solve`; returns ``(path, result)`` with the iterates ``path`` of
     shape ``(n_steps + 1, len(theta0))`` (fewer rows if the run stops early) and the
     :class:`~densflow.solver.SolveResult`."""
+    from ..solver import solve
+
     path = [np.array(theta0, dtype=float)]
     result = solve(problem, theta0, metric=metric, tol=None, max_iter=n_steps,
                    line_search=FixedStep(eta), callback=lambda k, p, *a: path.append(p.copy()) and False)

@@ -38,7 +38,7 @@ from .losses import Loss
 from .models import Gaussian
 
 __all__ = ["GaussianTarget", "LogisticRegressionPosterior", "gaussian_expectation_nodes", "auto_rule", "RULES",
-           "vi_gradient",
+           "vi_gradient", "vi_problem",
            "bures_wasserstein_flow", "gaussian_vi", "ReverseKL", "w2_gaussian", "kl_gaussian"]
 
 
@@ -283,7 +283,9 @@ def bures_wasserstein_flow(target, mu0, Sigma0, t_end, dt, expectations="cubatur
         \dot\Sigma = 2I + \mathbb E[\nabla^2\log p]\,\Sigma + \Sigma\,\mathbb E[\nabla^2\log p].
 
     Scheme: classical RK4 in :math:`(\mu, \Sigma)` with constant step ``dt`` (the last
-    step shortened to land on ``t_end``). Expectations are sums over fixed nodes
+    step shortened to land on ``t_end``), run by :func:`densflow.solve` on
+    :class:`densflow.parametric.flows.BuresWassersteinFlow` (``solve`` that problem directly
+    to record the run, stop on ``gtol`` or watch it with a callback). Expectations are sums over fixed nodes
     :math:`x_n = \mu + L z_n`, :math:`\Sigma = LL^\top` (Cholesky), from
     :func:`gaussian_expectation_nodes`: the Gauss–Hermite rule (``"cubature"``, exact
     for a Gaussian target, where the integrands are polynomials of degree ≤ 2), or
@@ -323,24 +325,22 @@ def bures_wasserstein_flow(target, mu0, Sigma0, t_end, dt, expectations="cubatur
         use_hessian = callable(getattr(target, "hess_log_p", None))
     elif use_hessian and not callable(getattr(target, "hess_log_p", None)):
         raise ValueError("use_hessian=True needs a target with hess_log_p(x)")
-    z, w = gaussian_expectation_nodes(d, expectations, order, n_samples, rng)
+    from ..solver import FixedStep, solve
+    from .flows import BuresWassersteinFlow
+
+    problem = BuresWassersteinFlow(target, d, expectations, order, n_samples, rng, use_hessian)
     n_steps = int(np.ceil(t_end / dt - 1e-12))
-    ts, mus, Sigmas = [0.0], [mu.copy()], [Sigma.copy()]
-    t = 0.0
-    f = lambda m, S: _bw_field(target, m, S, z, w, use_hessian)  # noqa: E731
-    for k in range(n_steps):
-        h = min(dt, t_end - t)
-        k1 = f(mu, Sigma)
-        k2 = f(mu + 0.5 * h * k1[0], Sigma + 0.5 * h * k1[1])
-        k3 = f(mu + 0.5 * h * k2[0], Sigma + 0.5 * h * k2[1])
-        k4 = f(mu + h * k3[0], Sigma + h * k3[1])
-        mu = mu + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
-        Sigma = Sigma + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
-        Sigma = 0.5 * (Sigma + Sigma.T)
-        t = (k + 1) * dt if k < n_steps - 1 else t_end
-        ts.append(t)
-        mus.append(mu.copy())
-        Sigmas.append(Sigma.copy())
+    states = [problem.pack(mu, Sigma)]
+    ts = [0.0]
+    keep = lambda k, p, *_: states.append(p.copy()) or False  # noqa: E731
+    solve(problem, states[0], "euclidean", tol=None, max_iter=n_steps - 1,
+          line_search=FixedStep(dt), callback=keep)
+    ts += [(k + 1) * dt for k in range(n_steps - 1)]
+    # the last step shortened to land on t_end
+    solve(problem, states[-1], "euclidean", tol=None, max_iter=1,
+          line_search=FixedStep(t_end - (n_steps - 1) * dt), callback=keep)
+    ts.append(t_end)
+    mus, Sigmas = zip(*(problem.unpack(p) for p in states))
     return np.array(ts), np.array(mus), np.array(Sigmas)
 
 
@@ -382,7 +382,8 @@ def gaussian_vi(target, mu0, S0, step, n_steps, estimator="stl", expectations="m
     points per step (``expectations="mc"``) or on the fixed Gauss–Hermite nodes
     (``"cubature"``, a deterministic descent). :math:`S` is a full square matrix (not
     constrained to be triangular). After :math:`k` steps the iterate is compared with
-    the flow at time :math:`t = k\eta`.
+    the flow at time :math:`t = k\eta`. Run by :func:`densflow.solve` on
+    :func:`vi_problem` (``metric="euclidean"``, ``FixedStep(step)``).
 
     Parameters
     ----------
@@ -413,18 +414,30 @@ def gaussian_vi(target, mu0, S0, step, n_steps, estimator="stl", expectations="m
     if estimator not in ("reparam", "stl"):
         raise ValueError(f"estimator must be 'reparam' or 'stl', got {estimator!r}")
     _check_target(target, d)
-    rng = np.random.default_rng(rng)
-    z, w = gaussian_expectation_nodes(d, expectations, order, n_samples, rng)
-    mus, Ss = [mu.copy()], [S.copy()]
-    for _ in range(n_steps):
-        if expectations == "mc":
-            z = rng.standard_normal((n_samples, d))
-        gm, gS = vi_gradient(target, mu, S, z, w, estimator)
-        mu = mu - step * gm
-        S = S - step * gS
-        mus.append(mu.copy())
-        Ss.append(S.copy())
-    return np.array(mus), np.array(Ss)
+    if expectations not in ("mc", "cubature"):
+        raise ValueError(f"expectations must be 'mc' or 'cubature', got {expectations!r}")
+    problem = vi_problem(target, d, estimator, expectations, n_samples, order, rng)
+    path = [np.concatenate([mu, S.ravel()])]
+    from ..solver import FixedStep, solve
+
+    solve(problem, path[0], "euclidean", tol=None, max_iter=n_steps, line_search=FixedStep(step),
+          callback=lambda k, p, *_: path.append(p.copy()) and False)
+    path = np.array(path)
+    return path[:, :d], path[:, d:].reshape(-1, d, d)
+
+
+def vi_problem(target, dim, estimator="stl", expectations="mc", n_samples=100, order=5, rng=None):
+    """The :class:`~densflow.parametric.Problem` of :func:`gaussian_vi`: a ``"full"``
+    :class:`~densflow.parametric.Gaussian` (θ = [μ, vec S]) and :class:`ReverseKL` with
+    ``estimator``, on fresh batches of ``n_samples`` (``"mc"``) or the Gauss–Hermite rule."""
+    from .problem import Problem
+
+    model = Gaussian(dim, "full")
+    if expectations == "mc":
+        return Problem(model, ReverseKL(target, "batch", estimator=estimator),
+                       batch_size=n_samples, rng=rng)
+    return Problem(model, ReverseKL(target, "cubature", order=order, estimator=estimator),
+                   z=np.zeros((1, dim)))
 
 
 class ReverseKL(Loss):
