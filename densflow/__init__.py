@@ -1,7 +1,7 @@
 """densflow: natural-gradient flows of probability densities.
 
 Grid side: :class:`Grid`, :mod:`densflow.energies`, :mod:`densflow.metrics` and
-:func:`solve` (see DESIGN.md and README.rst).
+:func:`solve`; the documentation in ``docs/`` and README.rst explain them.
 """
 
 from . import energies, metrics

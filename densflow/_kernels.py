@@ -108,3 +108,9 @@ def dot_serial(a, b):
     for i in range(a.shape[0]):
         acc += a[i] * b[i]
     return acc
+
+
+@nb.njit(**_JIT)
+def dot_flat(a, b):
+    """:func:`dot_serial` of two C-contiguous arrays of any (equal) shape."""
+    return dot_serial(a.reshape(-1), b.reshape(-1))

@@ -1,4 +1,4 @@
-r"""Energies over probability vectors on a periodic grid (DESIGN.md §1).
+r"""Energies over probability vectors on a periodic grid (:ref:`energies`).
 
 Three terms, each of one *kind* (the natural metric that matches its Hessian):
 
@@ -19,6 +19,7 @@ import numbers
 
 import numpy as np
 
+from . import _energy_kernels as EK
 from ._validation import check_probability_vector, check_weight
 from .grid import Grid
 from .operators import WeightedLaplacianSolver, dot, laplacian
@@ -130,8 +131,8 @@ class _QuadraticLine:
         return -eta * self.slope + 0.5 * eta * eta * self.curvature
 
     def state_at(self, eta, q, mu):
-        u = self.state.gradient - eta * self.hs
-        return State(q, 0.5 * dot(q - mu, u), u)
+        u = np.empty_like(self.hs)
+        return State(q, EK.quadratic_state(q, mu, self.state.gradient, self.hs, eta, u), u)
 
 
 class HMinus1(_Quadratic):
@@ -199,11 +200,14 @@ class KL(Term):
     name = "KL"
 
     def evaluate(self, p):
-        log_ratio = np.log(p / self.mu)
-        return State(p, float(dot(p, log_ratio)), log_ratio + 1.0, log_ratio)
+        p = np.ascontiguousarray(p, dtype=float)
+        log_ratio = np.empty(p.shape)
+        gradient = np.empty(p.shape)
+        value = EK.kl_state(p, self.mu, log_ratio, gradient)
+        return State(p, value, gradient, log_ratio)
 
     def line(self, state, s):
-        return _KLLine(self, state)
+        return _KLLine(self, state, s)
 
     def hessian_product(self, p, v, rtol=None):
         r""":math:`\operatorname{diag}(1/p)\, v`, with ``p`` floored at 1e-300 (for a
@@ -212,13 +216,13 @@ class KL(Term):
 
 
 class _KLLine:
-    def __init__(self, term, state):
-        self.term, self.state = term, state
+    def __init__(self, term, state, s):
+        self.term, self.state, self.s = term, state, s
 
     def delta(self, eta, q):
-        # summed entry by entry so that small differences of large sums stay accurate
-        p, mu = self.state.p, self.term.mu
-        return float(np.sum(q * np.log(q / mu) - p * self.state.parts))
+        # at q = p - eta s, summed entry by entry so that small differences of large
+        # sums stay accurate; +inf outside the positive orthant
+        return EK.kl_line_delta(self.state.p, self.s, eta, self.term.mu, self.state.parts)
 
     def state_at(self, eta, q, mu):
         return self.term.evaluate(q)
@@ -245,6 +249,8 @@ class Energy:
                 raise ValueError(f"all terms must live on one grid, got {grid!r} and {t.grid!r}")
         self.terms = tuple(terms)
         self.grid = grid
+        self._active = tuple((a, t) for a, t in self.terms if a > 0)
+        self._has_kl = any(t.kind == "fisher_rao" for _, t in self._active)
 
     # algebra -----------------------------------------------------------------------
     def __add__(self, other):
@@ -279,7 +285,7 @@ class Energy:
     @property
     def active_terms(self):
         """The ``(weight, term)`` pairs with a positive weight."""
-        return tuple((a, t) for a, t in self.terms if a > 0)
+        return self._active
 
     @property
     def min_value(self):
@@ -329,9 +335,9 @@ class Energy:
     def _combine(self, p, parts):
         value = 0.0
         grad = np.zeros(self.grid.shape)
-        for (a, _), st in zip(self.active_terms, parts):
+        for (a, _), st in zip(self._active, parts):
             value += a * st.value
-            grad += a * st.gradient
+            EK.add_scaled(grad, a, st.gradient)
         return State(p, float(value), grad, parts)
 
     def hessian_product(self, p, v, rtol=None):
@@ -349,7 +355,7 @@ class Energy:
         positive orthant too (its terms are quadratics defined for every ``p``); an
         energy with a KL term is always :math:`+\\infty` there.
         """
-        return EnergyLine(self, state, s, positive=positive or self.weights["fisher_rao"] > 0)
+        return EnergyLine(self, state, s, positive=positive or self._has_kl)
 
     def __repr__(self):
         inner = " + ".join(f"{a:g} * {t.name}" for a, t in self.terms)
@@ -362,25 +368,31 @@ class EnergyLine:
     Setting it up applies each quadratic term's operator to ``s`` once; afterwards
     :meth:`delta` (:math:`E(p-\eta s) - E(p)`, computed as a difference so that it
     stays accurate when both values are tiny) and :meth:`state_at` cost :math:`O(N)`.
-    Outside the positive orthant the energy is :math:`+\infty` (DESIGN.md §3) unless
+    Outside the positive orthant the energy is :math:`+\infty` (:ref:`stepping`) unless
     ``positive=False`` and the energy has no KL term.
     """
 
     def __init__(self, energy, state, s, positive=True):
-        self.energy, self.state, self.s = energy, state, s
+        self.energy, self.state = energy, state
+        self.s = s = np.ascontiguousarray(s, dtype=float)
         self.positive = positive
-        self.lines = [t.line(st, s) for (_, t), st in zip(energy.active_terms, state.parts)]
+        self.lines = [(a, t.line(st, s)) for (a, t), st in zip(energy.active_terms, state.parts)]
+        # a KL line is +inf outside the orthant by itself
+        self._check_sign = positive and not energy._has_kl
 
     def point(self, eta):
         return self.state.p - eta * self.s
 
-    def delta(self, eta, q=None):
-        q = self.point(eta) if q is None else q
-        if self.positive and not np.all(q > 0):
+    def delta(self, eta):
+        r""":math:`E(p - \eta s) - E(p)`."""
+        if self._check_sign and not EK.stays_positive(self.state.p, self.s, eta):
             return np.inf
-        return float(sum(a * ln.delta(eta, q) for (a, _), ln in zip(self.energy.active_terms, self.lines)))
+        total = 0.0
+        for a, ln in self.lines:
+            total += a * ln.delta(eta, None)
+        return float(total)
 
     def state_at(self, eta, q=None):
         q = self.point(eta) if q is None else q
-        parts = [ln.state_at(eta, q, t.mu) for (_, t), ln in zip(self.energy.active_terms, self.lines)]
+        parts = [ln.state_at(eta, q, t.mu) for (_, t), (_, ln) in zip(self.energy.active_terms, self.lines)]
         return self.energy._combine(q, parts)

@@ -1,4 +1,4 @@
-r"""Natural-gradient metrics on grid densities (DESIGN.md §2).
+r"""Natural-gradient metrics on grid densities (:ref:`metrics`).
 
 A metric is a symmetric positive semidefinite operator :math:`M(p)`, an approximate
 inverse Hessian of the energy. Every direction is the :math:`M`-projected gradient
@@ -20,6 +20,7 @@ returns an operator whose ``direction(p, g)`` is called every iteration.
 
 import numpy as np
 
+from . import _metric_kernels as MK
 from .operators import apply_laplacian_pinv, dot, inverse_symbol, laplacian_symbol, weighted_laplacian
 from .wavelets import cached_basis
 
@@ -38,6 +39,10 @@ def _mass_fix(s, m1=None):
     small (every run from a density that does not nearly vanish, the paper's included)
     the arithmetic is the even spread, bit for bit.
     """
+    if m1 is None:
+        out = np.empty_like(s)
+        if MK.spread_residue(s, RESIDUE_SHARE, out):  # the common case, in one pass
+            return out
     total = s.sum()
     if total == 0.0:
         return s
@@ -223,14 +228,9 @@ class _BoundCombined(_Bound):
     def eigenvalues(self, p):
         """:math:`\\lambda(p)` in the pyramid layout of the coefficients."""
         h1, h2 = self.basis.diagonals(p, need_h1=self.a1 > 0, need_h2=self.a2 > 0)
-        denom = self._a3h3.copy()
-        with np.errstate(divide="ignore", over="ignore"):  # -> lambda = 0
-            if self.a1 > 0:
-                denom += self.a1 / h1  # +inf where H1 p = 0 (a constant basis vector)
-            if self.a2 > 0:
-                denom += self.a2 / h2
-        lam = np.zeros_like(denom)
-        np.divide(1.0, denom, out=lam, where=(denom > 0) & np.isfinite(denom))
+        lam = np.empty(self.basis.grid.shape)
+        MK.eigenvalues(lam if h1 is None else h1, lam if h2 is None else h2,
+                       self.a1, self.a2, self._a3h3, lam)
         return lam
 
     def apply(self, p, g):
@@ -260,10 +260,12 @@ class CombinedPreconditioner:
         self.den = dot(self.lam1, ones) if project else 0.0
 
     def __call__(self, v):
-        coeffs = self.basis.analysis(v)
-        if self.den > 0:
-            coeffs -= (dot(self.lam1, coeffs) / self.den) * self.ones
-        return self.basis.synthesis(self.lam * coeffs)
+        v = np.ascontiguousarray(v, dtype=float)
+        out = np.empty_like(v)
+        b = self.basis
+        (MK.combined_1d if v.ndim == 1 else MK.combined_2d)(
+            v, b.lo, b.hi, b.level, self.lam, self.ones, self.lam1, self.den, out)
+        return out
 
 
 class BlendedPreconditioner:

@@ -1,5 +1,5 @@
 r"""Second-order natural gradient: Newton–Krylov steps preconditioned by a metric
-(DESIGN.md §3b).
+(:ref:`stepping`).
 
 At :math:`p_k` with gradient :math:`g`, the Newton direction :math:`d` solves
 

@@ -1,6 +1,6 @@
 r"""Difference operators on periodic grids and the linear solves built on them.
 
-Conventions (DESIGN.md §1): :math:`(D_d p)_i = n\,(p_{i+e_d} - p_i)` (periodic forward
+Conventions (:ref:`grid-densities`): :math:`(D_d p)_i = n\,(p_{i+e_d} - p_i)` (periodic forward
 difference scaled by ``n``), :math:`A = -\Delta = \sum_d D_d^\top D_d` and the weighted
 Laplacian :math:`L_\mu = \sum_d D_d^\top \operatorname{diag}(\mu) D_d`. Stencils run in
 numba kernels (:mod:`densflow._kernels`), FFTs in :mod:`scipy.fft`, all on one thread.
@@ -39,6 +39,8 @@ def dot(a, b):
     (BLAS ``ddot`` starts threads for vectors of some 10^4 entries, and two such
     processes on a 2-core machine then spin against each other.)
     """
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        return K.dot_flat(a, b)
     return K.dot_serial(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1))
 
 

@@ -1,4 +1,4 @@
-r"""Natural-gradient descent with the Armijo backtracking line search (DESIGN.md §3).
+r"""Natural-gradient descent with the Armijo backtracking line search (:ref:`stepping`).
 
 At :math:`p_k`: :math:`g = \nabla E(p_k)`, :math:`s = M(p_k)(g - c\mathbf 1)` from the
 metric, then starting from :math:`\eta = \eta_0` halve :math:`\eta` until

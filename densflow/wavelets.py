@@ -1,4 +1,5 @@
-r"""Periodic orthonormal wavelet bases and the diagonals of DESIGN.md §2.
+r"""Periodic orthonormal wavelet bases and the diagonals of the combined metric
+(:ref:`metrics`).
 
 For a grid with ``n`` points per axis and a decomposition level ``L``, the columns
 :math:`w_i` of the orthonormal basis :math:`W` of PyWavelets' ``mode="periodization"``

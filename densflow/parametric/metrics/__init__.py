@@ -7,20 +7,21 @@ Jacobian is never formed), plus ``damping`` :math:`\lambda\ge 0` times the ident
 where :math:`G` can be singular. With :math:`J_b = \partial g_\theta(z_b)/\partial\theta`
 over the batch :math:`z_1 \dots z_B`:
 
-=========================  ===========================================================  =====================
-class                      :math:`G(\theta)`                                            module
-=========================  ===========================================================  =====================
-:class:`Euclidean`         :math:`I`                                                    :mod:`.base`
-:class:`RWP`               :math:`\frac1B\sum_b J_b^\top J_b` (relaxed Wasserstein)     :mod:`.proximal`
-:class:`O1SBE`             :math:`\bar J^\top \bar J`, :math:`\bar J = \frac1B\sum_b J_b`  :mod:`.proximal`
+=========================  ===============================================================================  ================
+class                      :math:`G(\theta)`                                                                module
+=========================  ===============================================================================  ================
+:class:`Euclidean`         :math:`I`                                                                        :mod:`.base`
+:class:`RWP`               :math:`\frac1B\sum_b J_b^\top J_b` (relaxed Wasserstein)                         :mod:`.proximal`
+:class:`O1SBE`             :math:`\bar J^\top \bar J`, :math:`\bar J = \frac1B\sum_b J_b`                   :mod:`.proximal`
 :class:`O2DiagSBE`         :math:`\bar J^\top\bar J + \sum_i c_i c_i^\top/\operatorname{Var}(x_{\cdot i})`  :mod:`.proximal`
-:class:`ExactWasserstein`  Wasserstein information matrix of a :class:`Gaussian`        :mod:`.gaussian`
-:class:`Fisher`            Fisher information matrix of a :class:`Gaussian`            :mod:`.gaussian`
-:class:`KWNG`              kernel estimate of the Wasserstein information matrix         :mod:`.kwng`
-:class:`SiNG`              empirical Sinkhorn information matrix :math:`J^\top HJ`       :mod:`.sing`
-=========================  ===========================================================  =====================
+:class:`ExactWasserstein`  Wasserstein information matrix of a :class:`Gaussian`                            :mod:`.gaussian`
+:class:`Fisher`            Fisher information matrix of a :class:`Gaussian`                                 :mod:`.gaussian`
+:class:`KWNG`              kernel estimate of the Wasserstein information matrix                            :mod:`.kwng`
+:class:`SiNG`              empirical Sinkhorn information matrix :math:`J^\top HJ`                          :mod:`.sing`
+=========================  ===============================================================================  ================
 
-Conjugate gradients: :mod:`.cg`.
+Conjugate gradients: :mod:`.cg`. :class:`Adam` (:mod:`.adam`) is Adam's direction as a
+plug-in of the same loop (not a metric: it keeps moments between calls).
 
 :math:`\tfrac12 v^\top G v` is the second-order term of the proximal penalty
 :math:`\tilde D(\theta, \theta + v)^2/2` of ``seeds/lin2021-wasserstein-proximal-gans.txt``
@@ -28,6 +29,7 @@ Conjugate gradients: :mod:`.cg`.
 natural-gradient step :math:`-h G^{-1}\nabla F`.
 """
 
+from .adam import Adam
 from .base import Euclidean, ParametricMetric
 from .cg import CGError, conjugate_gradient
 from .gaussian import ExactWasserstein, Fisher, gaussian_sim_1d, gaussian_sinkhorn_1d
@@ -37,11 +39,11 @@ from .sing import SiNG
 
 __all__ = ["ParametricMetric", "Euclidean", "RWP", "O1SBE", "O2DiagSBE", "ExactWasserstein",
            "Fisher", "KWNG", "SiNG", "gaussian_sim_1d", "gaussian_sinkhorn_1d", "CGError",
-           "conjugate_gradient", "get", "NAMES"]
+           "conjugate_gradient", "get", "NAMES", "Adam"]
 
 
 _CLASSES = {cls.name: cls for cls in (Euclidean, RWP, O1SBE, O2DiagSBE, ExactWasserstein,
-                                      Fisher, KWNG, SiNG)}
+                                      Fisher, KWNG, SiNG, Adam)}
 #: Names accepted by :func:`get` (each class with its default settings).
 NAMES = tuple(_CLASSES)
 
@@ -49,7 +51,7 @@ NAMES = tuple(_CLASSES)
 def get(metric):
     """A metric object from a name in :data:`NAMES`, a :class:`ParametricMetric` or a
     :class:`KWNG` estimator (returned as they are)."""
-    if isinstance(metric, (ParametricMetric, KWNG)):
+    if isinstance(metric, (ParametricMetric, KWNG, Adam)):
         return metric
     if isinstance(metric, str) and metric in _CLASSES:
         return _CLASSES[metric]()

@@ -1,0 +1,78 @@
+"""numba kernels of the KL term and of line-search trials: one compiled pass over the
+grid where numpy would make half a dozen (at small ``N`` the calls, not the
+arithmetic, are the cost of a trial)."""
+
+import numba as nb
+import numpy as np
+
+_JIT = dict(cache=True, nogil=True)
+
+
+@nb.njit(**_JIT)
+def kl_state(p, mu, log_ratio, gradient):
+    """``log_ratio = log(p / mu)``, ``gradient = log_ratio + 1``; returns ``sum p log_ratio``."""
+    pf = p.reshape(-1)
+    mf = mu.reshape(-1)
+    lf = log_ratio.reshape(-1)
+    gf = gradient.reshape(-1)
+    value = 0.0
+    for i in range(pf.shape[0]):
+        v = np.log(pf[i] / mf[i])
+        lf[i] = v
+        gf[i] = v + 1.0
+        value += pf[i] * v
+    return value
+
+
+@nb.njit(**_JIT)
+def kl_line_delta(p, s, eta, mu, log_ratio):
+    """``sum(q log(q / mu) - p log_ratio)`` at ``q = p - eta s``, entry by entry (small
+    differences of large sums stay accurate); ``inf`` when some ``q <= 0``."""
+    pf = p.reshape(-1)
+    sf = s.reshape(-1)
+    mf = mu.reshape(-1)
+    lf = log_ratio.reshape(-1)
+    total = 0.0
+    for i in range(pf.shape[0]):
+        q = pf[i] - eta * sf[i]
+        if not q > 0.0:
+            return np.inf
+        total += q * np.log(q / mf[i]) - pf[i] * lf[i]
+    return total
+
+
+@nb.njit(**_JIT)
+def stays_positive(p, s, eta):
+    """Whether every entry of ``p - eta s`` is positive."""
+    pf = p.reshape(-1)
+    sf = s.reshape(-1)
+    for i in range(pf.shape[0]):
+        if not pf[i] - eta * sf[i] > 0.0:
+            return False
+    return True
+
+
+@nb.njit(**_JIT)
+def quadratic_state(q, mu, gradient, hs, eta, u):
+    """``u = gradient - eta hs`` (the quadratic term's gradient at ``q = p - eta s``);
+    returns ``(q - mu).u / 2``."""
+    qf = q.reshape(-1)
+    mf = mu.reshape(-1)
+    gf = gradient.reshape(-1)
+    hf = hs.reshape(-1)
+    uf = u.reshape(-1)
+    value = 0.0
+    for i in range(qf.shape[0]):
+        v = gf[i] - eta * hf[i]
+        uf[i] = v
+        value += (qf[i] - mf[i]) * v
+    return 0.5 * value
+
+
+@nb.njit(**_JIT)
+def add_scaled(out, a, x):
+    """``out += a x``."""
+    of = out.reshape(-1)
+    xf = x.reshape(-1)
+    for i in range(of.shape[0]):
+        of[i] += a * xf[i]
