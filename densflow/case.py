@@ -319,7 +319,8 @@ def load_object(path, attr, cls):
     """
     module, stem = load_module(path)
     obj = getattr(module, attr, None)
-    qualified = f"{cls.__module__}.{cls.__name__}"
+    qualified = " or ".join(f"{c.__module__}.{c.__name__}"
+                            for c in (cls if isinstance(cls, tuple) else (cls,)))
     if obj is None:
         raise CaseError(f"{path}: defines no {attr} (expected a module-level "
                         f"'{attr} = {qualified}(...)')")
@@ -343,7 +344,8 @@ def recorded_path(path):
 
 
 def load_case(path):
-    """Import the case file ``path`` and return its ``case``.
+    """Import the case file ``path`` and return its ``case`` (a :class:`Case`, or a
+    :class:`densflow.parametric.case.ParametricCase`).
 
     Raises
     ------
@@ -352,8 +354,10 @@ def load_case(path):
         exist, raises on import (with the line in the case file), or does not define
         a module-level ``case`` that is a :class:`Case`.
     """
+    from .parametric.case import ParametricCase
+
     path = os.fspath(path)
-    case, stem = load_object(path, "case", Case)
+    case, stem = load_object(path, "case", (Case, ParametricCase))
     if case.name is None:
         case.name = stem
     case.path = path

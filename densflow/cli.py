@@ -80,10 +80,14 @@ def _parser():
 
 def _save_figure(source, figure):
     from .figures import save_convergence_figure
-    from .recorder import RunFileError
+    from .parametric.case import is_parametric_file, save_parametric_figure
+    from .recorder import RunFile, RunFileError, read_run_file
 
     try:
-        return save_convergence_figure(source, figure)
+        runfile = source if isinstance(source, RunFile) else read_run_file(source)
+        if is_parametric_file(runfile):
+            return save_parametric_figure(runfile, figure)
+        return save_convergence_figure(runfile, figure)
     except RunFileError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -103,6 +107,10 @@ def _cmd_run(args, out, err):
         case = load_case(args.case)
     except CaseError as exc:
         raise UsageError(str(exc)) from None
+    parametric = getattr(case, "kind", None) == "parametric"
+    if parametric and args.method is not None:
+        raise UsageError(f"{args.case}: --method applies to grid cases; a parametric case's "
+                         "experiments choose their metric and step rule")
     if args.method is not None and args.method != case.method:
         case.method, case.newton = args.method, None
     path = args.output or f"{case.name}.h5"
@@ -124,7 +132,10 @@ def _cmd_run(args, out, err):
     notice = contextlib.nullcontext() if args.quiet else compile_notice(_printer(err))
     try:
         with notice:
-            results = run_case(case, path, resume=args.resume, overwrite=args.overwrite,
+            runner = run_case
+            if parametric:
+                from .parametric.case import run_parametric_case as runner
+            results = runner(case, path, resume=args.resume, overwrite=args.overwrite,
                                progress=None if args.quiet else
                                (lambda label: Progress(label, _printer(err, "  "))),
                                report=None if args.quiet else report)

@@ -364,7 +364,8 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
         if gtol is not None and slope <= gtol:
             converged, message = True, f"decrement s.g = {slope:.3e} <= gtol = {gtol:g} after {k} iterations"
             break
-        if slope <= 0:
+        if slope <= 0 and not (slope < 0 and isinstance(line_search, FixedStep)):
+            # (a fixed step needs no descent direction: Adam's momentum, a particle flow)
             converged = slope == 0
             message = (f"natural gradient vanished (s.g = {slope:.3e}) at iteration {k}, "
                        f"E = {state.value:.6e}")
