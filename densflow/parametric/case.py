@@ -203,7 +203,9 @@ def save_parametric_figure(runfile, path, dpi=100):
         ax.legend(fontsize=8)
     title = runfile.attrs.get("case_title")
     if title:
-        fig.suptitle(str(title), fontsize=11)
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(str(title), 60 * len(groups))), fontsize=10)
     fig.tight_layout()
     fig.savefig(os.fspath(path), dpi=dpi)
     plt.close(fig)
