@@ -76,3 +76,27 @@ def add_scaled(out, a, x):
     xf = x.reshape(-1)
     for i in range(of.shape[0]):
         of[i] += a * xf[i]
+
+
+@nb.njit(**_JIT)
+def backtrack(p, s, kl_weight, kl_mu, kl_log_ratio, check_sign, q_slope, q_curvature,
+              slope, eta, shrink, c1, min_step):
+    """Armijo backtracking on ``delta(eta) = kl_weight * KL part + (-eta q_slope + eta^2
+    q_curvature / 2)`` (the KL part left out when ``kl_weight = 0``; ``check_sign``: +inf
+    outside the positive orthant). Returns ``(eta, delta, trials)``, ``eta = -1`` when
+    no step ``>= min_step`` is accepted."""
+    trials = 0
+    while eta >= min_step:
+        trials += 1
+        quadratic = -eta * q_slope + 0.5 * eta * eta * q_curvature
+        if kl_weight > 0.0:
+            delta = kl_weight * kl_line_delta(p, s, eta, kl_mu, kl_log_ratio) + quadratic
+        elif check_sign and not stays_positive(p, s, eta):
+            delta = np.inf
+        else:
+            delta = quadratic
+        if delta <= -c1 * eta * slope:
+            return eta, delta, trials
+        eta *= shrink
+    return -1.0, np.nan, trials
+

@@ -6,6 +6,7 @@ they replace (:mod:`densflow.metrics`), without a call per array operation."""
 import numba as nb
 import numpy as np
 
+from ._diagonal_kernels import diagonals_1d
 from ._dwt_kernels import dwt1, dwt2, idwt1, idwt2
 from ._kernels import dot_serial
 
@@ -81,3 +82,21 @@ def spread_residue(s, share_factor, out):
     for i in range(N):
         of[i] = sf[i] - shift
     return True
+
+
+@nb.njit(**_JIT)
+def combined_direction_1d(p, g, offsets, strides, t0s, starts, lengths, wsq, wdsq, lo, hi,
+                          level, a1, a2, a3h3, ones, share_factor, s):
+    """The combined metric's direction at ``p`` on a 1D grid in one call: the diagonals,
+    the eigenvalues, ``s = W diag(lam) (W^T g - c W^T 1)`` and the even spread of its
+    rounding residue. Returns False when the residue needs the weighted spread (``s``
+    then holds the direction before it)."""
+    n = p.shape[0]
+    h1 = np.empty(n)
+    h2 = np.empty(n)
+    diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, a1 > 0.0, a2 > 0.0)
+    lam = np.empty(n)
+    eigenvalues(h1, h2, a1, a2, a3h3, lam)
+    lam1 = lam * ones
+    combined_1d(g, lo, hi, level, lam, ones, lam1, dot_serial(lam1, ones), s)
+    return spread_residue(s, share_factor, s)

@@ -22,6 +22,7 @@ import numpy as np
 from . import _energy_kernels as EK
 from ._validation import check_probability_vector, check_weight
 from .grid import Grid
+from .energy_lines import EnergyLine, KLLine, QuadraticLine, State
 from .operators import WeightedLaplacianSolver, dot, laplacian
 
 __all__ = ["Term", "HMinus1", "KL", "Dirichlet", "Energy", "State", "KINDS"]
@@ -30,18 +31,6 @@ KINDS = ("wasserstein", "fisher_rao", "mahalanobis")
 
 #: Relative residual of the 2D solve :math:`L_\mu^+ s` along a search direction.
 LINE_RTOL = 1e-8
-
-
-class State:
-    """An energy evaluated at ``p``: its value, gradient and what a line needs."""
-
-    __slots__ = ("p", "value", "gradient", "parts")
-
-    def __init__(self, p, value, gradient, parts=None):
-        self.p = p
-        self.value = value
-        self.gradient = gradient
-        self.parts = parts
 
 
 class Term:
@@ -109,7 +98,7 @@ class _Quadratic(Term):
         return State(p, 0.5 * dot(r, u), u)
 
     def line(self, state, s):
-        return _QuadraticLine(state, s, self._apply_to_direction(s))
+        return QuadraticLine(state, s, self._apply_to_direction(s))
 
     def _apply_to_direction(self, s):
         return self._apply(s)
@@ -117,22 +106,6 @@ class _Quadratic(Term):
     def hessian_product(self, p, v, rtol=None):
         """:math:`H v`: the Hessian of a quadratic does not depend on ``p``."""
         return self._apply(v)
-
-
-class _QuadraticLine:
-    r"""Exact restriction of a quadratic term to :math:`\eta \mapsto p - \eta s`."""
-
-    def __init__(self, state, s, hs):
-        self.state, self.s, self.hs = state, s, hs
-        self.slope = dot(state.gradient, s)
-        self.curvature = dot(s, hs)
-
-    def delta(self, eta, q):
-        return -eta * self.slope + 0.5 * eta * eta * self.curvature
-
-    def state_at(self, eta, q, mu):
-        u = np.empty_like(self.hs)
-        return State(q, EK.quadratic_state(q, mu, self.state.gradient, self.hs, eta, u), u)
 
 
 class HMinus1(_Quadratic):
@@ -207,25 +180,12 @@ class KL(Term):
         return State(p, value, gradient, log_ratio)
 
     def line(self, state, s):
-        return _KLLine(self, state, s)
+        return KLLine(self, state, s)
 
     def hessian_product(self, p, v, rtol=None):
         r""":math:`\operatorname{diag}(1/p)\, v`, with ``p`` floored at 1e-300 (for a
         subnormal ``p``, :math:`1/p` overflows)."""
         return v / np.maximum(p, 1e-300)
-
-
-class _KLLine:
-    def __init__(self, term, state, s):
-        self.term, self.state, self.s = term, state, s
-
-    def delta(self, eta, q):
-        # at q = p - eta s, summed entry by entry so that small differences of large
-        # sums stay accurate; +inf outside the positive orthant
-        return EK.kl_line_delta(self.state.p, self.s, eta, self.term.mu, self.state.parts)
-
-    def state_at(self, eta, q, mu):
-        return self.term.evaluate(q)
 
 
 class Energy:
@@ -360,39 +320,3 @@ class Energy:
     def __repr__(self):
         inner = " + ".join(f"{a:g} * {t.name}" for a, t in self.terms)
         return f"Energy({inner})"
-
-
-class EnergyLine:
-    r"""The energy along :math:`\eta \mapsto p - \eta s` from a :class:`State` at ``p``.
-
-    Setting it up applies each quadratic term's operator to ``s`` once; afterwards
-    :meth:`delta` (:math:`E(p-\eta s) - E(p)`, computed as a difference so that it
-    stays accurate when both values are tiny) and :meth:`state_at` cost :math:`O(N)`.
-    Outside the positive orthant the energy is :math:`+\infty` (:ref:`stepping`) unless
-    ``positive=False`` and the energy has no KL term.
-    """
-
-    def __init__(self, energy, state, s, positive=True):
-        self.energy, self.state = energy, state
-        self.s = s = np.ascontiguousarray(s, dtype=float)
-        self.positive = positive
-        self.lines = [(a, t.line(st, s)) for (a, t), st in zip(energy.active_terms, state.parts)]
-        # a KL line is +inf outside the orthant by itself
-        self._check_sign = positive and not energy._has_kl
-
-    def point(self, eta):
-        return self.state.p - eta * self.s
-
-    def delta(self, eta):
-        r""":math:`E(p - \eta s) - E(p)`."""
-        if self._check_sign and not EK.stays_positive(self.state.p, self.s, eta):
-            return np.inf
-        total = 0.0
-        for a, ln in self.lines:
-            total += a * ln.delta(eta, None)
-        return float(total)
-
-    def state_at(self, eta, q=None):
-        q = self.point(eta) if q is None else q
-        parts = [ln.state_at(eta, q, t.mu) for (_, t), (_, ln) in zip(self.energy.active_terms, self.lines)]
-        return self.energy._combine(q, parts)

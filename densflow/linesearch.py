@@ -55,6 +55,10 @@ class Armijo:
         """Return ``(eta, delta, trials)``; ``eta`` is ``None`` when no step is accepted.
         ``eta0`` overrides the first trial step (Newton's fraction-to-the-boundary rule)."""
         eta = self.eta0 if eta0 is None else eta0
+        backtrack = getattr(line, "backtrack", None)
+        fused = backtrack(slope, eta, self.shrink, self.c1, self.min_step) if backtrack else None
+        if fused is not None:  # the same loop, compiled (densflow.energy_lines)
+            return fused
         trials = 0
         while eta >= self.min_step:
             trials += 1

@@ -244,6 +244,15 @@ class _BoundCombined(_Bound):
         return CombinedPreconditioner(self.basis, self.eigenvalues(p), self.ones_coeffs)
 
     def direction(self, p, g):
+        b = self.basis
+        if b.grid.dim == 1:  # one compiled call (at small n the calls are the cost)
+            s = np.empty(b.grid.shape)
+            if MK.combined_direction_1d(np.ascontiguousarray(p, dtype=float),
+                                        np.ascontiguousarray(g, dtype=float), *b._flat,
+                                        b.lo, b.hi, b.level, self.a1, self.a2, self._a3h3,
+                                        self.ones_coeffs, RESIDUE_SHARE, s):
+                return s
+            return _mass_fix(s)
         return _mass_fix(self.preconditioner(p)(g))
 
 

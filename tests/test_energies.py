@@ -110,3 +110,28 @@ def test_line_restriction_is_exact(small_problem, monkeypatch, line_rtol, tol):
         np.testing.assert_allclose(new.gradient, E.gradient(q, check=False), rtol=0,
                                    atol=tol * np.abs(new.gradient).max())
     assert line.delta(1e6) == np.inf  # leaves the positive orthant
+
+
+@pytest.mark.parametrize("weights", [(1, 1e-3, 1e-4), (1, 0, 1e-4), (0, 1e-3, 0), (1, 0, 0)])
+@pytest.mark.parametrize("positive", [True, False])
+def test_compiled_backtracking_equals_the_trial_loop(small_problem, weights, positive):
+    # EnergyLine.backtrack (one numba call) against Armijo's loop over line.delta
+    grid, mu = small_problem
+    E = make_energy(grid, mu, weights)
+    p = random_density(grid, 7)
+    state = E.evaluate(p)
+    s = df.metrics.get("combined").bind(E).direction(p, state.gradient) * 40.0  # far steps
+    slope = float(np.vdot(s, state.gradient))
+    line = E.line(state, s, positive=positive)
+    for c1 in (0.5, 1e-4, 0.999):
+        search = df.Armijo(c1=c1)
+        eta, delta, trials = line.backtrack(slope, 1.0, search.shrink, c1, search.min_step)
+        loop_eta, k = 1.0, 1
+        while not line.delta(loop_eta) <= -c1 * loop_eta * slope:
+            loop_eta, k = loop_eta * search.shrink, k + 1
+        assert (eta, trials) == (loop_eta, k) and trials > 1
+        assert delta == pytest.approx(line.delta(eta), rel=1e-12, abs=1e-18)
+    # several KL terms take the general loop
+    two = 0.5 * df.energies.KL(grid, mu) + 0.5 * df.energies.KL(grid, mu)
+    st2 = two.evaluate(p)
+    assert two.line(st2, s).backtrack(slope, 1.0, 0.5, 0.5, 1e-14) is None
