@@ -1,0 +1,117 @@
+"""The README, the documentation, CI and the package metadata say the same things."""
+
+import configparser
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import densflow as df
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.rst").read_text(encoding="utf-8")
+
+
+def _code_blocks(text, language):
+    """The bodies of the ``.. code-block:: language`` blocks of an RST text."""
+    blocks = []
+    for m in re.finditer(rf"^\.\. code-block:: {language}\n\n((?:(?:    .*)?\n)+)", text, re.M):
+        lines = [line[4:] for line in m.group(1).splitlines()]
+        blocks.append("\n".join(lines).strip("\n"))
+    return blocks
+
+
+def _first_screen():
+    return README.split(".. end of the first screen")[0]
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = _code_blocks(_first_screen(), "bash")[0].splitlines()
+    test_command = [c for c in commands if "pytest" in c]
+    assert test_command == ['python3.11 -m venv .venv && .venv/bin/pip install ".[test]" && '
+                            '.venv/bin/python -m pytest -q tests']
+    assert test_command[0] in ci.splitlines()
+    # the documentation: CI builds it exactly as the README says, with the docs extra
+    docs = [c for b in _code_blocks(README, "bash") for c in b.splitlines() if "sphinx" in c]
+    assert docs == ['pip install ".[docs]" && python -m sphinx -W --keep-going -q -b html '
+                    'docs docs/_build/html']
+    assert '.venv/bin/pip install -q ".[docs]" && .venv/bin/python -m sphinx -W --keep-going ' \
+           '-q -b html docs docs/_build/html' in ci.splitlines()
+    extras = configparser.ConfigParser()
+    extras.read(ROOT / "setup.cfg")
+    docs_extra = extras["options.extras_require"]["docs"].split()
+    assert {re.split(">=", r)[0] for r in docs_extra} == {"sphinx", "numpydoc"}
+    assert all(">=" in r for r in docs_extra)
+
+
+def test_readme_refers_to_nothing_outside_the_repository():
+    for pattern in (r"\bissue \d", r"seeds/", r"DESIGN\.md", r"\bthe seed\b", r"seed's",
+                    r"shared notes"):
+        found = re.findall(rf".{{0,40}}{pattern}.{{0,40}}", README, re.I)
+        assert not found, (pattern, found)
+    docs = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.rst"))
+    for pattern in (r"\bissue \d", r"seeds/", r"DESIGN\.md"):
+        assert not re.search(pattern, docs, re.I), pattern
+
+
+def test_first_screen_has_the_figure_the_commands_and_a_table_of_contents():
+    first = _first_screen()
+    assert first.count(".. image:: plots/ying2021_fig1.png") == 1
+    assert len(_code_blocks(first, "bash")[0].splitlines()) == 2
+    assert ".. contents::" in first
+    assert len(first.splitlines()) < 60
+
+
+def test_every_figure_is_committed_shown_and_has_its_command():
+    committed = {p.name for p in (ROOT / "plots").glob("*.png")}
+    shown = set(re.findall(r"^\.\. image:: plots/(\S+)", README, re.M))
+    gallery = (ROOT / "docs" / "gallery.rst").read_text(encoding="utf-8")
+    in_gallery = set(re.findall(r"^\.\. image:: \.\./plots/(\S+)", gallery, re.M))
+    assert shown <= committed and in_gallery <= committed
+    assert in_gallery == committed, committed - in_gallery
+    figures = README.split("\nFigures\n=======\n")[1]
+    commands = _code_blocks(figures, "bash")[0].splitlines()
+    for name in committed:
+        makers = [c for c in commands if f"plots/{name}" in c]
+        assert len(makers) == 1, (name, makers)
+    # outside that block, no command of the README writes into plots/
+    writing = [line.strip() for line in README.splitlines()
+               if re.search(r"(-o|--plot|--figure|cp \S+) plots/", line)]
+    assert writing and set(writing) <= set(commands), set(writing) - set(commands)
+
+
+def test_version_changelog_citation_and_license_agree():
+    version = df.__version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    changelog = (ROOT / "CHANGELOG.rst").read_text(encoding="utf-8")
+    versions = re.findall(r"^(\d+\.\d+\.\d+)(?: \(.*\))?\n=+$", changelog, re.M)
+    assert versions and versions[0] == version
+    yaml = pytest.importorskip("yaml")
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert citation["cff-version"] == "1.2.0" and citation["version"] == version
+    assert citation["license"] == "BSD-3-Clause"
+    titles = [r["title"] for r in citation["references"]]
+    assert len(titles) == 5 and all(r["authors"] and r["year"] for r in citation["references"])
+    for title in titles:  # the README's "How to cite" names the same five works
+        assert title in re.sub(r"\s+", " ", README), title
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    assert setup["metadata"]["license"] == "BSD-3-Clause"
+    assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
+
+
+def test_readme_library_snippet_runs_as_printed():
+    snippet = next(b for b in _code_blocks(README, "python") if "df.Grid(n=512" in b)
+    namespace = {}
+    exec(compile(snippet, "README.rst", "exec"), namespace)  # noqa: S102 - our own README
+    res, paper, E = namespace["res"], namespace["paper"], namespace["E"]
+    newton_steps = int(re.search(r"# (\d+) Newton steps", snippet).group(1))
+    paper_steps = int(re.search(r"the paper's: (\d+) steps", snippet).group(1))
+    assert res.converged and res.n_iter == newton_steps
+    assert paper.converged and paper.n_iter == paper_steps
+    # E.weights, as the README describes it: the total weight of each kind, as a dict
+    assert E.weights == {"wasserstein": 1.0, "fisher_rao": 1e-3, "mahalanobis": 1e-4}
+    assert '``{"wasserstein": α1, "fisher_rao": α2, "mahalanobis": α3}``' in README
+    assert np.isclose(res.p.sum(), 1.0)
