@@ -45,20 +45,22 @@ class Trace:
         return self.callback(k, p, value, step, decrement) if self.callback is not None else False
 
 
-def _initial_value(energy, p0):
-    """``E(p0)``, or NaN when it cannot be computed either."""
+def _initial_value(energy, p0, failures=NUMERICAL_FAILURES):
+    """``E(p0)``, or NaN when it cannot be computed either (one of ``failures``)."""
     try:
         return float(energy.evaluate(p0).value)
-    except NUMERICAL_FAILURES:
+    except failures:
         return np.nan
 
 
-def failure_fields(exc, trace, record, energy, p0, metric_name, wall_time):
+def failure_fields(exc, trace, record, energy, p0, metric_name, wall_time,
+                   failures=NUMERICAL_FAILURES):
     """The fields of the ``SolveResult`` of a run ended by the numerical failure ``exc``.
 
     With a ``record`` the histories come from the run file (they include what a
     resumed run inherited), which is then marked failed with the message; otherwise
-    from ``trace`` and ``E(p0)``.
+    from ``trace`` and ``E(p0)`` (NaN if evaluating ``p0`` raises one of ``failures``,
+    e.g. a parametric run whose Sinkhorn loss fails at ``theta0``).
     """
     histories = record.histories() if record is not None else None
     if histories is not None and histories["energies"].size:
@@ -66,7 +68,7 @@ def failure_fields(exc, trace, record, energy, p0, metric_name, wall_time):
         k = int(h["steps"].size)
     else:
         k = trace.k
-        h = {"energies": np.array([_initial_value(energy, p0)] + trace.values),
+        h = {"energies": np.array([_initial_value(energy, p0, failures)] + trace.values),
              "steps": np.array(trace.steps), "decrements": np.array(trace.decrements),
              "times": np.array(trace.times)}
     value = h["energies"][-1]

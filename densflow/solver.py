@@ -275,7 +275,8 @@ def _solve_parametric(problem, theta0, metric, tol, gtol, max_iter, line_search,
                             line_search, trace, record, resume, start)
         except NUMERICAL_FAILURES + PARAMETRIC_FAILURES as exc:  # reported, not raised
             return SolveResult(**failure_fields(exc, trace, record, problem, theta,
-                                                operator.metric.name, time.perf_counter() - start))
+                                                operator.metric.name, time.perf_counter() - start,
+                                                NUMERICAL_FAILURES + PARAMETRIC_FAILURES))
     except BaseException as exc:
         if record is not None:
             record.fail(exc)

@@ -151,3 +151,31 @@ def test_gan_algorithm_1_runs_recorded_through_solve(tmp_path):
                                  ProximalPenalty("rwp", 0.2, 2)), theta0, "euclidean",
                      tol=None, max_iter=12, line_search=FixedStep(1e-3))
     np.testing.assert_array_equal(again.p, theta)
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_a_failure_at_theta0_is_reported_not_raised(tmp_path, recorded):
+    # Sinkhorn cannot converge in 2 iterations: the very first evaluation fails
+    rng = np.random.default_rng(3)
+    model = Gaussian(2, "diag")
+    loss = Sinkhorn(rng.standard_normal((30, 2)), eps=0.5)
+    loss.n_iter = 2
+    problem = Problem(model, loss, z=model.latent(rng, 20))
+    theta0 = np.array([3.0, 0.0, 1.0, 1.0])
+    out = tmp_path / "f0.h5" if recorded else None
+    res = df.solve(problem, theta0, metric="rwp", tol=None, max_iter=5, out=out)
+    assert res.n_iter == 0 and not res.converged
+    assert res.message.startswith("numerical failure at iteration 0 (E = nan)")
+    assert "SinkhornError" in res.info["error"]
+    assert res.energies.shape == (1,) and np.isnan(res.energies[0])
+    np.testing.assert_array_equal(res.p, theta0)
+    if recorded:
+        run = read_run_file(out).runs[0]
+        assert run.status == "failed" and "SinkhornError" in run.attrs["error"]
+        assert run.message == res.message and run.n_iter == 0
+    # a CG failure at the first direction: the value at theta0 is known
+    loss.n_iter = 3000
+    res = df.solve(problem, theta0, metric=RWP(damping=1e-3, max_iter=1, rtol=1e-14), tol=None,
+                   max_iter=5)
+    assert res.n_iter == 0 and "CGError" in res.info["error"]
+    assert res.energies[0] == pytest.approx(problem.evaluate(theta0).value, rel=1e-12)
