@@ -1,4 +1,4 @@
-"""Opening, creating and growing HDF5 run files safely (issue 14).
+"""Opening, creating and growing HDF5 run files safely.
 
 * **Errors in one line.** :func:`open_file` turns what h5py raises into a
   :class:`RunFileError` naming the file and the reason: missing, a directory, not

@@ -45,8 +45,8 @@ __all__ = ["Recorder", "RunRecord", "RunFileError", "DamagedFileError", "FileLoc
            "DiskFullError", "ResumeError", "RunFile", "Run", "read_run_file", "setup_attributes",
            "SETUP_KEYS", "Resume", "FORMAT", "FORMAT_VERSION"]
 
-#: Attributes that identified a run's setup before runs recorded their ``setup_keys``
-#: (files written before issue 14). Resuming now compares every attribute
+#: Attributes that identified a run's setup in files written before runs recorded their
+#: ``setup_keys``. Resuming now compares every attribute
 #: :func:`setup_attributes` returns, and the run's recipes, μ and p0, whatever their names.
 SETUP_KEYS = ("metric", "metric_wavelet", "metric_level", "grid_n", "grid_dim", "energy_terms",
               "energy_kinds", "energy_weights", "tol", "gtol", "max_iter", "line_search_eta0",

@@ -8,13 +8,13 @@ the method's update direction; the run takes ``metric="euclidean"`` (the directi
 :math:`g`) and ``line_search=FixedStep(h)`` (the step size or time step :math:`h`), and
 ``line(state, s).state_at(h)`` is the method's update from the state:
 
-=========================  ==========================================  =====================
-problem                    update from :math:`p_k`                     value recorded
-=========================  ==========================================  =====================
-:class:`ParticleFlow`      :math:`x + h\,h'(d(x))\nabla d(x)` (Euler)   :math:`-\frac1N\sum d(x_n)`
-:class:`BuresWassersteinFlow`  one RK4 (or Euler) step of size :math:`h`  :math:`\mathrm{KL}(q\|p) - \log Z`
-:class:`ProximalGAN`       one outer iteration of Algorithm 1          generator loss
-=========================  ==========================================  =====================
+=============================  ==========================================  ==================================
+problem                        update from :math:`p_k`                     value recorded
+=============================  ==========================================  ==================================
+:class:`ParticleFlow`          :math:`x + h\,h'(d(x))\nabla d(x)` (Euler)  :math:`-\frac1N\sum d(x_n)`
+:class:`BuresWassersteinFlow`  one RK4 (or Euler) step of size :math:`h`   :math:`\mathrm{KL}(q\|p) - \log Z`
+:class:`ProximalGAN`           one outer iteration of Algorithm 1          generator loss
+=============================  ==========================================  ==================================
 
 (Natural-gradient VI, STL VI and SiNG's trust-region step are
 :class:`~densflow.parametric.Problem` runs: a :class:`~densflow.parametric.vi.ReverseKL`
