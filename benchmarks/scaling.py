@@ -5,6 +5,7 @@ Usage::
     python benchmarks/scaling.py            # full table: 1D 2^9..2^20, 2D 64..1024
     python benchmarks/scaling.py --quick    # small sizes only
     python benchmarks/scaling.py --plot plots/scaling.png
+    python benchmarks/scaling.py --profile  # component breakdown against the floor
 
 One iteration is what :func:`densflow.solve` does per first-order step
 (``method="gradient"``): the direction (the metric),
@@ -61,16 +62,29 @@ def _repeats(N):
 
 
 def measure(dim, n, metric):
-    """Run in a child process: median time per iteration and the process's peak RSS."""
+    """Run in a child process: median time per iteration, the process's peak RSS and,
+    for the combined metric, the memory floor and the component profile."""
     import densflow as df
+
+    from _floor import bandwidth, profile, step_passes
 
     grid, E, p0 = _problem(dim, n)
     t0 = time.perf_counter()
-    df.solve(E, p0, metric=metric, tol=0.0, max_iter=2, method="gradient")  # warm-up (kernels, caches)
+    df.solve(E, p0, metric=metric, max_iter=2, method="gradient")  # warm-up (kernels, caches)
     warm = time.perf_counter() - t0
-    res = df.solve(E, p0, metric=metric, tol=0.0, max_iter=_repeats(grid.size), method="gradient")
+    # the default tolerance: below it the line search works at rounding level, where
+    # its trial counts (and so the time) say nothing about the method
+    res = df.solve(E, p0, metric=metric, max_iter=_repeats(grid.size), method="gradient")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {"time": float(np.median(res.times)), "iters": int(res.n_iter), "peak_mib": peak, "warmup": warm}
+    out = {"time": float(np.median(res.times)), "iters": int(res.n_iter), "peak_mib": peak,
+           "warmup": warm}
+    if metric == "combined":
+        at = df.solve(E, p0, metric=metric, max_iter=3, method="gradient").p
+        rows, trials = profile(E, at, metric)
+        bw = bandwidth()
+        out.update(bandwidth=bw, trials=trials, passes=step_passes(rows),
+                   floor=step_passes(rows) * 8 * grid.size / bw, profile=rows)
+    return out
 
 
 class DenseCombined:
@@ -182,19 +196,26 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes only")
     ap.add_argument("--plot", help="write a log-log figure to this PNG")
     ap.add_argument("--json", help="write the raw numbers to this file")
+    ap.add_argument("--profile", action="store_true",
+                    help="print the combined step's component breakdown against its floor")
+    ap.add_argument("--metrics", default=",".join(METRICS),
+                    help="comma-separated metrics to time (default: all four)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args.child)
 
     sizes = {1: SIZES_1D[:5] if args.quick else SIZES_1D, 2: SIZES_2D[:3] if args.quick else SIZES_2D}
+    metrics = [m.strip() for m in args.metrics.split(",")]
+    if "combined" not in metrics or any(m not in METRICS for m in metrics):
+        ap.error(f"--metrics must include 'combined' and name only {', '.join(METRICS)}")
     with tempfile.TemporaryDirectory() as cache:
         compile_time = run_child("compile", env={**os.environ, "NUMBA_CACHE_DIR": cache})["time"]
     warm_compile = run_child("compile")["time"]
     results = {}
     for dim in (1, 2):
         for n in sizes[dim]:
-            for metric in METRICS:
+            for metric in metrics:
                 r = run_child("measure", dim, n, metric)
                 results[(dim, n, metric)] = r
                 print(f"# {dim}D n={n:<8d} {metric:12s} {fmt_time(r['time']):>10s}/it  "
@@ -202,32 +223,57 @@ def main():
 
     print(f"numba first call, empty cache (compilation): {compile_time:.1f} s; "
           f"with the on-disk cache: {warm_compile:.2f} s\n")
-    header = ["dim", "n", "N"] + [f"{m} (time/it, peak MiB)" for m in METRICS]
+    header = ["dim", "n", "N"] + [f"{m} (time/it, peak MiB)" for m in metrics]
     rows = []
     for dim in (1, 2):
         for n in sizes[dim]:
-            cells = [f"{fmt_time(results[(dim, n, m)]['time'])}, {results[(dim, n, m)]['peak_mib']:.0f}" for m in METRICS]
+            cells = [f"{fmt_time(results[(dim, n, m)]['time'])}, {results[(dim, n, m)]['peak_mib']:.0f}"
+                     for m in metrics]
             rows.append([f"{dim}D", str(n), str(n**dim)] + cells)
         exps = []
-        for m in METRICS:
+        for m in metrics:
             Ns = [n**dim for n in sizes[dim]]
             exps.append(f"exponent {fit_exponent(Ns, [results[(dim, n, m)]['time'] for n in sizes[dim]]):.2f}")
         rows.append([f"{dim}D", "fit", ""] + exps)
     print_rst_table(header, rows)
 
-    print("\nDense implementation (time per iteration) and speed-up of densflow:\n")
-    header = ["dim", "n"] + METRICS
+    print("\nCombined step against its memory floor (passes x 8N bytes / triad bandwidth "
+          "measured in the same process; benchmarks/_floor.py):\n")
     rows = []
+    for dim in (1, 2):
+        for n in sizes[dim]:
+            r = results[(dim, n, "combined")]
+            rows.append([f"{dim}D", str(n), fmt_time(r["time"]), f"{r['passes']:.0f}", str(r["trials"]),
+                         f"{r['bandwidth'] / 1e9:.1f}", fmt_time(r["floor"]),
+                         f"{r['time'] / r['floor']:.1f}×"])
+    print_rst_table(["dim", "n", "time/it", "passes", "trials", "GB/s", "floor", "ratio"], rows)
+
+    if args.profile:
+        for dim in (1, 2):
+            for n in sizes[dim]:
+                r = results[(dim, n, "combined")]
+                print(f"\nComponents at {dim}D n={n} (floor at {r['bandwidth'] / 1e9:.1f} GB/s):\n")
+                N = n**dim
+                rows = [[name, fmt_time(t), "" if passes is None else f"{passes:.1f}",
+                         "" if passes is None else fmt_time(passes * 8 * N / r["bandwidth"]),
+                         "" if passes is None else f"{t / (passes * 8 * N / r['bandwidth']):.1f}×"]
+                        for name, t, passes in r["profile"]]
+                print_rst_table(["component", "time", "passes", "floor", "ratio"], rows)
+
     dense = {}
-    for dim, n in DENSE:
-        cells = []
-        for m in METRICS:
-            d = run_child("dense", dim, n, m)["time"]
-            ours = results.get((dim, n, m)) or run_child("measure", dim, n, m)
-            dense[(dim, n, m)] = (d, ours["time"])
-            cells.append(f"{fmt_time(d)} → {d / ours['time']:.0f}×")
-        rows.append([f"{dim}D", str(n)] + cells)
-    print_rst_table(header, rows)
+    if metrics == METRICS:
+        print("\nDense implementation (time per iteration) and speed-up of densflow:\n")
+        header = ["dim", "n"] + METRICS
+        rows = []
+        for dim, n in DENSE:
+            cells = []
+            for m in METRICS:
+                d = run_child("dense", dim, n, m)["time"]
+                ours = results.get((dim, n, m)) or run_child("measure", dim, n, m)
+                dense[(dim, n, m)] = (d, ours["time"])
+                cells.append(f"{fmt_time(d)} → {d / ours['time']:.0f}×")
+            rows.append([f"{dim}D", str(n)] + cells)
+        print_rst_table(header, rows)
 
     if args.json:
         with open(args.json, "w") as fh:
@@ -235,10 +281,10 @@ def main():
                        "results": {f"{k[0]}:{k[1]}:{k[2]}": v for k, v in results.items()},
                        "dense": {f"{k[0]}:{k[1]}:{k[2]}": v for k, v in dense.items()}}, fh, indent=1)
     if args.plot:
-        _plot(results, sizes, args.plot)
+        _plot(results, sizes, metrics, args.plot)
 
 
-def _plot(results, sizes, path):
+def _plot(results, sizes, metrics, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,7 +293,7 @@ def _plot(results, sizes, path):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for ax, dim in zip(axes, (1, 2)):
         Ns = np.array([n**dim for n in sizes[dim]], dtype=float)
-        for m in METRICS:
+        for m in metrics:
             ts = [results[(dim, n, m)]["time"] for n in sizes[dim]]
             ax.loglog(Ns, ts, "o-", label=f"{m} (slope {fit_exponent(Ns, ts):.2f})", ms=3)
         ref = Ns * np.log2(Ns)

@@ -10,7 +10,7 @@ from ._diagonal_kernels import diagonals_1d
 from ._dwt_kernels import dwt1, dwt2, idwt1, idwt2
 from ._kernels import dot_serial
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 
 @nb.njit(**_JIT)
