@@ -39,6 +39,30 @@ def _extended(p, extra):
 
 
 @nb.njit(**_JIT)
+def _dot4(pe, b0, b1, b2, b3, w1, w2):
+    # (w1.pe[b0:], ..., w1.pe[b3:], w2.pe[b0:], ..., w2.pe[b3:]) over len(w1) entries
+    S = w1.shape[0]
+    p0 = pe[b0:b0 + S]
+    p1 = pe[b1:b1 + S]
+    p2 = pe[b2:b2 + S]
+    p3 = pe[b3:b3 + S]
+    a0 = a1 = a2 = a3 = 0.0
+    d0 = d1 = d2 = d3 = 0.0
+    for i in range(S):
+        x = w1[i]
+        y = w2[i]
+        a0 += x * p0[i]
+        a1 += x * p1[i]
+        a2 += x * p2[i]
+        a3 += x * p3[i]
+        d0 += y * p0[i]
+        d1 += y * p1[i]
+        d2 += y * p2[i]
+        d3 += y * p3[i]
+    return (a0, a1, a2, a3, d0, d1, d2, d3)
+
+
+@nb.njit(**_JIT)
 def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2):
     """All blocks of :meth:`WaveletBasis.diagonals` in 1D in one call.
 
@@ -60,42 +84,42 @@ def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, n
         if r < TILED_STRIDE:
             w1 = wdsq[s0:s0 + S]
             w2 = wsq[s0:s0 + S]
-            for k in range(m):
-                base = (t0 + r * k) % n
-                pv = pe[base:base + S]
-                a1 = 0.0
-                a2 = 0.0
-                for i in range(S):
-                    v = pv[i]
-                    a1 += w1[i] * v
-                    a2 += w2[i] * v
-                out1[k] = a1
-                out2[k] = a2
+            k = 0
+            while k < m:  # four outputs per pass over the window (registers, not L1)
+                q = min(4, m - k)
+                b0 = (t0 + r * k) % n
+                b1 = (t0 + r * (k + 1 if q > 1 else k)) % n
+                b2 = (t0 + r * (k + 2 if q > 2 else k)) % n
+                b3 = (t0 + r * (k + 3 if q > 3 else k)) % n
+                c = _dot4(pe, b0, b1, b2, b3, w1, w2)
+                for u in range(q):
+                    out1[k + u] = c[u]
+                    out2[k + u] = c[4 + u]
+                k += q
         else:
             A = (S + r - 1) // r
             for c0 in range(0, r, TILE):
                 c1 = min(r, c0 + TILE)
-                for row in range(m):
-                    base = (t0 + r * row) % n
+                row = 0
+                while row < m:  # four rows per pass over a window tile
+                    q = min(4, m - row)
+                    b0 = (t0 + r * row) % n + c0
+                    b1 = (t0 + r * (row + 1 if q > 1 else row)) % n + c0
+                    b2 = (t0 + r * (row + 2 if q > 2 else row)) % n + c0
+                    b3 = (t0 + r * (row + 3 if q > 3 else row)) % n + c0
                     for a in range(A):
                         lo = a * r + c0
                         hi = min(a * r + c1, S)
                         if hi <= lo:
                             continue
-                        pv = pe[base + c0:base + c0 + (hi - lo)]
-                        w1 = wdsq[s0 + lo:s0 + hi]
-                        w2 = wsq[s0 + lo:s0 + hi]
-                        a1 = 0.0
-                        a2 = 0.0
-                        for i in range(hi - lo):
-                            v = pv[i]
-                            a1 += w1[i] * v
-                            a2 += w2[i] * v
-                        k = row - a
-                        if k < 0:
-                            k += m
-                        out1[k] += a1
-                        out2[k] += a2
+                        c = _dot4(pe, b0, b1, b2, b3, wdsq[s0 + lo:s0 + hi], wsq[s0 + lo:s0 + hi])
+                        for u in range(q):
+                            k = row + u - a
+                            while k < 0:
+                                k += m
+                            out1[k] += c[u]
+                            out2[k] += c[4 + u]
+                    row += q
         if need_h1:
             h1[o:o + m] = out1
         if need_h2:
