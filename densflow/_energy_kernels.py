@@ -1,11 +1,25 @@
 """numba kernels of the KL term and of line-search trials: one compiled pass over the
 grid where numpy would make half a dozen (at small ``N`` the calls, not the
-arithmetic, are the cost of a trial)."""
+arithmetic, are the cost of a trial). Logarithms are taken in blocks by the
+vectorised :func:`densflow._log_kernels.log_into`."""
 
 import numba as nb
 import numpy as np
 
-_JIT = dict(cache=True, nogil=True)
+from ._log_kernels import log_into
+
+# error_model="numpy": divisions without a zero check (which stops vectorisation);
+# reassociated sums (rounding level)
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+#: Entries per block of the logarithm (:func:`densflow._log_kernels.log_into`).
+BLOCK = 256
+
+
+@nb.njit(**_JIT)
+def _blocks():
+    return np.empty(BLOCK), np.empty(BLOCK, dtype=np.int64), np.empty(BLOCK)
+
 
 
 @nb.njit(**_JIT)
@@ -15,12 +29,22 @@ def kl_state(p, mu, log_ratio, gradient):
     mf = mu.reshape(-1)
     lf = log_ratio.reshape(-1)
     gf = gradient.reshape(-1)
+    N = pf.shape[0]
+    ratio, work, kk = _blocks()
     value = 0.0
-    for i in range(pf.shape[0]):
-        v = np.log(pf[i] / mf[i])
-        lf[i] = v
-        gf[i] = v + 1.0
-        value += pf[i] * v
+    for b0 in range(0, N, BLOCK):
+        c = min(BLOCK, N - b0)
+        pb = pf[b0:b0 + c]
+        mb = mf[b0:b0 + c]
+        r = ratio[:c]
+        for i in range(c):
+            r[i] = pb[i] / mb[i]
+        lb = lf[b0:b0 + c]
+        log_into(r, lb, work, kk)
+        gb = gf[b0:b0 + c]
+        for i in range(c):
+            gb[i] = lb[i] + 1.0
+            value += pb[i] * lb[i]
     return value
 
 
@@ -32,12 +56,31 @@ def kl_line_delta(p, s, eta, mu, log_ratio):
     sf = s.reshape(-1)
     mf = mu.reshape(-1)
     lf = log_ratio.reshape(-1)
+    N = pf.shape[0]
+    ratio, work, kk = _blocks()
+    q = np.empty(BLOCK)
+    logs = np.empty(BLOCK)
     total = 0.0
-    for i in range(pf.shape[0]):
-        q = pf[i] - eta * sf[i]
-        if not q > 0.0:
+    for b0 in range(0, N, BLOCK):
+        c = min(BLOCK, N - b0)
+        pb = pf[b0:b0 + c]
+        sb = sf[b0:b0 + c]
+        mb = mf[b0:b0 + c]
+        qb = q[:c]
+        r = ratio[:c]
+        positive = True
+        for i in range(c):
+            v = pb[i] - eta * sb[i]
+            qb[i] = v
+            r[i] = v / mb[i]
+            positive &= v > 0.0
+        if not positive:
             return np.inf
-        total += q * np.log(q / mf[i]) - pf[i] * lf[i]
+        lb = logs[:c]
+        log_into(r, lb, work, kk)
+        lp = lf[b0:b0 + c]
+        for i in range(c):
+            total += qb[i] * lb[i] - pb[i] * lp[i]
     return total
 
 
