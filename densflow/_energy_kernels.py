@@ -143,3 +143,17 @@ def backtrack(p, s, kl_weight, kl_mu, kl_log_ratio, check_sign, q_slope, q_curva
         eta *= shrink
     return -1.0, np.nan, trials
 
+
+
+@nb.njit(**_JIT)
+def two_dots(g, s, hs):
+    """``(g.s, s.hs)`` in one pass."""
+    gf = g.reshape(-1)
+    sf = s.reshape(-1)
+    hf = hs.reshape(-1)
+    a = 0.0
+    b = 0.0
+    for i in range(sf.shape[0]):
+        a += gf[i] * sf[i]
+        b += sf[i] * hf[i]
+    return a, b

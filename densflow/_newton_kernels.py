@@ -13,7 +13,7 @@ import numpy as np
 from ._kernels import dot_serial, laplacian_1d, weighted_laplacian_pinv_1d
 from ._metric_kernels import combined_1d
 
-_JIT = dict(cache=True, nogil=True)
+_JIT = dict(cache=True, nogil=True, error_model="numpy")  # no zero-division branch
 
 
 @nb.njit(**_JIT)

@@ -32,8 +32,11 @@ class QuadraticLine:
 
     def __init__(self, state, s, hs):
         self.state, self.s, self.hs = state, s, hs
-        self.slope = dot(state.gradient, s)
-        self.curvature = dot(s, hs)
+        g = state.gradient
+        if g.flags.c_contiguous and s.flags.c_contiguous and hs.flags.c_contiguous:
+            self.slope, self.curvature = EK.two_dots(g, s, hs)
+        else:
+            self.slope, self.curvature = dot(g, s), dot(s, hs)
 
     def delta(self, eta, q):
         return -eta * self.slope + 0.5 * eta * eta * self.curvature

@@ -10,6 +10,7 @@ orthant, so every accepted step keeps :math:`p > 0`. The decrement :math:`s\cdot
 (the squared natural-gradient norm) is recorded at every iteration.
 """
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -340,7 +341,7 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
     converged, message = False, None
     while True:
         gap = state.value - e_min if e_min is not None else None
-        if not np.isfinite(state.value):
+        if not math.isfinite(state.value):
             message = f"energy became non-finite ({state.value}) at iteration {k}"
             break
         if tol is not None and gap is not None and gap <= tol:
@@ -355,11 +356,11 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
         else:
             s = operator.direction(state.p, state.gradient)
         slope = float(dot(s, state.gradient))
-        if newton and not slope > 0 and np.isfinite(slope):
+        if newton and not slope > 0 and math.isfinite(slope):
             s = operator.fallback(state.p, state.gradient)
             slope = float(dot(s, state.gradient))
         decrements.append(slope)
-        if not np.isfinite(slope):
+        if not math.isfinite(slope):
             message = f"direction became non-finite at iteration {k} (E = {state.value:.6e})"
             break
         if gtol is not None and slope <= gtol:
