@@ -157,3 +157,22 @@ def two_dots(g, s, hs):
         a += gf[i] * sf[i]
         b += sf[i] * hf[i]
     return a, b
+
+
+@nb.njit(**_JIT)
+def scaled_into(out, a, x):
+    """``out = a x``."""
+    of = out.reshape(-1)
+    xf = x.reshape(-1)
+    for i in range(of.shape[0]):
+        of[i] = a * xf[i]
+
+
+@nb.njit(**_JIT)
+def step_point(p, s, eta, q):
+    """``q = p - eta s``."""
+    pf = p.reshape(-1)
+    sf = s.reshape(-1)
+    qf = q.reshape(-1)
+    for i in range(pf.shape[0]):
+        qf[i] = pf[i] - eta * sf[i]

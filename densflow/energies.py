@@ -294,10 +294,10 @@ class Energy:
 
     def _combine(self, p, parts):
         value = 0.0
-        grad = np.zeros(self.grid.shape)
-        for (a, _), st in zip(self._active, parts):
+        grad = np.empty(self.grid.shape)
+        for k, ((a, _), st) in enumerate(zip(self._active, parts)):
             value += a * st.value
-            EK.add_scaled(grad, a, st.gradient)
+            (EK.add_scaled if k else EK.scaled_into)(grad, a, np.ascontiguousarray(st.gradient))
         return State(p, float(value), grad, parts)
 
     def hessian_product(self, p, v, rtol=None):

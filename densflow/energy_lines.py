@@ -87,7 +87,9 @@ class EnergyLine:
             self._q_curvature = sum(a * ln.curvature for a, ln in quadratic)
 
     def point(self, eta):
-        return self.state.p - eta * self.s
+        q = np.empty(self.s.shape)
+        EK.step_point(np.ascontiguousarray(self.state.p), self.s, eta, q)
+        return q
 
     def delta(self, eta):
         r""":math:`E(p - \eta s) - E(p)`."""
