@@ -108,9 +108,12 @@ def test_readme_library_snippet_runs_as_printed():
     exec(compile(snippet, "README.rst", "exec"), namespace)  # noqa: S102 - our own README
     res, paper, E = namespace["res"], namespace["paper"], namespace["E"]
     newton_steps = int(re.search(r"# (\d+) Newton steps", snippet).group(1))
-    paper_steps = int(re.search(r"the paper's: (\d+) steps", snippet).group(1))
+    low, high = map(int, re.search(r"the paper's: (\d+)–(\d+) steps", snippet).groups())
     assert res.converged and res.n_iter == newton_steps
-    assert paper.converged and paper.n_iter == paper_steps
+    # The first-order method's count moves by a few steps whenever a kernel sums in
+    # another order (31-38 over recent rewrites of the kernels), so the README gives a
+    # range; the count must lie in it.
+    assert paper.converged and low <= paper.n_iter <= high, paper.n_iter
     # E.weights, as the README describes it: the total weight of each kind, as a dict
     assert E.weights == {"wasserstein": 1.0, "fisher_rao": 1e-3, "mahalanobis": 1e-4}
     assert '``{"wasserstein": α1, "fisher_rao": α2, "mahalanobis": α3}``' in README
