@@ -78,7 +78,7 @@ def _parser():
     return ap
 
 
-def _save_figure(source, figure):
+def _save_figure(source, figure, case=None):
     from .figures import save_convergence_figure
     from .parametric.case import is_parametric_file, save_parametric_figure
     from .recorder import RunFile, RunFileError, read_run_file
@@ -86,7 +86,7 @@ def _save_figure(source, figure):
     try:
         runfile = source if isinstance(source, RunFile) else read_run_file(source)
         if is_parametric_file(runfile):
-            return save_parametric_figure(runfile, figure)
+            return save_parametric_figure(runfile, figure, case)
         return save_convergence_figure(runfile, figure)
     except RunFileError as exc:
         raise UsageError(str(exc)) from None
@@ -141,7 +141,7 @@ def _cmd_run(args, out, err):
                                report=None if args.quiet else report)
     except (RunFileError, ResumeError, OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    figure = _save_figure(path, _figure_path(path, args.figure))
+    figure = _save_figure(path, _figure_path(path, args.figure), case)
     failed = sum("error" in r.info for r in results)
     if failed:
         print(f"densflow: {failed} run(s) ended in a numerical failure (see 'stopped:' above "

@@ -179,3 +179,33 @@ def test_a_failure_at_theta0_is_reported_not_raised(tmp_path, recorded):
                    max_iter=5)
     assert res.n_iter == 0 and "CGError" in res.info["error"]
     assert res.energies[0] == pytest.approx(problem.evaluate(theta0).value, rel=1e-12)
+
+
+def test_proximal_point_problem_is_the_proximal_iteration(tmp_path):
+    # F = |theta|^2 / 2, Euclidean prox with step tau: theta / (1 + tau); relaxed with h:
+    # theta_k = (1 - h tau / (1 + tau))^k theta_0
+    from densflow.parametric.flows import ProximalPoint
+
+    tau, theta0 = 0.5, np.array([2.0, -1.0, 0.5])
+    problem = ProximalPoint(lambda t: 0.5 * t @ t, lambda t: t / (1 + tau), min_value=0.0,
+                            description={"tau": tau})
+    for h in (1.0, 0.5):
+        res = df.solve(problem, theta0, "euclidean", tol=None, max_iter=6, line_search=FixedStep(h),
+                       out=tmp_path / f"prox{h}.h5")
+        factor = 1 - h * tau / (1 + tau)
+        np.testing.assert_allclose(res.p, factor ** 6 * theta0, rtol=1e-14)
+        np.testing.assert_allclose(res.energies, 0.5 * factor ** (2 * np.arange(7)) * (theta0 @ theta0),
+                                   rtol=1e-13)
+        # the decrement is the squared length of the proximal step
+        np.testing.assert_allclose(res.decrements,
+                                   (tau / (1 + tau)) ** 2 * factor ** (2 * np.arange(6)) * (theta0 @ theta0),
+                                   rtol=1e-13)
+        run = read_run_file(tmp_path / f"prox{h}.h5").runs[0]
+        assert run.attrs["problem"] == "ProximalPoint" and run.attrs["problem_tau"] == tau
+    res = df.solve(problem, theta0, "euclidean", tol=1e-6, max_iter=100, line_search=FixedStep(1.0))
+    # F_k = F_0 (2/3)^(2k) <= 1e-6 first at k = ceil(log(1e-6 / 2.625) / (2 log(2/3)))
+    assert res.converged and res.n_iter == int(np.ceil(np.log(1e-6 / 2.625) / (2 * np.log(2 / 3))))
+    with pytest.raises(TypeError, match="callables"):
+        ProximalPoint(None, lambda t: t)
+    with pytest.raises(TypeError, match="FixedStep"):
+        df.solve(problem, theta0, "euclidean", line_search=Armijo())

@@ -19,8 +19,17 @@ A parametric case file defines a module-level ``case``::
 ``densflow run FILE`` solves every (experiment, seed) with :func:`densflow.solve` and
 records each run as the group ``GROUP/LABEL/seedS`` (attributes ``experiment``,
 ``group``, ``seed``); ``densflow inspect`` lists them and ``densflow plot`` draws, per
-group, the recorded value against the iteration (median and range over seeds). Budgets
-are iteration counts and seeds, never seconds: wall time is recorded, not used to stop.
+group, the recorded value and every monitor against the iteration (median and range over
+seeds). Budgets are iteration counts and seeds, never seconds: wall time is recorded, not
+used to stop.
+
+An experiment's ``monitor(problem, p)`` returns numbers the loss does not show (a
+distance to the target, a divergence on held-out samples); they are computed after the
+run on every snapshot of its parameters and on its last iterate, and stored in the run's
+subgroup ``monitors`` (datasets ``iterations`` and one per name; :func:`read_monitors`).
+A case's ``figure(runfile_path, png_path)`` draws its own figure from the run file:
+``densflow run CASE --figure PNG`` uses it (``--resume`` on a complete file redraws it
+without running anything); ``densflow plot`` draws the generic figure.
 """
 
 import numbers
@@ -31,7 +40,7 @@ import numpy as np
 from ..linesearch import Armijo, FixedStep
 from .problem import STEP_RULES
 
-__all__ = ["Experiment", "ParametricCase", "run_parametric_case"]
+__all__ = ["Experiment", "ParametricCase", "run_parametric_case", "read_monitors"]
 
 
 class Experiment:
@@ -53,10 +62,16 @@ class Experiment:
         Stopping rules of :func:`densflow.solve`.
     group : str
         The figure panel (e.g. a learning rate).
+    seeds : iterable of int or None
+        This experiment's seeds; ``None``: the case's (e.g. ``[0]`` for a deterministic
+        method among stochastic ones).
+    monitor : callable or None
+        ``monitor(problem, p)`` returns a dict ``{name: number}`` (names: letters, digits
+        and ``_``), recorded at every snapshot and at the last iterate of each run.
     """
 
     def __init__(self, label, make, metric="euclidean", line_search=None, max_iter=100, tol=None,
-                 gtol=None, group="runs"):
+                 gtol=None, group="runs", seeds=None, monitor=None):
         for name, v in (("label", label), ("group", group)):
             if not isinstance(v, str) or not v.strip() or "/" in v:
                 raise ValueError(f"Experiment {name} must be a non-empty string without '/', got {v!r}")
@@ -66,8 +81,12 @@ class Experiment:
             raise TypeError("Experiment line_search must be Armijo, FixedStep, TrustRegion or None")
         if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 0:
             raise ValueError(f"Experiment max_iter must be an integer >= 0, got {max_iter!r}")
+        if monitor is not None and not callable(monitor):
+            raise TypeError("Experiment monitor must be callable: monitor(problem, p) -> dict")
+        self.seeds = None if seeds is None else _check_seeds(seeds, "Experiment seeds")
         self.label, self.make, self.metric, self.group = label, make, metric, group
         self.line_search, self.max_iter, self.tol, self.gtol = line_search, int(max_iter), tol, gtol
+        self.monitor = monitor
 
     def metric_for(self, seed):
         m = self.metric
@@ -87,12 +106,16 @@ class ParametricCase:
     name, title : str or None
         As for :class:`densflow.case.Case` (``name`` defaults to the file's stem).
     snapshot_every : int
-        Store the parameters every this many iterations.
+        Store the parameters every this many iterations (and evaluate the monitors there).
+    figure : callable or None
+        ``figure(runfile_path, png_path)`` draws the case's own figure from its run file
+        (``densflow run --figure``); ``None``: the generic figure of ``densflow plot``.
     """
 
     kind = "parametric"
 
-    def __init__(self, experiments, seeds=(0,), name=None, title=None, snapshot_every=10):
+    def __init__(self, experiments, seeds=(0,), name=None, title=None, snapshot_every=10,
+                 figure=None):
         experiments = list(experiments)
         if not experiments or not all(isinstance(e, Experiment) for e in experiments):
             raise ValueError("ParametricCase experiments must be a non-empty list of Experiment")
@@ -100,9 +123,10 @@ class ParametricCase:
         if len(set(keys)) != len(keys):
             raise ValueError("ParametricCase experiments must have distinct (group, label)")
         self.experiments = experiments
-        self.seeds = [int(s) for s in seeds]
-        if not self.seeds:
-            raise ValueError("ParametricCase seeds must not be empty")
+        self.seeds = _check_seeds(seeds, "ParametricCase seeds")
+        if figure is not None and not callable(figure):
+            raise TypeError("ParametricCase figure must be callable: figure(runfile_path, png_path)")
+        self.figure = figure
         self.name, self.title = name, title
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValueError(f"snapshot_every must be an integer >= 1, got {snapshot_every!r}")
@@ -114,9 +138,27 @@ class ParametricCase:
     def notes(self):
         return []
 
+    def seeds_of(self, experiment):
+        """The seeds of ``experiment`` (its own, else the case's)."""
+        return self.seeds if experiment.seeds is None else experiment.seeds
+
+    def runs(self):
+        """The ``(experiment, seed)`` pairs in the order they run."""
+        return [(e, s) for e in self.experiments for s in self.seeds_of(e)]
+
     def __repr__(self):
         return (f"ParametricCase(name={self.name!r}, {len(self.experiments)} experiments, "
                 f"{len(self.seeds)} seeds)")
+
+
+def _check_seeds(seeds, name):
+    try:
+        out = [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an iterable of integers, got {seeds!r}") from None
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"{name} must be non-empty and distinct, got {out}")
+    return out
 
 
 def run_parametric_case(case, path, resume=False, overwrite=False, progress=None, report=None):
@@ -129,34 +171,100 @@ def run_parametric_case(case, path, resume=False, overwrite=False, progress=None
     root = {**case_file_attributes(case), "case_kind": "parametric"}
     mode = "a" if resume else ("w" if overwrite else "x")
     results = []
-    total = len(case.experiments) * len(case.seeds)
+    total = len(case.runs())
     with Recorder(path, mode=mode, snapshot_every=case.snapshot_every,
                   attrs=None if resume else root) as recorder:
         recorded = recorder.root_attr("case_name", case.name)
         if recorded != case.name:
             raise ValueError(f"{path} holds case {recorded!r}, not {case.name!r}; "
                              "use --overwrite to replace it")
-        done = 0
-        for exp in case.experiments:
-            for seed in case.seeds:
-                done += 1
-                label = f"[{done}/{total}] {exp.group}/{exp.label} seed {seed}"
-                record = recorder.run(f"{exp.group}/{exp.label}/seed{seed}",
-                                      attrs={"experiment": exp.label, "group": exp.group,
-                                             "seed": seed})
-                was = record.status if resume else None
-                problem, p0 = exp.make(seed)
-                res = solve(problem, p0, exp.metric_for(seed), tol=exp.tol, gtol=exp.gtol,
-                            max_iter=exp.max_iter, line_search=exp.line_search, out=record,
-                            resume=resume, callback=progress(label) if progress else None)
-                results.append(res)
-                if report is not None:
-                    report(label, res, was)
+        for done, (exp, seed) in enumerate(case.runs(), start=1):
+            label = f"[{done}/{total}] {exp.group}/{exp.label} seed {seed}"
+            name = f"{exp.group}/{exp.label}/seed{seed}"
+            record = recorder.run(name, attrs={"experiment": exp.label, "group": exp.group,
+                                               "seed": seed})
+            was = record.status if resume else None
+            problem, p0 = exp.make(seed)
+            res = solve(problem, p0, exp.metric_for(seed), tol=exp.tol, gtol=exp.gtol,
+                        max_iter=exp.max_iter, line_search=exp.line_search, out=record,
+                        resume=resume, callback=progress(label) if progress else None)
+            if exp.monitor is not None:
+                _record_monitors(recorder, name, problem, exp.monitor, res)
+            results.append(res)
+            if report is not None:
+                report(label, res, was)
         final = dict(root) if resume else {}
         if not any("error" in r.info for r in results):
             final[COMPLETE_ATTR] = 1
         recorder.set_attrs(final)
     return results
+
+
+MONITORS = "monitors"
+
+
+def _record_monitors(recorder, name, problem, monitor, res):
+    """Evaluate ``monitor`` on the run's snapshots and its last iterate; write them to the
+    run's subgroup ``monitors`` (kept as it is when it already holds those iterations)."""
+    g = recorder.file[name]
+    its = [int(k) for k in g["snapshot_iterations"][:]]
+    points = [g["snapshots"][i] for i in range(len(its))]
+    if res.n_iter not in its:
+        its.append(int(res.n_iter))
+        points.append(np.asarray(res.p, dtype=float))
+    old = g.get(MONITORS)
+    if old is not None and "iterations" in old and list(old["iterations"][:]) == its:
+        return
+    from .._failure import NUMERICAL_FAILURES
+    from .problem import PARAMETRIC_FAILURES
+
+    got = []
+    for p in points:
+        try:
+            got.append(monitor(problem, p))
+        except NUMERICAL_FAILURES + PARAMETRIC_FAILURES:  # e.g. a diverged generator: NaN
+            got.append(None)
+    names = next((list(v) for v in got if isinstance(v, dict)), None)
+    if names is None:
+        if all(v is None for v in got):
+            return
+        raise TypeError(f"monitor must return a dict of numbers, got {got[0]!r}")
+    values = {key: [] for key in names}
+    for v in got:
+        if v is not None and (not isinstance(v, dict) or list(v) != names or not names):
+            raise ValueError(f"monitor must return a non-empty dict with the same names at "
+                             f"every iterate ({names}), got {v!r}")
+        for key in names:
+            values[key].append(np.nan if v is None else float(v[key]))
+    for key in names:
+        if not (isinstance(key, str) and key.isidentifier() and key.isascii()):
+            raise ValueError(f"monitor names must be ASCII identifiers, got {key!r}")
+    with recorder.writing(8 * len(its) * (len(values) + 1)) as f:
+        if old is not None:
+            del g[MONITORS]
+        m = g.create_group(MONITORS)
+        m.create_dataset("iterations", data=np.asarray(its, dtype=np.int64))
+        m["iterations"].attrs.update({"units": "1", "description": "iteration of each value"})
+        for key, v in values.items():
+            m.create_dataset(key, data=np.asarray(v, dtype=float))
+        f.flush()
+
+
+def read_monitors(path):
+    """The monitors of a parametric run file: ``{run name: (iterations, {name: values})}``
+    (runs without monitors are left out)."""
+    from .._h5io import open_file
+    from ..runfile import _run_groups
+
+    out = {}
+    with open_file(path, "r") as f:
+        for g in _run_groups(f, path):
+            m = g.get(MONITORS)
+            if m is None or "iterations" not in m:
+                continue
+            out[g.name.lstrip("/")] = (m["iterations"][()],
+                                       {k: m[k][()] for k in m if k != "iterations"})
+    return out
 
 
 def is_parametric_file(runfile):
@@ -167,46 +275,12 @@ def is_parametric_file(runfile):
     return kind == "parametric" or any(str(r.attrs.get("kind", "")) == "parametric" for r in runfile.runs)
 
 
-def save_parametric_figure(runfile, path, dpi=100):
-    """Per group, the recorded value against the iteration: median and range over seeds
-    of each experiment (a run that did not complete is drawn dashed)."""
-    import matplotlib
+def save_parametric_figure(runfile, path, case=None):
+    """Draw ``case.figure`` when the case has one (``densflow run``), else the generic
+    figure of :func:`densflow.parametric.figures.save_seeds_figure`."""
+    if case is not None and getattr(case, "figure", None) is not None:
+        case.figure(runfile.path, os.fspath(path))
+        return path
+    from .figures import save_seeds_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = {}
-    for run in runfile.runs:
-        g = str(run.attrs.get("group", "runs"))
-        e = str(run.attrs.get("experiment", run.name))
-        groups.setdefault(g, {}).setdefault(e, []).append(run)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.6 * len(groups), 4.2), squeeze=False)
-    for ax, (g, exps) in zip(axes[0], groups.items()):
-        positive = all(np.all(r.energies > 0) for runs in exps.values() for r in runs)
-        for e, runs in exps.items():
-            n = max(r.energies.size for r in runs)
-            V = np.full((len(runs), n), np.nan)
-            for i, r in enumerate(runs):
-                V[i, :r.energies.size] = r.energies
-            k = np.arange(n)
-            done = all(r.status == "complete" for r in runs)
-            line, = ax.plot(k, np.nanmedian(V, 0), ls="-" if done else "--",
-                            label=f"{e} ({len(runs)} seeds, median {np.nanmedian(V[:, -1]):.3g})")
-            if len(runs) > 1:
-                ax.fill_between(k, np.nanmin(V, 0), np.nanmax(V, 0), color=line.get_color(), alpha=0.15)
-        if positive:
-            ax.set_yscale("log")
-        ax.set_title(g, fontsize=10)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("recorded value (loss)")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8)
-    title = runfile.attrs.get("case_title")
-    if title:
-        import textwrap
-
-        fig.suptitle("\n".join(textwrap.wrap(str(title), 60 * len(groups))), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_seeds_figure(runfile, path)

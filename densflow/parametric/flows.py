@@ -14,6 +14,7 @@ problem                        update from :math:`p_k`                     value
 :class:`ParticleFlow`          :math:`x + h\,h'(d(x))\nabla d(x)` (Euler)  :math:`-\frac1N\sum d(x_n)`
 :class:`BuresWassersteinFlow`  one RK4 (or Euler) step of size :math:`h`   :math:`\mathrm{KL}(q\|p) - \log Z`
 :class:`ProximalGAN`           one outer iteration of Algorithm 1          generator loss
+:class:`ProximalPoint`         :math:`p - h(p - \operatorname{prox}(p))`   :math:`F(p)`
 =============================  ==========================================  ==================================
 
 (Natural-gradient VI, STL VI and SiNG's trust-region step are
@@ -31,7 +32,7 @@ from ..energies import State
 from ..linesearch import FixedStep
 from . import metrics as _metrics
 
-__all__ = ["ParticleFlow", "BuresWassersteinFlow", "ProximalGAN"]
+__all__ = ["ParticleFlow", "BuresWassersteinFlow", "ProximalGAN", "ProximalPoint"]
 
 
 def _crc(a):
@@ -312,3 +313,60 @@ class ProximalGAN(_FlowProblem):
                 gx = gx + self.penalty.value_and_grad_samples(x, y)[1]
             theta = self.g_opt.step(theta, gen.vjp(theta, z, gx))
         return self.evaluate(theta)
+
+
+class ProximalPoint(_FlowProblem):
+    r"""The proximal point method as a problem: from :math:`\theta_k` the update is
+
+    .. math::
+
+        \theta_{k+1} = \theta_k - h\,(\theta_k - \operatorname{prox}(\theta_k)), \qquad
+        \operatorname{prox}(\theta_k) = \operatorname*{arg\,min}_\theta\;
+        F(\theta) + \frac{D(\theta, \theta_k)^2}{2\tau},
+
+    with ``prox`` given (any distance :math:`D` and step :math:`\tau`, e.g. the Wasserstein
+    and the Euclidean proximal steps of Lin et al. 2021): :math:`h = 1` (``FixedStep(1)``)
+    is the proximal point iteration, other :math:`h` its relaxed form. The value is
+    :math:`F(\theta)`, the "gradient" :math:`\theta - \operatorname{prox}(\theta)` (the
+    decrement is the squared length of the proximal step; ``gtol`` stops on it).
+
+    Parameters
+    ----------
+    value : callable
+        :math:`F`: ``value(theta)`` returns a number.
+    prox : callable
+        ``prox(theta)`` returns the proximal point (an array of the shape of ``theta``).
+    min_value : float or None
+        :math:`\min F` if known (``tol`` of :func:`densflow.solve` stops on
+        :math:`F - \min F`).
+    description : dict or None
+        Numbers and strings that identify the problem in a run file (``describe``).
+    """
+
+    def __init__(self, value, prox, min_value=None, description=None):
+        if not callable(value) or not callable(prox):
+            raise TypeError("ProximalPoint needs callables value(theta) and prox(theta)")
+        if min_value is not None and not np.isfinite(min_value):
+            raise ValueError(f"min_value must be a finite number or None, got {min_value!r}")
+        self.value, self.prox = value, prox
+        self.min_value = None if min_value is None else float(min_value)
+        self.description = dict(description or {})
+
+    def describe(self):
+        return {"value": getattr(self.value, "__name__", type(self.value).__name__),
+                "prox": getattr(self.prox, "__name__", type(self.prox).__name__),
+                **self.description}
+
+    def check_start(self, theta0):
+        theta0 = np.array(theta0, dtype=float)
+        if theta0.ndim != 1 or not theta0.size or not np.all(np.isfinite(theta0)):
+            raise ValueError(f"theta0 must be a finite non-empty vector, got shape {theta0.shape}")
+        return theta0
+
+    def evaluate(self, theta):
+        theta = np.asarray(theta, dtype=float)
+        step = theta - np.asarray(self.prox(theta), dtype=float).reshape(theta.shape)
+        return State(theta, float(self.value(theta)), step, parts=None)
+
+    def advance(self, state, h):
+        return self.evaluate(state.p - h * state.gradient)
