@@ -1,114 +1,156 @@
 """Gaussian VI by Euclidean gradient descent on (mu, S) against the Bures–Wasserstein
-gradient flow (Yi & Liu 2023; ``seeds/yi2023-divergence-minimization-slides.txt``).
+gradient flow and its natural gradient (Yi & Liu 2023), every method through
+``densflow.solve``.
 
-Left: a 2D Gaussian target N(0, [[1, .8], [.8, .89]]), so the flow is the closed-form
-Ornstein–Uhlenbeck path and the W2 distance to the target can go to zero. Right: the
-posterior of Bayesian logistic regression (40 synthetic points, 2 weights, prior
-N(0, I)), where the reference is the flow's fixed point (the best Gaussian).
+Groups (targets): a 2D Gaussian N(0, [[1, .8], [.8, .89]]), where the flow is the
+closed-form Ornstein–Uhlenbeck path and the W2 distance to the target can go to zero;
+and the posterior of Bayesian logistic regression (40 synthetic points, 2 weights,
+prior N(0, I)), where the reference is the flow's fixed point (the best Gaussian,
+``reference``). Start: mu = (3, -2), S = diag(2, 0.5).
 
-VI: step 0.01, 10 fresh samples per step, the reparametrisation (``reparam``) and the
-sticking-the-landing (``stl``) gradient estimators, 5 seeds each (median and range).
-Flow: RK4 with step 0.01 and a Gauss–Hermite rule (8 points per dimension); W2 is
-clipped below at 1e-8 (the accuracy of ``scipy.linalg.sqrtm`` here). Natural gradient:
-``densflow.solve`` on ``ReverseKL`` (same rule) for a Cholesky-parametrised Gaussian with
-the exact Bures–Wasserstein metric and constant steps of 0.05, five times VI's step (a
-forward-Euler step of the flow: the covariance relaxes at twice the target's precision,
-up to 9.7 for the logistic posterior, so steps near 0.1 stop contracting). It stops
-7e-8 from the flow's fixed point there: the two use the rule in different forms of the
-stationarity condition (Stein's identity against the Hessian).
+* VI, ``reparam`` and ``stl`` estimators: ``vi_problem`` (a "full" Gaussian, ReverseKL on
+  fresh batches of 10 samples), ``metric="euclidean"``, ``FixedStep(0.01)``, 2000 steps,
+  5 seeds (the batches);
+* the flow: ``BuresWassersteinFlow`` (RK4, Gauss–Hermite rule with 8 points per
+  dimension), ``FixedStep(0.01)``, 2000 steps (deterministic: one seed);
+* its natural gradient: ``Problem(Gaussian(2, "cholesky"), ReverseKL(target, order=8))``
+  with ``metric="exact_wasserstein"`` and ``FixedStep(0.05)``, 400 steps (five times VI's
+  step: a forward-Euler step of the flow; the covariance relaxes at twice the target's
+  precision, up to 9.7 for the logistic posterior, so steps near 0.1 stop contracting).
 
-Run: ``python cases/gaussian_vi.py [-o plots/gaussian_vi.png]``.
+Monitor ``w2``: the W2 distance to the reference every 10 steps (below about 1e-8 it is
+the rounding of ``w2_gaussian``'s trace difference). The time of step k is k × step.
+
+Run: ``densflow run cases/gaussian_vi.py --figure gaussian_vi.png`` (about a minute).
 """
 
-import argparse
+import functools
 import os
-import time
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
 
-from densflow.parametric import Gaussian, Problem, fixed_step_path  # noqa: E402
+from densflow.parametric import Gaussian, Problem  # noqa: E402
+from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.parametric.flows import BuresWassersteinFlow  # noqa: E402
 from densflow.parametric.vi import (GaussianTarget, LogisticRegressionPosterior,  # noqa: E402
-                                    ReverseKL, bures_wasserstein_flow, gaussian_vi, w2_gaussian)
+                                    ReverseKL, bures_wasserstein_flow, vi_problem, w2_gaussian)
+from densflow.solver import FixedStep  # noqa: E402
 
 STEP, T_END, N_SAMPLES, SEEDS = 0.01, 20.0, 10, 5
 NATURAL_STEP = 0.05
-NATURAL = f"BW natural gradient (solve, step {NATURAL_STEP:g})"
 MU0, S0 = np.array([3.0, -2.0]), np.diag([2.0, 0.5])
+W2_FLOOR = 1e-8
+TARGETS = {"Gaussian target": lambda: GaussianTarget([0.0, 0.0], [[1.0, 0.8], [0.8, 0.89]]),
+           "Bayesian logistic regression": lambda: LogisticRegressionPosterior.synthetic(40, 2, 1.0, rng=0)}
+FLOW = "Bures-Wasserstein flow (RK4, step 0.01)"
+NATURAL = f"BW natural gradient (exact_wasserstein, step {NATURAL_STEP:g})"
+VI = {"reparam": "VI, reparametrisation estimator", "stl": "VI, STL estimator"}
 
 
-def curves(target, ref_mean, ref_cov):
-    """W2 to the reference against time for the flow and both VI estimators."""
-    t, mu, Sig = bures_wasserstein_flow(target, MU0, S0 @ S0.T, T_END, STEP, order=8)
-    out = {"Bures–Wasserstein flow": (t, np.array([w2_gaussian(m, C, ref_mean, ref_cov)
-                                                   for m, C in zip(mu, Sig)])[None])}
-    n = int(round(T_END / STEP))
-    for est in ("reparam", "stl"):
-        runs = []
-        for seed in range(SEEDS):
-            mv, Sv = gaussian_vi(target, MU0, S0, STEP, n, estimator=est,
-                                 n_samples=N_SAMPLES, rng=seed)
-            runs.append([w2_gaussian(m, S @ S.T, ref_mean, ref_cov) for m, S in zip(mv, Sv)])
-        out[f"VI, {est} estimator"] = (np.arange(n + 1) * STEP, np.array(runs))
-    model = Gaussian(2, "cholesky")
-    theta0 = model.pack(MU0, np.linalg.cholesky(S0 @ S0.T))
-    problem = Problem(model, ReverseKL(target, order=8), z=model.latent(0, 2))
-    path, _ = fixed_step_path(problem, theta0, "exact_wasserstein", NATURAL_STEP,
-                              int(round(T_END / NATURAL_STEP)))
-    out[NATURAL] = (np.arange(len(path)) * NATURAL_STEP,
-                    np.array([[w2_gaussian(*model.moments(p), ref_mean, ref_cov) for p in path]]))
-    return out
+@functools.lru_cache(maxsize=None)
+def reference(group):
+    """Mean and covariance the runs of ``group`` are measured against: the target's, or
+    the flow's fixed point (RK4 to t = 20 from N(0, I), step 0.02)."""
+    target = TARGETS[group]()
+    if isinstance(target, GaussianTarget):
+        return target.mean, target.cov
+    _, mu, Sigma = bures_wasserstein_flow(target, [0.0, 0.0], np.eye(2), 20.0, 0.02, order=8)
+    return mu[-1], Sigma[-1]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--output", default="gaussian_vi.png")
-    args = ap.parse_args()
-    start = time.perf_counter()
-    gauss = GaussianTarget([0.0, 0.0], [[1.0, 0.8], [0.8, 0.89]])
-    logreg = LogisticRegressionPosterior.synthetic(40, 2, 1.0, rng=0)
-    _, mf, Sf = bures_wasserstein_flow(logreg, [0.0, 0.0], np.eye(2), 20.0, 0.02, order=8)
-    panels = {"Gaussian target": curves(gauss, gauss.mean, gauss.cov),
-              "Bayesian logistic regression": curves(logreg, mf[-1], Sf[-1])}
-    for title, res in panels.items():
-        print(title)
-        for name, (t, w) in res.items():
-            last = w[:, -1]
-            print(f"  {name:28s} W2 at t = {T_END:g}: median "
-                  f"{np.median(last):.2e} (seeds {last.min():.2e}..{last.max():.2e})")
-    print(f"time {time.perf_counter() - start:.1f} s")
-    plot(panels, args.output)
+def moments(problem, p):
+    if isinstance(problem, BuresWassersteinFlow):
+        mu, Sigma = problem.unpack(p)
+        return mu, 0.5 * (Sigma + Sigma.T)
+    return problem.model.moments(p)
 
 
-def plot(panels, path):
+def monitor_for(group):
+    def monitor(problem, p):
+        return {"w2": w2_gaussian(*moments(problem, p), *reference(group))}
+    return monitor
+
+
+def experiments(group):
+    make_target = TARGETS[group]
+
+    def flow(seed):
+        problem = BuresWassersteinFlow(make_target(), 2, order=8)
+        return problem, problem.pack(MU0, S0 @ S0.T)
+
+    def vi(estimator):
+        def make(seed):
+            return (vi_problem(make_target(), 2, estimator, "mc", n_samples=N_SAMPLES, rng=seed),
+                    Gaussian(2, "full").pack(MU0, S0))
+        return make
+
+    def natural(seed):
+        model = Gaussian(2, "cholesky")
+        problem = Problem(model, ReverseKL(make_target(), order=8), z=model.latent(0, 2))
+        return problem, model.pack(MU0, np.linalg.cholesky(S0 @ S0.T))
+
+    n, monitor = int(round(T_END / STEP)), monitor_for(group)
+    common = dict(group=group, monitor=monitor)
+    return [Experiment(FLOW, flow, line_search=FixedStep(STEP), max_iter=n, seeds=[0], **common),
+            *[Experiment(VI[e], vi(e), line_search=FixedStep(STEP), max_iter=n, **common)
+              for e in VI],
+            Experiment(NATURAL, natural, metric="exact_wasserstein",
+                       line_search=FixedStep(NATURAL_STEP),
+                       max_iter=int(round(T_END / NATURAL_STEP)), seeds=[0], **common)]
+
+
+def figure(runfile_path, png):
+    """W2 to the reference against the time k × step, one panel per target."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = {"Bures–Wasserstein flow": "k", "VI, reparam estimator": "tab:orange",
-              "VI, stl estimator": "tab:blue", NATURAL: "tab:green"}
-    for ax, (title, res) in zip(axes, panels.items()):
-        for name, (t, w) in res.items():
-            w = np.maximum(w, 1e-8)
-            med = np.median(w, axis=0)
-            ax.semilogy(t, med, color=colors[name], label=name, lw=1.5 if w.shape[0] == 1 else 1,
-                        ls="--" if name == NATURAL else "-")
-            if w.shape[0] > 1:
-                ax.fill_between(t, w.min(axis=0), w.max(axis=0), color=colors[name], alpha=0.2)
-        ax.set_title(title)
+
+    from densflow.parametric.case import read_monitors
+    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
+    from densflow.recorder import read_run_file
+
+    groups, monitors = runs_by_group(read_run_file(runfile_path)), read_monitors(runfile_path)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6.0), sharey=True)
+    styles = {FLOW: dict(color="0.6", lw=5, alpha=0.6),
+              VI["reparam"]: dict(color="tab:orange", lw=1.2),
+              VI["stl"]: dict(color="tab:blue", lw=1.2),
+              NATURAL: dict(color="tab:green", lw=0, marker="o", ms=3.5, markevery=4)}
+    for ax, group in zip(axes, TARGETS):
+        for name, style in styles.items():
+            rs = groups[group][name]
+            eta = float(rs[0].attrs["line_search_eta"])
+            x, V = seed_matrix([(eta * monitors[r.name][0], monitors[r.name][1]["w2"]) for r in rs])
+            V = np.maximum(V, W2_FLOOR)
+            last = np.median(V[:, -1])
+            ranged = f" (seeds {V[:, -1].min():.1e} to {V[:, -1].max():.1e})" if len(rs) > 1 else ""
+            seed_band(ax, x, V, label=f"{name}: {last:.1e}{ranged}", **style)
+        ax.set_yscale("log")
+        ax.set_ylim(W2_FLOOR / 2, 10)
+        ax.set_title(group, fontsize=10)
         ax.set_xlabel("time t = step × iterations")
-        ax.set_ylim(1e-8, 10)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("W2 to the target (right: to the best Gaussian)")
-    axes[0].legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"Gaussian VI (step {STEP}, {N_SAMPLES} samples/step, {SEEDS} seeds: "
-                 "median and range), the Bures–Wasserstein flow and its natural gradient", fontsize=10)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8,
+                  title=f"W2 at t = {T_END:g} (median)", title_fontsize=8)
+    axes[0].set_ylabel(f"W2 to the target (right: to the best Gaussian)\nvalues below "
+                       f"{W2_FLOOR:g} (rounding) drawn at {W2_FLOOR:g}")
+    fig.suptitle(f"Gaussian VI (step {STEP}, {N_SAMPLES} samples per step, {SEEDS} seeds: median, "
+                 "band min to max), the Bures–Wasserstein flow (grey)\nand its natural gradient "
+                 f"(dots, step {NATURAL_STEP:g}), from N((3, -2), diag(4, 0.25))", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(png, dpi=90)
     plt.close(fig)
+    return png
 
 
-if __name__ == "__main__":
-    main()
+case = ParametricCase(
+    name="gaussian_vi",
+    title="Gaussian VI, the Bures-Wasserstein flow and its natural gradient",
+    experiments=[e for group in TARGETS for e in experiments(group)],
+    seeds=range(SEEDS),
+    snapshot_every=10,
+    figure=figure,
+)

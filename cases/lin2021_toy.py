@@ -1,31 +1,40 @@
-"""Lin et al. (2021), Example 1 and Fig. 1: Wasserstein vs Euclidean proximal updates.
+"""Lin et al. (2021), Example 1 and Fig. 1: Wasserstein against Euclidean proximal steps.
 
 The model is a pair of delta measures, ρ_θ = α δ_a + (1 − α) δ_b with θ = (a, b),
 a < 0 < b: a push-forward of z ~ N(0, 1), x = a if z < Φ⁻¹(α) else b. Its Jacobian
-in θ is e_a or e_b, so the relaxed Wasserstein metric E[JᵀJ] is diag(α, 1 − α) — the
-seed's Theorem 2 / Remark 1 — and the proximal distance is
-W₂(ρ_θ, ρ_θk)² = α (a − a_k)² + (1 − α)(b − b_k)² against the Euclidean |θ − θ_k|².
+in θ is e_a or e_b, so the relaxed Wasserstein metric E[JᵀJ] is diag(α, 1 − α) (the
+paper's Theorem 2 / Remark 1; ``rwp_metric`` estimates it from samples) and the
+proximal distance is W₂(ρ_θ, ρ_θk)² = α (a − a_k)² + (1 − α)(b − b_k)² against the
+Euclidean |θ − θ_k|².
 
-For the loss F(θ) = W₁(ρ_θ, ρ_θ*) (same α) both proximal updates
+For the loss F(θ) = W₁(ρ_θ, ρ_θ*) (same α) the proximal iteration
 
-    θ_{k+1} = argmin_θ F(θ) + D(θ, θ_k)² / (2h)
+    θ_{k+1} = argmin_θ F(θ) + D(θ, θ_k)² / (2h),     h = 0.25,
 
-are computed numerically (scipy, Nelder–Mead) from a grid of θ_k, checked against
-their closed forms (soft thresholding: the Wasserstein step moves a and b by h, the
-Euclidean one by hα and h(1 − α)), and drawn over the level sets of F.
+is run in both geometries (``densflow.parametric.flows.ProximalPoint``, each step by
+Nelder–Mead; tests check it against the closed form, soft thresholding: the Wasserstein
+step moves a and b by h, the Euclidean one by hα and h(1 − α)). Budget: at most 40
+proximal steps, stopped when F ≤ 1e-8; the seeds are the starting points: seed 0 is
+θ = (−1.6, 0.4), seeds 1–25 a 5 × 5 grid of the quadrant a < 0 < b.
 
-Run: ``python cases/lin2021_toy.py [-o plots/lin2021_toy.png]``.
+Run: ``densflow run cases/lin2021_toy.py --figure lin2021_toy.png`` (about 30 s).
 """
-
-import argparse
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import norm
 
+from densflow.parametric.case import Experiment, ParametricCase
+from densflow.parametric.flows import ProximalPoint
+from densflow.solver import FixedStep
+
 ALPHA = 0.25
 THETA_STAR = np.array([-0.6, 1.2])
 H = 0.25
+TOL, MAX_ITER = 1e-8, 40
+STARTS = [np.array([-1.6, 0.4])] + [np.array([x, y]) for x in np.linspace(-1.8, -0.2, 5)
+                                    for y in np.linspace(0.2, 1.9, 5)]
+COLORS = {"Wasserstein": "tab:blue", "Euclidean": "tab:red"}
 
 
 def w1(theta, other, alpha=ALPHA):
@@ -63,61 +72,107 @@ def proximal_step_closed_form(theta_k, metric, h=H, alpha=ALPHA, theta_star=THET
     return theta_star + np.sign(d) * np.maximum(np.abs(d) - t, 0.0)
 
 
-def figure(path):
+def loss(theta):
+    """F(θ) = W₁(ρ_θ, ρ_θ*)."""
+    return w1(theta, THETA_STAR)
+
+
+def maker(metric):
+    def make(seed):
+        def prox(theta):
+            return proximal_step(theta, metric)
+
+        prox.__name__ = f"{metric}_proximal_step"
+        problem = ProximalPoint(loss, prox, min_value=0.0,
+                                description={"alpha": ALPHA, "h": H, "theta_star": THETA_STAR})
+        return problem, STARTS[seed]
+    return make
+
+
+def figure(runfile_path, png):
+    """The two atoms, the first proximal step from every start and the path from seed 0
+    over the level sets of F, and F against the proximal iteration."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
-    theta_k = np.array([-1.6, 0.4])
-    for theta, style, label in ((theta_k, "C0", r"$\rho_{\theta_k}$"),
-                                (THETA_STAR, "k", r"$\rho_{\theta^*}$")):
-        ax0.vlines(theta, 0, [ALPHA, 1 - ALPHA], colors=style, lw=3, alpha=0.7)
-        ax0.plot(theta, [ALPHA, 1 - ALPHA], "o", color=style, label=label)
-    ax0.axvline(0, color="0.7", lw=0.8)
+    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
+    from densflow.recorder import read_run_file
+
+    runs = runs_by_group(read_run_file(runfile_path, snapshots=True))["proximal iteration"]
+    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(14, 4.4), constrained_layout=True,
+                                        gridspec_kw={"width_ratios": [0.8, 1.15, 1.0]})
+    theta_k = STARTS[0]
+    for theta, color, label in ((theta_k, "0.45", r"$\rho_{\theta_0}$, $\theta_0 = (-1.6, 0.4)$"),
+                                (THETA_STAR, "k", r"$\rho_{\theta^*}$, $\theta^* = (-0.6, 1.2)$")):
+        ax0.vlines(theta, 0, [ALPHA, 1 - ALPHA], colors=color, lw=3, alpha=0.7)
+        ax0.plot(theta, [ALPHA, 1 - ALPHA], "o", color=color, label=label)
+    ax0.axvline(0, color="0.8", lw=0.8)
     ax0.set_xlabel("x")
     ax0.set_ylabel("mass")
-    ax0.set_title(rf"$\rho_\theta = \alpha\,\delta_a + (1-\alpha)\,\delta_b$, $\alpha = {ALPHA}$")
-    ax0.legend()
+    ax0.set_ylim(0, 1)
+    ax0.set_title(rf"$\rho_\theta = \alpha\,\delta_a + (1-\alpha)\,\delta_b$, $\alpha = {ALPHA}$",
+                  fontsize=10)
+    ax0.legend(fontsize=8, loc="upper left")
 
-    a = np.linspace(-2.0, -0.05, 121)
-    b = np.linspace(0.05, 2.0, 121)
+    a, b = np.linspace(-2.0, -0.02, 161), np.linspace(0.02, 2.0, 161)
     A, B = np.meshgrid(a, b, indexing="xy")
-    F = np.vectorize(lambda x, y: w1(np.array([x, y]), THETA_STAR))(A, B)
-    cs = ax1.contour(A, B, F, levels=12, cmap="Greys", linewidths=0.8)
-    ax1.clabel(cs, fontsize=6, fmt="%.2f")
-    starts = [np.array([x, y]) for x in np.linspace(-1.8, -0.2, 5) for y in np.linspace(0.2, 1.9, 5)]
-    for metric, color in (("euclidean", "tab:red"), ("wasserstein", "tab:blue")):
-        steps = np.array([proximal_step(s, metric) - s for s in starts])
-        xy = np.array(starts)
-        ax1.quiver(xy[:, 0], xy[:, 1], steps[:, 0], steps[:, 1], color=color, angles="xy",
-                   scale_units="xy", scale=1, width=0.004, label=f"{metric} proximal step")
+    F = ALPHA * np.abs(A - THETA_STAR[0]) + (1 - ALPHA) * np.abs(B - THETA_STAR[1])
+    levels = [0.1, 0.2, 0.3, 0.4, 0.6, 0.8]
+    cs = ax1.contour(A, B, F, levels=levels, colors="0.6", linewidths=0.8)
+    ax1.clabel(cs, fontsize=8, fmt="F = %.1f", inline_spacing=4)
+    for label, color in COLORS.items():
+        paths = {int(r.attrs["seed"]): r.snapshots for r in runs[label]}
+        grid = [p[:2] for s, p in sorted(paths.items()) if s > 0 and len(p) > 1]
+        if grid:
+            starts, first = np.array([p[0] for p in grid]), np.array([p[1] - p[0] for p in grid])
+            ax1.quiver(starts[:, 0], starts[:, 1], first[:, 0], first[:, 1], color=color,
+                       angles="xy", scale_units="xy", scale=1, width=0.005,
+                       label=f"{label}: first step from each grid start")
+        if 0 in paths:
+            ax1.plot(*paths[0].T, "o-", color=color, ms=3, lw=1,
+                     label=f"{label}: every step from $\\theta_0$ ({len(paths[0]) - 1})")
     ax1.plot(*THETA_STAR, "k*", ms=12, label=r"$\theta^*$")
+    ax1.set_xlim(-2.0, 0.0)
+    ax1.set_ylim(0.0, 2.05)
+    ax1.set_aspect("equal")
     ax1.set_xlabel("a")
     ax1.set_ylabel("b")
-    ax1.set_title(rf"$F(\theta) = W_1(\rho_\theta, \rho_{{\theta^*}})$, h = {H}")
-    ax1.legend(fontsize=8, loc="upper left")
-    fig.savefig(path, dpi=100)
+    ax1.set_title(rf"proximal steps, h = {H}, over the level sets of $F = W_1(\rho_\theta, "
+                  r"\rho_{\theta^*})$", fontsize=10)
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+
+    for label, color in COLORS.items():
+        # a run that stopped (F <= tol) stays at its last value: prox(θ*) = θ*
+        n = max(r.energies.size for r in runs[label])
+        series = [(np.arange(n), np.pad(r.energies, (0, n - r.energies.size), mode="edge"))
+                  for r in runs[label]]
+        x, V = seed_matrix(series)
+        n_steps = [r.n_iter for r in runs[label]]
+        seed_band(ax2, x, V, color=color,
+                  label=f"{label}: {np.median(n_steps):.0f} steps (median; {min(n_steps)}–"
+                        f"{max(n_steps)}) to F ≤ {TOL:g}")
+    ax2.set_ylim(0, None)
+    ax2.set_xlabel("proximal iteration k")
+    ax2.set_ylabel(r"$F(\theta_k)$ (a stopped run kept at its last value)")
+    ax2.set_title(f"{len(runs['Wasserstein'])} starts: median, band min to max", fontsize=10)
+    ax2.grid(True, which="major", alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.savefig(png, dpi=90)
     plt.close(fig)
-    return path
+    return png
 
 
-def main():
-    ap = argparse.ArgumentParser(description="Lin et al. (2021), Example 1 / Fig. 1")
-    ap.add_argument("-o", "--output", default="lin2021_toy.png", help="figure (PNG)")
-    args = ap.parse_args()
-    G = rwp_metric()
-    print(f"relaxed Wasserstein metric E[J^T J] from 2e5 samples: diag({G[0, 0]:.4f}, {G[1, 1]:.4f}),"
-          f" off-diagonal {G[0, 1]:.1e}; exact diag({ALPHA}, {1 - ALPHA})")
-    for metric in ("euclidean", "wasserstein"):
-        start = np.array([-1.6, 0.4])
-        step = proximal_step(start, metric) - start
-        cos = step @ (THETA_STAR - start) / np.linalg.norm(step) / np.linalg.norm(THETA_STAR - start)
-        print(f"{metric:11s} proximal step from {start}: {np.round(step, 4)}, "
-              f"cosine with the direction to theta*: {cos:.3f}")
-    print(f"wrote {figure(args.output)}")
-
-
-if __name__ == "__main__":
-    main()
+case = ParametricCase(
+    name="lin2021_toy",
+    title="Lin et al. (2021), Example 1: Wasserstein and Euclidean proximal iterations "
+          "of W1 between two-atom measures",
+    experiments=[
+        Experiment(label, maker(label.lower()), metric="euclidean", line_search=FixedStep(1.0),
+                   max_iter=MAX_ITER, tol=TOL, group="proximal iteration")
+        for label in COLORS],
+    seeds=range(len(STARTS)),
+    snapshot_every=1,
+    figure=figure,
+)
