@@ -115,6 +115,13 @@ def apply_laplacian_pinv(g, symbol=None, inverse=None):
 #: 4.9e8 (A = 10) 66 -> 101; the solutions agree to the tolerance.
 MIXED_PRECISION_CONTRAST = 1e4
 
+#: ... and only for solves to a relative residual of at most this. Loose solves stop
+#: before later iterations correct the float32 rounding, and the first-order method's
+#: line search, which uses ``L_mu^+ s`` at 1e-8, then took more steps (2D 64^2, paper's
+#: mu, weights (1, 3e-4, 0) and (1, 3e-4, 1e-4): 27 and 26 iterations in float64, 38
+#: and 29 with a float32 line solve, 27 and 26 again with this rule).
+MIXED_PRECISION_MAX_RTOL = 1e-10
+
 
 class WeightedLaplacianSolver:
     r"""Applies :math:`L_\mu^+` for a fixed positive weight :math:`\mu`.
@@ -133,8 +140,9 @@ class WeightedLaplacianSolver:
       :math:`\mu` at every grid size, half of what :math:`A^+/\bar\mu` needs.
       Each iteration costs :math:`O(N \log N)`. μ is fixed for a run, so all of this
       is set up once. For :math:`\max\mu/\min\mu \le` :data:`MIXED_PRECISION_CONTRAST`
-      the preconditioner's FFT pair runs in float32, which halves its cost; the
-      residual that stops CG is the float64 one, so the tolerance means the same.
+      and ``rtol`` :math:`\le` :data:`MIXED_PRECISION_MAX_RTOL` the preconditioner's FFT
+      pair runs in float32, which halves its cost; the residual that stops CG is the
+      float64 one, so the tolerance means the same.
 
     Parameters
     ----------
@@ -190,7 +198,8 @@ class WeightedLaplacianSolver:
 
     def _solve_cg(self, r, rtol):
         # PCG with the vector work fused around the preconditioner's FFT pair
-        # (densflow._cg_kernels); the FFT pair in float32 when self.mixed
+        # (densflow._cg_kernels); the FFT pair in float32 when self.mixed and the
+        # tolerance is tight
         rnorm0 = np.sqrt(dot(r, r))
         x = np.zeros_like(r)
         self.last_iterations = 0
@@ -200,7 +209,8 @@ class WeightedLaplacianSolver:
         d = np.empty_like(r)
         ld = np.empty_like(r)
         scale = self._inv_sqrt_mu
-        inverse = self._inv_symbol32 if self.mixed else self._inv_symbol
+        mixed = self.mixed and rtol <= MIXED_PRECISION_MAX_RTOL
+        inverse = self._inv_symbol32 if mixed else self._inv_symbol
         t = (scale * (res / rnorm0)).astype(inverse.dtype)
         rho = rnorm0
         axes = (0, 1)
