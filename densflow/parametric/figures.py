@@ -154,7 +154,7 @@ def save_seeds_figure(runfile, path, dpi=90):
     monitors = read_monitors(runfile.path)
     groups = runs_by_group(runfile)
     rows = ["value"] + sorted({k for its, m in monitors.values() for k in m})
-    fig, axes = plt.subplots(len(rows), len(groups), figsize=(5.6 * len(groups), 3.6 * len(rows)),
+    fig, axes = plt.subplots(len(rows), len(groups), figsize=(6.4 * len(groups), 4.6 * len(rows)),
                              squeeze=False)
     for col, (g, exps) in enumerate(groups.items()):
         for row, key in enumerate(rows):
@@ -183,7 +183,7 @@ def save_seeds_figure(runfile, path, dpi=90):
             ax.set_ylabel(("recorded value (loss)" if key == "value" else key)
                           + "\nmedian, band: min to max")
             ax.grid(True, which="major", alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     title = runfile.attrs.get("case_title")
     if title:
         import textwrap
