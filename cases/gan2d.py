@@ -17,7 +17,9 @@ Monitor ``mmd2``, every 50 iterations: the unbiased MMD² (Gaussian kernel, band
 same for every run. The unbiased estimate can be negative: for two independent data
 samples of 500 it spreads over about ±1e-3 (``noise``), the level at which a generator
 is indistinguishable from the data by this measure. Wall time is recorded per
-iteration, not used to stop.
+iteration, not used to stop. Snapshots hold the generator only: ``--resume`` of an
+interrupted run restarts the discriminator and the optimisers (rerun it whole with
+``--overwrite`` for the figure's numbers).
 
 Run: ``densflow run cases/gan2d.py --figure gan2d.png`` (5-8 minutes).
 """

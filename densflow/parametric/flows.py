@@ -238,6 +238,11 @@ class ProximalGAN(_FlowProblem):
     :math:`F_\omega(\theta)` of the current discriminator on a fixed monitoring batch
     (its own random stream, so that monitoring does not change the training).
 
+    The state of a run is the generator's θ only: resuming a recorded run restarts from
+    the θ of its last snapshot with the discriminator at ``phi0``, fresh Adam moments and
+    ``rng`` as given, so the continuation is not the same training (nor a statistically
+    equivalent one).
+
     Parameters
     ----------
     generator : Model
