@@ -1,0 +1,214 @@
+"""Helpers of the real-data cases (scikit-learn's digits and breast-cancer data) against
+closed forms and independent computations: the Fréchet distance, importance sampling,
+the loaders, the digits classifier and its FID, ``Monitored``, the cross-entropy of a
+labelled-input classifier, the clipped direction, the proximal penalties in torch and
+Algorithm 1's steps."""
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from densflow.parametric import Gaussian, Problem, W2Gaussian  # noqa: E402
+from densflow.parametric.data import (FrechetReference, Monitored, frechet_distance,  # noqa: E402
+                                      importance_moments, load_cancer_data, load_digits_data,
+                                      seed_statistics, split)
+from densflow.parametric.gan import ProximalPenalty  # noqa: E402
+from densflow.parametric.metrics import KWNG, Euclidean  # noqa: E402
+from densflow.parametric.torch import TorchModel  # noqa: E402
+from densflow.parametric.torch.realdata import (ClippedDirection, CrossEntropy,  # noqa: E402
+                                                DigitsClassifier, LabelledInputs, TorchGAN,
+                                                proximal_penalty, sequential)
+from densflow.parametric.vi import w2_gaussian  # noqa: E402
+from densflow.solver import FixedStep, solve  # noqa: E402
+
+
+def _spd(rng, k):
+    B = rng.standard_normal((k, k))
+    return B @ B.T + 0.5 * np.eye(k)
+
+
+# helpers ---------------------------------------------------------------------------------
+def test_frechet_distance_against_closed_forms():
+    rng = np.random.default_rng(0)
+    m1, m2 = rng.standard_normal(5), rng.standard_normal(5)
+    a, b = rng.uniform(0.1, 3, 5), rng.uniform(0.1, 3, 5)
+    # commuting (diagonal) covariances: |m1 - m2|^2 + sum (sqrt a - sqrt b)^2
+    exact = np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert frechet_distance(m1, np.diag(a), m2, np.diag(b)) == pytest.approx(exact, rel=1e-12)
+    C1, C2 = _spd(rng, 6), _spd(rng, 6)
+    m1, m2 = rng.standard_normal(6), rng.standard_normal(6)
+    assert frechet_distance(m1, C1, m2, C2) == pytest.approx(w2_gaussian(m1, C1, m2, C2) ** 2, rel=1e-9)
+    assert frechet_distance(m1, C1, m1, C1) == pytest.approx(0.0, abs=1e-9)
+    F, G = rng.standard_normal((300, 4)), 2.0 + 0.5 * rng.standard_normal((200, 4))
+    ref = FrechetReference(F)
+    assert ref(G) == pytest.approx(frechet_distance(G.mean(0), np.cov(G.T), F.mean(0), np.cov(F.T)), rel=1e-10)
+    assert ref(F) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="columns"):
+        ref(G[:, :3])
+    with pytest.raises(ValueError, match="shapes"):
+        frechet_distance(m1, C1, m2[:3], C2)
+    with pytest.raises(ValueError, match="finite"):
+        FrechetReference(np.full((3, 2), np.nan))
+
+
+def test_importance_moments_of_a_gaussian_target():
+    rng = np.random.default_rng(1)
+    m, C = rng.standard_normal(3), _spd(rng, 3)
+    P = np.linalg.inv(C)
+    log_p = lambda x: -0.5 * np.einsum("bi,ij,bj->b", x - m, P, x - m)  # noqa: E731
+    est_m, est_C, ess = importance_moments(log_p, m + 0.3, 1.5 * C, n_samples=100_000, rng=2)
+    assert 0.2 * 100_000 < ess <= 100_000
+    # errors within a few standard errors of a sample of size ESS
+    se = np.sqrt(np.diag(C) / ess)
+    assert np.all(np.abs(est_m - m) < 5 * se)
+    assert np.max(np.abs(est_C - C) / np.sqrt(np.outer(np.diag(C), np.diag(C)))) < 10 / np.sqrt(ess)
+    with pytest.raises(ValueError, match="df"):
+        importance_moments(log_p, m, C, n_samples=10, df=0)
+
+
+def test_loaders_split_and_seed_statistics():
+    X, y = load_digits_data(-1.0, 1.0)
+    assert X.shape == (1797, 64) and X.min() == -1.0 and X.max() == 1.0 and set(y) == set(range(10))
+    X01, _ = load_digits_data(0.0, 1.0)
+    np.testing.assert_allclose(X01, (X + 1) / 2, atol=1e-15)
+    A, t = load_cancer_data()
+    assert A.shape == (569, 31) and set(t) == {0.0, 1.0}
+    np.testing.assert_allclose(A[:, :30].mean(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(A[:, :30].std(0), 1.0, atol=1e-12)
+    assert np.all(A[:, 30] == 1.0)
+    train, test = split(1797, 0.25, seed=0)
+    assert len(test) == 449 and len(np.intersect1d(train, test)) == 0
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(1797))
+    assert seed_statistics([3.0, np.nan, 1.0, 2.0]) == (2.0, 1.0, 3.0)
+    with pytest.raises(ValueError, match="low < high"):
+        load_digits_data(1.0, 1.0)
+    with pytest.raises(ValueError, match="test_fraction"):
+        split(10, 1.5)
+
+
+def test_digits_classifier_accuracy_and_fid_recomputed():
+    X, y = load_digits_data(-1.0, 1.0)
+    train, test = split(len(X), 0.25, seed=0)
+    clf = DigitsClassifier(hidden=(32, 16), seed=0).fit(X[train], y[train], steps=300)
+    with torch.no_grad():
+        logits = clf.net(torch.tensor(X[test], dtype=torch.float32)).numpy()
+    acc = float(np.mean(logits.argmax(1) == y[test]))
+    assert clf.accuracy(X[test], y[test]) == acc and acc > 0.85
+    F = clf.features(X)
+    with torch.no_grad():
+        h = torch.relu(clf.net[2](torch.relu(clf.net[0](torch.tensor(X, dtype=torch.float32)))))
+    np.testing.assert_allclose(F, h.numpy(), rtol=1e-6, atol=1e-6)
+    fid = clf.fid(X)
+    G = X[test] + 0.3
+    Fg = clf.features(G)
+    assert fid(G) == pytest.approx(frechet_distance(Fg.mean(0), np.cov(Fg.T), F.mean(0), np.cov(F.T)), rel=1e-8)
+    assert fid(X) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_monitored_problem_takes_the_problem_steps_and_records_the_monitor():
+    model = Gaussian(2, "diag")
+    theta0 = model.pack([1.0, -2.0], [2.0, 0.5])
+
+    def problem():
+        return Problem(model, W2Gaussian([0.0, 0.0], np.eye(2)), batch_size=8, rng=3)
+
+    monitor = lambda th: float(np.sum(th ** 2))  # noqa: E731
+    plain = solve(problem(), theta0, "rwp", tol=None, max_iter=6, line_search=FixedStep(0.3))
+    seen = [theta0]
+    mon = solve(Monitored(problem(), monitor, "norm"), theta0, "rwp", tol=None, max_iter=6,
+                line_search=FixedStep(0.3), callback=lambda k, p, *a: seen.append(p.copy()) and False)
+    np.testing.assert_array_equal(mon.p, plain.p)
+    np.testing.assert_array_equal(mon.decrements, plain.decrements)
+    np.testing.assert_allclose(mon.energies, [monitor(p) for p in seen], rtol=1e-15)
+    # a line's decrease is the problem's (the loss), not the monitor's
+    wrapped = Monitored(problem(), monitor, "norm")
+    st = wrapped.evaluate(theta0)
+    line = wrapped.line(st, st.gradient)
+    inner = wrapped.problem.line(st.parts, st.gradient)
+    assert line.delta(0.1) == inner.delta(0.1) and line.state_at(0.1).value == monitor(theta0 - 0.1 * st.gradient)
+    assert wrapped.describe()["monitor"] == "norm"
+    with pytest.raises(TypeError, match="callable"):
+        Monitored(problem(), 3, "x")
+
+
+def _classifier(scale=None, seed=0):
+    torch.manual_seed(seed)
+    net = LabelledInputs(sequential([4, 6, 3], "relu", dtype=torch.float64), 4, scale)
+    rows = np.random.default_rng(seed).standard_normal((20, 4))
+    Z = np.hstack([rows, np.eye(3)[np.arange(20) % 3]])
+    return net, TorchModel(net, lambda rng, b: Z[rng.integers(0, 20, b)]), Z
+
+
+def test_cross_entropy_against_torch_autograd():
+    scale = np.array([1e-3, 0.1, 10.0])
+    net, model, Z = _classifier(scale)
+    value, grad = CrossEntropy(4).value_and_grad(model, model.theta(), Z)
+    out = net(torch.tensor(Z))
+    ref = torch.nn.functional.cross_entropy(out, torch.tensor(np.arange(20) % 3))
+    ref.backward()
+    flat = torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy()
+    assert value == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, flat, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(out.detach().numpy()[:, 2] / out.detach().numpy()[:, 0], 1e4 *
+                               (net.net(torch.tensor(Z[:, :4]))[:, 2] / net.net(torch.tensor(Z[:, :4]))[:, 0])
+                               .detach().numpy(), rtol=1e-10)
+    with pytest.raises(ValueError, match="one-hot"):
+        CrossEntropy(5).value_and_grad(model, model.theta(), Z)
+    with pytest.raises(ValueError, match="positive"):
+        LabelledInputs(sequential([4, 3], dtype=torch.float64), 4, [1.0, -1.0, 1.0])
+
+
+def test_clipped_direction_and_its_adaptive_damping():
+    _, model, Z = _classifier()
+    theta = model.theta()
+    g = np.arange(model.n_params, dtype=float) / model.n_params
+    clipped = ClippedDirection(Euclidean(), max_norm=0.5)
+    d = clipped.direction(model, theta, g, Z)
+    assert np.linalg.norm(d) == pytest.approx(0.5) and np.allclose(d / np.linalg.norm(d), g / np.linalg.norm(g))
+    assert clipped.n_clipped == 1
+    np.testing.assert_array_equal(ClippedDirection(Euclidean(), 100.0).direction(model, theta, g, Z), g)
+    k = ClippedDirection(KWNG(eps=1e-3, adaptive=True, window=1, seed=0), 1.0)
+    assert k.adaptive and k.name == "kwng"
+    k.update_damping(0.0, 1.0)                     # no decrease: the damping grows
+    assert k.metric.eps == pytest.approx(1e-3 / 0.85)
+    with pytest.raises(ValueError, match="max_norm"):
+        ClippedDirection(Euclidean(), 0.0)
+
+
+@pytest.mark.parametrize("kind", ["rwp", "o1sbe", "o2diagsbe"])
+def test_proximal_penalty_is_the_numpy_penalty(kind):
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 3))
+    h = 0.3
+    value, grad = ProximalPenalty(kind, h=h).value_and_grad_samples(x, y)
+    xt = torch.tensor(x, requires_grad=True)
+    d2 = proximal_penalty(kind, xt, torch.tensor(y))
+    d2.backward()
+    assert d2.item() / (2 * h) == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(xt.grad.numpy() / (2 * h), grad, rtol=1e-10, atol=1e-14)
+
+
+def test_torch_gan_takes_the_steps_of_algorithm_1():
+    X = np.random.default_rng(5).uniform(-1, 1, (40, 4))
+    torch.manual_seed(0)
+    G, D = sequential([2, 8, 4], "relu", "tanh"), sequential([4, 8, 1], "leaky_relu")
+    gan = TorchGAN(G, D, X, 2, loss="wgan-gp", penalty="rwp", h=0.1, steps=3, batch=8, n_critic=2)
+    theta0 = gan.model.theta()
+    d0 = [p.detach().clone() for p in D.parameters()]
+    st = gan.evaluate(theta0)
+    new = gan.advance(st, 1e-2)
+    assert gan.g_opt.state[next(iter(G.parameters()))]["step"] == 3
+    assert gan.d_opt.state[next(iter(D.parameters()))]["step"] == 2
+    assert not np.array_equal(new.p, theta0) and not torch.equal(d0[0], next(iter(D.parameters())))
+    # the recorded value: -mean D(G(z)) on the monitoring batch, recomputed
+    with torch.no_grad():
+        assert new.value == pytest.approx(-D(G(gan.z_monitor)).mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="loss"):
+        TorchGAN(G, D, X, 2, loss="hinge")
+    with pytest.raises(TypeError, match="FixedStep"):
+        solve(gan, theta0, "euclidean", tol=None, max_iter=1)
