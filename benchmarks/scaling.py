@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-from _tables import print_rst_table  # noqa: E402  (benchmarks/ is on sys.path)
+from _floor import floor_time  # noqa: E402  (benchmarks/ is on sys.path)
+from _tables import print_rst_table  # noqa: E402
 
 METRICS = ["combined", "wasserstein", "fisher_rao", "mahalanobis"]
 SIZES_1D = [2**k for k in range(9, 21)]
@@ -66,7 +67,7 @@ def measure(dim, n, metric):
     for the combined metric, the memory floor and the component profile."""
     import densflow as df
 
-    from _floor import bandwidth, profile, step_passes
+    from _floor import bandwidth, fma_rate, profile, step_floor, step_passes
 
     grid, E, p0 = _problem(dim, n)
     t0 = time.perf_counter()
@@ -81,9 +82,10 @@ def measure(dim, n, metric):
     if metric == "combined":
         at = df.solve(E, p0, metric=metric, max_iter=3, method="gradient").p
         rows, trials = profile(E, at, metric)
-        bw = bandwidth()
-        out.update(bandwidth=bw, trials=trials, passes=step_passes(rows),
-                   floor=step_passes(rows) * 8 * grid.size / bw, profile=rows)
+        bw, rate = bandwidth(), fma_rate()
+        out.update(bandwidth=bw, fma_rate=rate, trials=trials, passes=step_passes(rows),
+                   memory_floor=step_passes(rows) * 8 * grid.size / bw,
+                   floor=step_floor(rows, grid.size, bw, rate), profile=rows)
     return out
 
 
@@ -200,10 +202,18 @@ def main():
                     help="print the combined step's component breakdown against its floor")
     ap.add_argument("--metrics", default=",".join(METRICS),
                     help="comma-separated metrics to time (default: all four)")
+    ap.add_argument("--replot", metavar="JSON", help="redraw --plot from a --json file, no runs")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args.child)
+    if args.replot:
+        with open(args.replot) as fh:
+            raw = json.load(fh)["results"]
+        results = {(int(k.split(":")[0]), int(k.split(":")[1]), k.split(":")[2]): v for k, v in raw.items()}
+        sizes = {d: sorted({n for (dd, n, _) in results if dd == d}) for d in (1, 2)}
+        metrics = [m for m in METRICS if any(k[2] == m for k in results)]
+        return _plot(results, sizes, metrics, args.plot or "scaling.png")
 
     sizes = {1: SIZES_1D[:5] if args.quick else SIZES_1D, 2: SIZES_2D[:3] if args.quick else SIZES_2D}
     metrics = [m.strip() for m in args.metrics.split(",")]
@@ -237,28 +247,36 @@ def main():
         rows.append([f"{dim}D", "fit", ""] + exps)
     print_rst_table(header, rows)
 
-    print("\nCombined step against its memory floor (passes x 8N bytes / triad bandwidth "
-          "measured in the same process; benchmarks/_floor.py):\n")
+    print("\nCombined step against its floor (memory: passes x 8N bytes / triad bandwidth; "
+          "FMAs / L1 dot-product rate; both measured in the same process; "
+          "benchmarks/_floor.py):\n")
     rows = []
     for dim in (1, 2):
         for n in sizes[dim]:
             r = results[(dim, n, "combined")]
             rows.append([f"{dim}D", str(n), fmt_time(r["time"]), f"{r['passes']:.0f}", str(r["trials"]),
-                         f"{r['bandwidth'] / 1e9:.1f}", fmt_time(r["floor"]),
+                         f"{r['bandwidth'] / 1e9:.1f}", f"{r['fma_rate'] / 1e9:.1f}",
+                         fmt_time(r["memory_floor"]), fmt_time(r["floor"]),
                          f"{r['time'] / r['floor']:.1f}×"])
-    print_rst_table(["dim", "n", "time/it", "passes", "trials", "GB/s", "floor", "ratio"], rows)
+    print_rst_table(["dim", "n", "time/it", "passes", "trials", "GB/s", "GFMA/s", "memory floor",
+                     "floor", "ratio"], rows)
 
     if args.profile:
         for dim in (1, 2):
             for n in sizes[dim]:
                 r = results[(dim, n, "combined")]
-                print(f"\nComponents at {dim}D n={n} (floor at {r['bandwidth'] / 1e9:.1f} GB/s):\n")
+                print(f"\nComponents at {dim}D n={n} (floor at {r['bandwidth'] / 1e9:.1f} GB/s, "
+                      f"{r['fma_rate'] / 1e9:.1f} GFMA/s):\n")
                 N = n**dim
-                rows = [[name, fmt_time(t), "" if passes is None else f"{passes:.1f}",
-                         "" if passes is None else fmt_time(passes * 8 * N / r["bandwidth"]),
-                         "" if passes is None else f"{t / (passes * 8 * N / r['bandwidth']):.1f}×"]
-                        for name, t, passes in r["profile"]]
-                print_rst_table(["component", "time", "passes", "floor", "ratio"], rows)
+                rows = []
+                for name, t, passes, fmas in r["profile"]:
+                    if passes is None:
+                        rows.append([name, fmt_time(t), "", "", "", ""])
+                        continue
+                    fl = floor_time(passes, fmas, N, r["bandwidth"], r["fma_rate"])
+                    rows.append([name, fmt_time(t), f"{passes:.1f}", f"{fmas / N:.0f}" if fmas else "",
+                                 fmt_time(fl), f"{t / fl:.1f}×"])
+                print_rst_table(["component", "time", "passes", "FMA/N", "floor", "ratio"], rows)
 
     dense = {}
     if metrics == METRICS:
@@ -293,15 +311,17 @@ def _plot(results, sizes, metrics, path):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for ax, dim in zip(axes, (1, 2)):
         Ns = np.array([n**dim for n in sizes[dim]], dtype=float)
-        for m in metrics:
+        for m, style, marker in zip(metrics, ("-", "--", "-.", ":"), ("o", "s", "^", "v")):
             ts = [results[(dim, n, m)]["time"] for n in sizes[dim]]
-            ax.loglog(Ns, ts, "o-", label=f"{m} (slope {fit_exponent(Ns, ts):.2f})", ms=3)
+            ax.loglog(Ns, ts, linestyle=style, marker=marker, ms=4, mfc="none",
+                      label=f"{m} (slope {fit_exponent(Ns, ts):.2f})")
         ref = Ns * np.log2(Ns)
         ax.loglog(Ns, ref / ref[-1] * results[(dim, sizes[dim][-1], "combined")]["time"], "k:", lw=1,
                   label="N log N")
         ax.set_xlabel("N (unknowns)")
         ax.set_ylabel("time per iteration [s]")
-        ax.set_title(f"{dim}D")
+        ax.set_title("1D" if dim == 1 else "2D (the L_mu^+ solves dominate: curves overlap)",
+                     fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(True, which="both", lw=0.3)
     fig.savefig(path, dpi=100)
