@@ -10,7 +10,7 @@ The wavelet transforms are in :mod:`densflow._dwt_kernels`, the diagonals ``H1 p
 import numba as nb
 import numpy as np
 
-_JIT = dict(cache=True, nogil=True)
+_JIT = dict(cache=True, nogil=True, error_model="numpy")  # no zero-division branches
 
 # All kernels run on one thread. Measured on the 2-core target machine, the
 # parallel variants (numba prange on the OpenMP layer, threaded FFTs and BLAS) were
