@@ -81,10 +81,15 @@ def run_case(case, path, resume=False, progress=None, report=None, attrs=None, o
                 results.append(res)
                 if report is not None:
                     report(label, res, was)
-        # on resume the case's text and attributes are updated only now, once every
-        # run has been checked against the recorded one
-        final = dict(root) if resume else {}
-        if not any("error" in r.info for r in results):
-            final[COMPLETE_ATTR] = 1
-        recorder.set_attrs(final)
+        finish_case_file(recorder, root, resume, results)
     return results
+
+
+def finish_case_file(recorder, root, resume, results):
+    """Write a case file's root attributes once its runs are done: on resume the case's
+    text and attributes ``root`` only now, once every run has been checked against the
+    recorded one; the completion mark when no run ended in an error."""
+    final = dict(root) if resume else {}
+    if not any("error" in r.info for r in results):
+        final[COMPLETE_ATTR] = 1
+    recorder.set_attrs(final)

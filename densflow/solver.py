@@ -206,13 +206,23 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         operator = NewtonStep(energy, operator, Newton() if newton is None else newton, tol)
     record, owned = _open_record(out, resume, overwrite)
     trace = Trace(callback)
+    return _guarded(
+        record, owned, NUMERICAL_FAILURES,
+        lambda: _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, trace,
+                         record, resume, start),
+        lambda exc: failure_fields(exc, trace, record, energy, p, metric.name,
+                                   time.perf_counter() - start))
+
+
+def _guarded(record, owned, failures, descend, failed):
+    """Run ``descend()``; a numerical failure (one of ``failures``) becomes a result built
+    from ``failed(exc)`` (reported, not raised: README *Reliability*); any other exception
+    marks the record failed and propagates; the recorder opened for ``out`` is closed."""
     try:
         try:
-            result = _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search,
-                              trace, record, resume, start)
-        except NUMERICAL_FAILURES as exc:  # reported, not raised (README: Reliability)
-            result = SolveResult(**failure_fields(exc, trace, record, energy, p, metric.name,
-                                                  time.perf_counter() - start))
+            return descend()
+        except failures as exc:
+            return SolveResult(**failed(exc))
     except BaseException as exc:
         if record is not None:
             record.fail(exc)
@@ -220,7 +230,6 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     finally:
         if owned is not None:
             owned.close()
-    return result
 
 
 def _check_method(method, newton):
@@ -270,21 +279,13 @@ def _solve_parametric(problem, theta0, metric, tol, gtol, max_iter, line_search,
     operator = problem.bind(metric)
     record, owned = _open_record(out, resume, overwrite)
     trace = Trace(callback)
-    try:
-        try:
-            return _descend(problem, theta, operator.metric, operator, tol, gtol, max_iter,
-                            line_search, trace, record, resume, start)
-        except NUMERICAL_FAILURES + PARAMETRIC_FAILURES as exc:  # reported, not raised
-            return SolveResult(**failure_fields(exc, trace, record, problem, theta,
-                                                operator.metric.name, time.perf_counter() - start,
-                                                NUMERICAL_FAILURES + PARAMETRIC_FAILURES))
-    except BaseException as exc:
-        if record is not None:
-            record.fail(exc)
-        raise
-    finally:
-        if owned is not None:
-            owned.close()
+    failures = NUMERICAL_FAILURES + PARAMETRIC_FAILURES
+    return _guarded(
+        record, owned, failures,
+        lambda: _descend(problem, theta, operator.metric, operator, tol, gtol, max_iter,
+                         line_search, trace, record, resume, start),
+        lambda exc: failure_fields(exc, trace, record, problem, theta, operator.metric.name,
+                                   time.perf_counter() - start, failures))
 
 
 def _open_record(out, resume, overwrite=False):

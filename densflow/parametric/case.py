@@ -165,7 +165,7 @@ def run_parametric_case(case, path, resume=False, overwrite=False, progress=None
     """Solve every (experiment, seed) of ``case`` into ``path`` (as
     :func:`densflow.runner.run_case` does for grid cases); returns the results."""
     from ..recorder import Recorder
-    from ..runner import COMPLETE_ATTR, case_file_attributes
+    from ..runner import case_file_attributes, finish_case_file
     from ..solver import solve
 
     root = {**case_file_attributes(case), "case_kind": "parametric"}
@@ -193,10 +193,7 @@ def run_parametric_case(case, path, resume=False, overwrite=False, progress=None
             results.append(res)
             if report is not None:
                 report(label, res, was)
-        final = dict(root) if resume else {}
-        if not any("error" in r.info for r in results):
-            final[COMPLETE_ATTR] = 1
-        recorder.set_attrs(final)
+        finish_case_file(recorder, root, resume, results)
     return results
 
 
