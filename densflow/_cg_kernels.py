@@ -9,6 +9,8 @@ other quantity is float64."""
 
 import numba as nb
 
+from ._kernels import weighted_laplacian_2d
+
 _JIT = dict(cache=True, nogil=True)
 
 
@@ -16,19 +18,7 @@ _JIT = dict(cache=True, nogil=True)
 def cg_update(x, res, d, ld, mu, n, rz, scale, t, inv_rho):
     """``ld = L_mu d``; ``x += a d``, ``res -= a ld`` with ``a = rz / d.ld``;
     ``t = scale * res * inv_rho``. Returns ``(|res|^2, d.ld)``."""
-    n2 = float(n) * float(n)
-    curvature = 0.0
-    for i in range(n):  # ld = L_mu d (the stencil of weighted_laplacian_2d) and d.ld
-        im = i - 1 if i > 0 else n - 1
-        ip = i + 1 if i < n - 1 else 0
-        for j in range(n):
-            jm = j - 1 if j > 0 else n - 1
-            jp = j + 1 if j < n - 1 else 0
-            dc = d[i, j]
-            v = n2 * (mu[im, j] * (dc - d[im, j]) - mu[i, j] * (d[ip, j] - dc)
-                      + mu[i, jm] * (dc - d[i, jm]) - mu[i, j] * (d[i, jp] - dc))
-            ld[i, j] = v
-            curvature += dc * v
+    curvature = weighted_laplacian_2d(d, mu, n, ld)
     alpha = rz / curvature
     rr = 0.0
     for i in range(n):

@@ -21,8 +21,10 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")  # no zero-division bra
 
 @nb.njit(**_JIT)
 def weighted_laplacian_2d(x, mu, n, out):
-    """``out = sum_d D_d^T (mu * D_d x)`` on an ``n x n`` periodic grid."""
+    """``out = sum_d D_d^T (mu * D_d x)`` on an ``n x n`` periodic grid; returns ``x.out``
+    (the CG's curvature, summed in the same pass)."""
     n2 = float(n) * float(n)
+    curvature = 0.0
     for i in range(n):
         im = i - 1 if i > 0 else n - 1
         ip = i + 1 if i < n - 1 else 0
@@ -31,8 +33,11 @@ def weighted_laplacian_2d(x, mu, n, out):
             jp = j + 1 if j < n - 1 else 0
             xc = x[i, j]
             # D_1: flux on the edge (i, i+1) is mu[i] (x[i+1] - x[i]); likewise D_2
-            out[i, j] = n2 * (mu[im, j] * (xc - x[im, j]) - mu[i, j] * (x[ip, j] - xc)
-                              + mu[i, jm] * (xc - x[i, jm]) - mu[i, j] * (x[i, jp] - xc))
+            v = n2 * (mu[im, j] * (xc - x[im, j]) - mu[i, j] * (x[ip, j] - xc)
+                      + mu[i, jm] * (xc - x[i, jm]) - mu[i, j] * (x[i, jp] - xc))
+            out[i, j] = v
+            curvature += xc * v
+    return curvature
 
 
 @nb.njit(**_JIT)

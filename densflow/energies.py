@@ -211,6 +211,12 @@ class Energy:
         self.grid = grid
         self._active = tuple((a, t) for a, t in self.terms if a > 0)
         self._has_kl = any(t.kind == "fisher_rao" for _, t in self._active)
+        # a search line can backtrack in one compiled call when the active terms are
+        # quadratics and at most one KL term (densflow.energy_lines.EnergyLine.backtrack)
+        kl = [k for k, (_, t) in enumerate(self._active) if isinstance(t, KL)]
+        self._line_kl = kl[0] if len(kl) == 1 else None
+        self._fused_line = len(kl) <= 1 and all(isinstance(t, (KL, _Quadratic))
+                                                for _, t in self._active)
 
     # algebra -----------------------------------------------------------------------
     def __add__(self, other):

@@ -78,11 +78,11 @@ class EnergyLine:
         self.lines = [(a, t.line(st, s)) for (a, t), st in zip(energy.active_terms, state.parts)]
         # a KL line is +inf outside the orthant by itself
         self._check_sign = positive and not energy._has_kl
-        kl = [(a, ln) for a, ln in self.lines if isinstance(ln, KLLine)]
-        quadratic = [(a, ln) for a, ln in self.lines if isinstance(ln, QuadraticLine)]
-        self._fused = len(kl) <= 1 and len(kl) + len(quadratic) == len(self.lines)
+        self._fused = energy._fused_line
         if self._fused:
-            self._kl = kl[0] if kl else (0.0, None)
+            k = energy._line_kl
+            self._kl = self.lines[k] if k is not None else (0.0, None)
+            quadratic = [line for j, line in enumerate(self.lines) if j != k]
             self._q_slope = sum(a * ln.slope for a, ln in quadratic)
             self._q_curvature = sum(a * ln.curvature for a, ln in quadratic)
 
