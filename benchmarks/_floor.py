@@ -127,8 +127,8 @@ def profile(E, p, metric="combined"):
     import pywt
 
     import densflow as df
-    from densflow import _metric_kernels as MK
-    from densflow.operators import dot
+    from densflow.kernels import metric as MK
+    from densflow.core.operators import dot
 
     grid = E.grid
     dim, L = grid.dim, None

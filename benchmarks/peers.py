@@ -61,7 +61,7 @@ import scipy.fft as sfft  # noqa: E402
 from scipy.optimize import Bounds, minimize  # noqa: E402
 
 import densflow as df  # noqa: E402
-from densflow.operators import dot, laplacian, laplacian_symbol  # noqa: E402
+from densflow.core.operators import dot, laplacian, laplacian_symbol  # noqa: E402
 from _tables import print_rst_table  # noqa: E402  (benchmarks/ is on sys.path as a script)
 
 TOL = 1e-12
@@ -371,7 +371,7 @@ def run_newton_cg(E, p0, caps, time_cap, scaled=True, forcing_max=1e-3, c1=1e-4,
     :math:`H d = -(g - \bar g)`, :math:`H v = \alpha_1 L_\mu^+ v + \alpha_2 v/p +
     \alpha_3 A v` (projected to mass zero), :math:`L_\mu^+` by the H⁻¹ term's own solver
     (exact in 1D; CG to ``max(1e-13, 0.1 η_k)`` in 2D), :math:`A` by
-    :func:`densflow.operators.laplacian`; preconditioner :func:`_fourier_preconditioner`.
+    :func:`densflow.core.operators.laplacian`; preconditioner :func:`_fourier_preconditioner`.
 
     Forcing :math:`\eta_k = \min(10^{-3}, \max(\sqrt{E_k}, \sqrt{\tau/(10E_k)}))`,
     :math:`\tau = 10^{-12}`: :math:`\sqrt{E_k} \sim \lVert g\rVert` gives quadratic

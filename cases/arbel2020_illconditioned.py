@@ -48,13 +48,13 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 import torch  # noqa: E402
 
 from densflow.parametric import Problem  # noqa: E402
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.data import Monitored, load_digits_data, split  # noqa: E402
 from densflow.parametric.metrics import KWNG, Adam  # noqa: E402
 from densflow.parametric.torch import TorchModel  # noqa: E402
 from densflow.parametric.torch.realdata import (ClippedDirection, CrossEntropy,  # noqa: E402
                                                 LabelledInputs, sequential)
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 torch.set_num_threads(1)
 # under densflow run numpy is imported before this file: limit its BLAS threads here too
@@ -134,8 +134,8 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     groups = runs_by_group(read_run_file(runfile_path))
     fig, axes = plt.subplots(1, len(groups) + 1, figsize=(4.6 * (len(groups) + 1), 4.4),
@@ -183,7 +183,7 @@ case = build()
 
 def select_steps(iterations=ITERATIONS, seed=100):
     """The step selection of the docstring: final test error at kappa = 1, one held-out seed."""
-    from densflow.solver import solve
+    from densflow.solving import solve
 
     grids = {"SGD": [0.01, 0.03, 0.1, 0.3, 1.0], "Adam": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
              "KWNG ridgeless": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
@@ -201,7 +201,7 @@ def select_steps(iterations=ITERATIONS, seed=100):
 def summarise(path):
     """Print the numbers the README quotes."""
     from densflow.parametric.data import seed_statistics
-    from densflow.recorder import read_run_file
+    from densflow.io.recorder import read_run_file
 
     rf = read_run_file(path)
     table = {}

@@ -33,12 +33,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.flows import ProximalGAN  # noqa: E402
 from densflow.parametric.gan import Critic, ProximalPenalty  # noqa: E402
 from densflow.parametric.losses import MMD  # noqa: E402
 from densflow.parametric.models import MLP  # noqa: E402
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 RADIUS, STD, MODES = 2.0, 0.05, 8
 ITERATIONS, SEEDS, EVERY = 2000, 5, 50
@@ -91,9 +91,9 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.case import read_monitors
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_case import read_monitors
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     groups = runs_by_group(read_run_file(runfile_path, snapshots=True))
     monitors = read_monitors(runfile_path)

@@ -33,11 +33,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from densflow.parametric import Gaussian, Problem  # noqa: E402
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.flows import BuresWassersteinFlow  # noqa: E402
 from densflow.parametric.vi import (GaussianTarget, LogisticRegressionPosterior,  # noqa: E402
                                     ReverseKL, bures_wasserstein_flow, vi_problem, w2_gaussian)
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 STEP, T_END, N_SAMPLES, SEEDS = 0.01, 20.0, 10, 5
 NATURAL_STEP = 0.05
@@ -109,9 +109,9 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.case import read_monitors
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_case import read_monitors
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     groups, monitors = runs_by_group(read_run_file(runfile_path)), read_monitors(runfile_path)
     fig, axes = plt.subplots(1, 2, figsize=(12, 6.0), sharey=True)

@@ -68,13 +68,13 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from densflow.energies import State  # noqa: E402
 from densflow.parametric import Gaussian, Problem  # noqa: E402
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.data import Monitored, importance_moments, load_cancer_data  # noqa: E402
 from densflow.parametric.flows import BuresWassersteinFlow, _FlowProblem  # noqa: E402
 from densflow.parametric.metrics import ExactWasserstein  # noqa: E402
 from densflow.parametric.vi import (LogisticRegressionPosterior, ReverseKL, vi_problem,  # noqa: E402
                                     w2_gaussian)
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 # under densflow run numpy is imported before this file: limit its BLAS threads here too
 # (threaded BLAS on the shared two-core machine made RWP's CG steps 12x slower)
@@ -253,9 +253,9 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.case import read_monitors
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_case import read_monitors
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     exps = runs_by_group(read_run_file(runfile_path))[GROUP]
     monitors = read_monitors(runfile_path)
@@ -300,10 +300,10 @@ case = build()
 
 def summarise(path):
     """Print the numbers the README quotes."""
-    from densflow.parametric.case import read_monitors
+    from densflow.app.parametric_case import read_monitors
     from densflow.parametric.data import seed_statistics
-    from densflow.parametric.figures import runs_by_group
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_figures import runs_by_group
+    from densflow.io.recorder import read_run_file
 
     m, C, ess, spread = reference()
     print(f"reference: ESS {ess[0]:.0f} and {ess[1]:.0f} of {REFERENCE_DRAWS[1]} per half; halves differ by "

@@ -44,12 +44,12 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 import torch  # noqa: E402
 
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.data import Monitored, load_digits_data, split  # noqa: E402
 from densflow.parametric.losses import MMD  # noqa: E402
 from densflow.parametric.torch import TorchModel  # noqa: E402
 from densflow.parametric.torch.realdata import DigitsClassifier, TorchGAN, sequential  # noqa: E402
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 torch.set_num_threads(1)
 # under densflow run numpy is imported before this file: limit its BLAS threads here too
@@ -162,8 +162,8 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     groups = runs_by_group(read_run_file(runfile_path))
     lo, hi = real_floor()
@@ -210,10 +210,10 @@ THRESHOLD = 50.0
 
 def summarise(path):
     """Print, per group and method, the numbers the README quotes."""
-    from densflow.parametric.case import read_monitors
+    from densflow.app.parametric_case import read_monitors
     from densflow.parametric.data import seed_statistics
-    from densflow.parametric.figures import runs_by_group
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_figures import runs_by_group
+    from densflow.io.recorder import read_run_file
 
     X, y, train, test, clf, fid, _ = digits()
     lo, hi = real_floor()

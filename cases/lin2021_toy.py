@@ -24,9 +24,9 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from densflow.parametric.case import Experiment, ParametricCase
+from densflow.app.parametric_case import Experiment, ParametricCase
 from densflow.parametric.flows import ProximalPoint
-from densflow.solver import FixedStep
+from densflow.solving import FixedStep
 
 ALPHA = 0.25
 THETA_STAR = np.array([-0.6, 1.2])
@@ -97,8 +97,8 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     runs = runs_by_group(read_run_file(runfile_path, snapshots=True))["proximal iteration"]
     fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(14, 4.4), constrained_layout=True,

@@ -7,8 +7,8 @@ metrics, at most 500 iterations to E <= 1e-12 with the paper's plain Armijo.
 """
 
 import densflow as df
-from densflow.case import Case, Panel
-from densflow.sweep import Sweep
+from densflow.app.case import Case, Panel
+from densflow.app.sweep import Sweep
 
 POTENTIAL = {1: "sin(4*pi*x)", 2: "sin(4*pi*x1) * sin(4*pi*x2)"}
 WEIGHTS = {1: (1, 1e-3, 1e-4), 2: (1, 3e-4, 1e-4)}

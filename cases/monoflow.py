@@ -25,11 +25,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.flows import ParticleFlow  # noqa: E402
 from densflow.parametric.monoflow import ProbabilityFlow  # noqa: E402
 from densflow.parametric.vi import kl_gaussian  # noqa: E402
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 C_TARGET = np.array([[1.0, 0.8], [0.8, 0.89]])
 STEP, N_STEPS, EVERY, N = 0.05, 300, 10, 1000
@@ -66,9 +66,9 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.case import read_monitors
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_case import read_monitors
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     runfile = read_run_file(runfile_path, snapshots=True)
     runs, monitors = runs_by_group(runfile)["MonoFlow"], read_monitors(runfile_path)

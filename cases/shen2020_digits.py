@@ -51,12 +51,12 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 import torch  # noqa: E402
 
 from densflow.parametric import Problem, Sinkhorn, TrustRegion  # noqa: E402
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.data import load_digits_data  # noqa: E402
 from densflow.parametric.metrics import KWNG, RWP, Adam, SiNG  # noqa: E402
 from densflow.parametric.torch import TorchModel  # noqa: E402
 from densflow.parametric.torch.realdata import sequential  # noqa: E402
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 torch.set_num_threads(1)
 # under densflow run numpy is imported before this file: limit its BLAS threads here too
@@ -121,8 +121,8 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     exps = runs_by_group(read_run_file(runfile_path))[GROUP]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
@@ -157,7 +157,7 @@ case = build()
 def summarise(path):
     """Print the numbers the README quotes."""
     from densflow.parametric.data import seed_statistics
-    from densflow.recorder import read_run_file
+    from densflow.io.recorder import read_run_file
 
     _, held = digits()
     held_loss = Sinkhorn(held, eps=EPS, tol=1e-6, n_iter=3000)

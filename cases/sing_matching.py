@@ -33,10 +33,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from densflow.parametric import MLP, Problem, Sinkhorn  # noqa: E402
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.metrics import KWNG, RWP, Adam, SiNG  # noqa: E402
 from densflow.parametric.problem import TrustRegion  # noqa: E402
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 EPS, BATCH, ITERATIONS = 0.5, 128, 60
 

@@ -42,12 +42,12 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 import torch  # noqa: E402
 
-from densflow.parametric.case import Experiment, ParametricCase  # noqa: E402
+from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.data import Monitored, load_digits_data, split  # noqa: E402
 from densflow.parametric.flows import ParticleFlow  # noqa: E402
 from densflow.parametric.monoflow import ProbabilityFlow, RatioEstimator  # noqa: E402
 from densflow.parametric.torch.realdata import DigitsClassifier  # noqa: E402
-from densflow.solver import FixedStep  # noqa: E402
+from densflow.solving import FixedStep  # noqa: E402
 
 torch.set_num_threads(1)
 # under densflow run numpy is imported before this file: limit its BLAS threads here too
@@ -108,8 +108,8 @@ def figure(runfile_path, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from densflow.parametric.figures import runs_by_group, seed_band, seed_matrix
-    from densflow.recorder import read_run_file
+    from densflow.app.parametric_figures import runs_by_group, seed_band, seed_matrix
+    from densflow.io.recorder import read_run_file
 
     groups = runs_by_group(read_run_file(runfile_path))
     X, fid = digits()
@@ -153,7 +153,7 @@ case = build()
 def summarise(path):
     """Print the numbers the README quotes."""
     from densflow.parametric.data import seed_statistics
-    from densflow.recorder import read_run_file
+    from densflow.io.recorder import read_run_file
 
     X, fid = digits()
     rng = np.random.default_rng(7)

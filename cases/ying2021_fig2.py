@@ -5,7 +5,7 @@ metric with the single metrics whose energy terms are switched on.
 """
 
 import densflow as df
-from densflow.case import Case, Panel
+from densflow.app.case import Case, Panel
 
 case = Case(
     name="ying2021_fig2",

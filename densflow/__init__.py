@@ -1,13 +1,16 @@
 """densflow: natural-gradient flows of probability densities.
 
 Grid side: :class:`Grid`, :mod:`densflow.energies`, :mod:`densflow.metrics` and
-:func:`solve`; the documentation in ``docs/`` and README.rst explain them.
+:func:`solve`; the documentation in ``docs/`` explains them, and
+``docs/architecture.rst`` the layers of the package.
 """
 
-from . import energies, metrics
-from .grid import Grid
-from .solver import Armijo, SolveResult, solve
+from . import _aliases, energies, metrics
+from .core.grid import Grid
+from .solving import Armijo, SolveResult, solve
 
 __version__ = "0.1.0"
 
 __all__ = ["Grid", "energies", "metrics", "solve", "SolveResult", "Armijo", "__version__"]
+
+_aliases.install()

@@ -35,7 +35,7 @@ curvature out of the step that positivity cuts it (2D high contrast: 50–216 ou
 iterations against 7–8). In 2D the :math:`L_\mu^+` inside each Hessian product is an
 inner CG run to relative residual :math:`\eta_k/10`, relaxed in proportion to the
 residual left (Simoncini and Szyld 2003). In 1D with the combined metric the whole PCG
-is one numba call (:mod:`densflow._newton_kernels`).
+is one numba call (:mod:`densflow.kernels.newton`).
 
 *Globalisation.* The step is :math:`p_{k+1} = p_k + t\,d` with Armijo backtracking from
 :math:`t_0 = \min(1, \theta\, t_{\max})`, where :math:`t_{\max}` is the largest step that
@@ -56,10 +56,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._newton_kernels import newton_cg_1d
-from .energies import KL, Dirichlet, HMinus1
-from .metrics import BlendedPreconditioner, CombinedPreconditioner, _mass_fix
-from .operators import dot
+from .kernels.newton import newton_cg_1d
+from .energies.terms import KL, Dirichlet, HMinus1
+from .metrics.natural import BlendedPreconditioner, CombinedPreconditioner, _mass_fix
+from .core.operators import dot
 
 __all__ = ["Newton", "NewtonStep", "INNER_COUNTS"]
 

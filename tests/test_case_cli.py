@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import densflow as df
-from densflow.case import Case, CaseError, Panel, load_case
-from densflow.cli import main
-from densflow.recorder import read_run_file
+from densflow.app.case import Case, CaseError, Panel, load_case
+from densflow.app.cli import main
+from densflow.io.recorder import read_run_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = Path(__file__).resolve().parent / "cases"
@@ -136,10 +136,10 @@ BAD_CASES = {
     "nocase.py": ("import densflow\nx = 1\n", "defines no case"),
     "raises.py": ("import densflow\n\n1 / 0\n", "(line 3): ZeroDivisionError on import: division by zero"),
     "syntax.py": ("case = (\n", "SyntaxError on import"),
-    "badpanel.py": ("import densflow as df\nfrom densflow.case import Case, Panel\n"
+    "badpanel.py": ("import densflow as df\nfrom densflow.app.case import Case, Panel\n"
                     "case = Case(grid=df.Grid(8), potential='x', panels=[Panel((1, 0), ['combined'])])\n",
                     "(line 3): ValueError on import: Panel weights must be three"),
-    "notacase.py": ("case = 42\n", "'case' is a int, not a densflow.case.Case"),
+    "notacase.py": ("case = 42\n", "'case' is a int, not a densflow.app.case.Case"),
 }
 
 

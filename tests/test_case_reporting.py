@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import densflow as df
-from densflow.case import EXPRESSION_NAMES, Case, Panel, load_case
-from densflow.cli import main
-from densflow.recorder import read_run_file
+from densflow.app.case import EXPRESSION_NAMES, Case, Panel, load_case
+from densflow.app.cli import main
+from densflow.io.recorder import read_run_file
 
 ROOT = Path(__file__).resolve().parents[1]
 BUMP = "exp(-(x-0.5)**2/(2*0.05**2))"
@@ -76,7 +76,7 @@ def test_run_and_inspect_print_why_runs_stopped(tmp_path, capsys):
 
 def test_a_lowered_wavelet_level_is_reported(tmp_path, capsys):
     case = tmp_path / "n200.py"
-    case.write_text("import densflow as df\nfrom densflow.case import Case, Panel\n"
+    case.write_text("import densflow as df\nfrom densflow.app.case import Case, Panel\n"
                     "case = Case(grid=df.Grid(200, dim=1), potential='sin(4*pi*x)',\n"
                     "            panels=[Panel((1, 1e-3, 0), ['combined', 'wasserstein'])])\n")
     assert main(["run", str(case), "-o", str(tmp_path / "n.h5")]) == 0

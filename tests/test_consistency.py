@@ -13,9 +13,9 @@ import pytest
 
 import densflow as df
 from conftest import V1
-from densflow.case import load_case, recorded_path
-from densflow.recorder import RunFileError, read_run_file
-from densflow.runner import run_case
+from densflow.app.case import load_case, recorded_path
+from densflow.io.recorder import RunFileError, read_run_file
+from densflow.app.runner import run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = Path(__file__).parent / "cases"
@@ -50,7 +50,7 @@ def test_solve_refuses_an_existing_file_unless_told(tmp_path):
 
 
 def test_recorder_refuses_an_existing_file_by_default(tmp_path):
-    from densflow.recorder import Recorder
+    from densflow.io.recorder import Recorder
 
     path = tmp_path / "r.h5"
     Recorder(path).close()
@@ -124,7 +124,7 @@ def test_case_file_is_recorded_without_the_machine_s_folders(tmp_path, monkeypat
 def test_compile_notice_only_when_numba_compiles():
     import numba
 
-    from densflow._progress import COMPILE_MESSAGE, compile_notice
+    from densflow.app.progress import COMPILE_MESSAGE, compile_notice
 
     @numba.njit(cache=False)
     def twice(x):
@@ -164,7 +164,7 @@ def test_densflow_run_says_it_compiles_on_a_cold_cache_only(tmp_path):
 
 def test_a_sweep_point_reports_its_progress(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
-    from densflow import sweep as sweep_module
+    from densflow.app import sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "PROGRESS_DELAY", 0.0)
     monkeypatch.setattr(sweep_module, "PROGRESS_INTERVAL", 0.0)

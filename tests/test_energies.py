@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import densflow as df
+import densflow.energies.terms
 from conftest import make_energy, random_density
 from dense import difference_matrices
 
@@ -92,7 +93,7 @@ def test_min_value_unknown_for_different_references(small_problem):
 def test_line_restriction_is_exact(small_problem, monkeypatch, line_rtol, tol):
     # exact up to the tolerance of the 2D solve L^+ s (1D is exact at any setting)
     if line_rtol is not None:
-        monkeypatch.setattr(df.energies, "LINE_RTOL", line_rtol)
+        monkeypatch.setattr(densflow.energies.terms, "LINE_RTOL", line_rtol)
     grid, mu = small_problem
     E = make_energy(grid, mu, (1, 1e-3, 1e-4))
     p = random_density(grid, 5)

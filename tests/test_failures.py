@@ -6,9 +6,9 @@ import pytest
 
 import densflow as df
 from conftest import V1, V2, make_energy
-from densflow.cli import main
-from densflow.operators import LinearSolveError, WeightedLaplacianSolver
-from densflow.recorder import read_run_file
+from densflow.app.cli import main
+from densflow.core.operators import LinearSolveError, WeightedLaplacianSolver
+from densflow.io.recorder import read_run_file
 
 HIGH_CONTRAST = "20*sin(2*pi*x1)*sin(2*pi*x2)"
 
@@ -95,7 +95,7 @@ def test_failure_mid_run_keeps_the_history(tmp_path, recorded):
 def test_cli_reports_the_failure_in_one_line(tmp_path, capsys):
     case = tmp_path / "contrast.py"
     case.write_text(
-        "import densflow as df\nfrom densflow.case import Case, Panel\n"
+        "import densflow as df\nfrom densflow.app.case import Case, Panel\n"
         f"case = Case(grid=df.Grid(32, dim=2), potential={HIGH_CONTRAST!r},\n"
         "            panels=[Panel((1, 3e-4, 1e-4), ['combined', 'fisher_rao'])])\n")
     h5 = tmp_path / "contrast.h5"

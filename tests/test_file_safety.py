@@ -23,8 +23,8 @@ import pytest
 
 import densflow as df
 from conftest import V1
-from densflow.cli import main
-from densflow.recorder import (DamagedFileError, FileLockedError, Recorder, RunFileError,
+from densflow.app.cli import main
+from densflow.io.recorder import (DamagedFileError, FileLockedError, Recorder, RunFileError,
                                read_run_file)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def reference(tmp_path_factory):
 HOLDER = """
 import sys
 import densflow as df
-from densflow.recorder import Recorder
+from densflow.io.recorder import Recorder
 rec = Recorder(sys.argv[1], mode="a")  # holds the HDF5 lock, like a running densflow run
 print("ready", flush=True)
 sys.stdin.readline()
@@ -283,7 +283,7 @@ def test_sys_exit_in_a_case_file(tmp_path, capsys):
 
 
 def test_truncated_sweep_point_is_set_aside_and_rerun(tmp_path):
-    from densflow.sweep import file_status, point_filename, run_point
+    from densflow.app.sweep import file_status, point_filename, run_point
 
     sweep_file = str(CASES / "small_sweep.py")
     path = tmp_path / point_filename("small_sweep", dict(n=32))

@@ -8,7 +8,7 @@ import pytest
 
 import densflow as df
 from conftest import V1
-from densflow.case import Case, Panel
+from densflow.app.case import Case, Panel
 from densflow.parametric import Problem
 from densflow.parametric.losses import W2Gaussian
 from densflow.parametric.models import Gaussian

@@ -6,7 +6,8 @@ import pytest
 import pywt
 
 import densflow as df
-from densflow.wavelets import WaveletBasis
+import densflow.core.operators
+from densflow.core.wavelets import WaveletBasis
 from dense import difference_matrices, wavelet_matrix
 
 
@@ -67,7 +68,7 @@ def test_weighted_laplacian_solve_matches_dense_pinv(amplitude, mixed):
     n = 32
     grid = df.Grid(n, 2)
     mu = grid.gibbs(lambda a, b: amplitude * np.sin(2 * np.pi * a) * np.sin(2 * np.pi * b))
-    solver = df.operators.WeightedLaplacianSolver(mu, n)
+    solver = densflow.core.operators.WeightedLaplacianSolver(mu, n)
     assert solver.mixed is mixed
     L = sum(D.T @ np.diag(mu.ravel()) @ D for D in difference_matrices(n, 2))
     r = np.random.default_rng(5).standard_normal(grid.shape)
@@ -81,7 +82,7 @@ def test_weighted_laplacian_solve_matches_dense_pinv(amplitude, mixed):
 
 
 def test_vectorised_log_matches_numpy_to_an_ulp():
-    from densflow._log_kernels import log_into
+    from densflow.kernels.log import log_into
 
     rng = np.random.default_rng(11)
     specials = [1.0, 2.0, 0.5, np.sqrt(2), np.nextafter(np.sqrt(2), 0), np.nextafter(np.sqrt(2), 2),
@@ -109,7 +110,7 @@ def test_float32_preconditioner_leaves_first_order_runs_unchanged(monkeypatch):
     p0 /= p0.sum()
     runs = []
     for contrast in (1e4, 0.0):
-        monkeypatch.setattr(df.operators, "MIXED_PRECISION_CONTRAST", contrast)
+        monkeypatch.setattr(densflow.core.operators, "MIXED_PRECISION_CONTRAST", contrast)
         E = 1.0 * df.energies.HMinus1(grid, mu) + 3e-4 * df.energies.KL(grid, mu)
         assert E.terms[0][1].solver.mixed is (contrast > 0)
         runs.append(df.solve(E, p0, method="gradient", max_iter=100))

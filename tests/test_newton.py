@@ -154,7 +154,7 @@ def test_newton_falls_back_to_the_metric_step_when_the_line_search_fails():
     op = Broken(E, df.metrics.get("combined").bind(E), Newton(damping_tries=0), tol=1e-12)
     p = random_density(grid, 6)
     state = E.evaluate(p)
-    from densflow.solver import NEWTON_LINE_SEARCH, _descend  # the loop itself
+    from densflow.solving import NEWTON_LINE_SEARCH, _descend  # the loop itself
 
     res = _descend(E, p, df.metrics.get("combined"), op, 1e-12, None, 5, NEWTON_LINE_SEARCH,
                    None, None, False, 0.0)
@@ -192,7 +192,7 @@ def _contrast_bump(n=512):
 def test_newton_runs_recorded_unrecorded_and_resumed_are_identical(tmp_path):
     import h5py
 
-    from densflow.recorder import read_run_file
+    from densflow.io.recorder import read_run_file
 
     grid, E, p0 = _contrast_bump()
     loose = Newton(forcing_max=0.5)  # more steps than one snapshot interval

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from densflow.cli import main
-from densflow.recorder import read_run_file
+from densflow.app.cli import main
+from densflow.io.recorder import read_run_file
 
 CASE = '''
 import numpy as np
 from densflow.parametric import Gaussian, Problem, W2Gaussian
-from densflow.parametric.case import Experiment, ParametricCase
+from densflow.app.parametric_case import Experiment, ParametricCase
 from densflow.parametric.metrics import Adam
-from densflow.solver import FixedStep
+from densflow.solving import FixedStep
 
 
 def make(seed):
@@ -57,7 +57,7 @@ def test_densflow_run_inspect_plot_a_parametric_case(tmp_path, capsys):
 
 
 def test_parametric_case_bad_input():
-    from densflow.parametric.case import Experiment, ParametricCase
+    from densflow.app.parametric_case import Experiment, ParametricCase
 
     with pytest.raises(ValueError, match="label"):
         Experiment("a/b", lambda s: None)
@@ -72,8 +72,8 @@ def test_parametric_case_bad_input():
 MONITORED = '''
 import numpy as np
 from densflow.parametric import Gaussian, Problem, W2Gaussian
-from densflow.parametric.case import Experiment, ParametricCase, read_monitors
-from densflow.solver import FixedStep
+from densflow.app.parametric_case import Experiment, ParametricCase, read_monitors
+from densflow.solving import FixedStep
 
 
 def make(seed):
@@ -101,7 +101,7 @@ case = ParametricCase(
 
 
 def test_monitors_per_experiment_seeds_and_the_case_figure(tmp_path, capsys):
-    from densflow.parametric.case import read_monitors
+    from densflow.app.parametric_case import read_monitors
 
     path = tmp_path / "monitored.py"
     path.write_text(MONITORED)
@@ -134,7 +134,7 @@ def test_monitors_per_experiment_seeds_and_the_case_figure(tmp_path, capsys):
 
 def test_monitor_errors_are_named(tmp_path):
     from densflow.parametric import Gaussian, Problem, W2Gaussian
-    from densflow.parametric.case import Experiment, ParametricCase, run_parametric_case
+    from densflow.app.parametric_case import Experiment, ParametricCase, run_parametric_case
 
     def make(seed):
         model = Gaussian(1, "diag")

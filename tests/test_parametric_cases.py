@@ -11,11 +11,11 @@ import pytest
 import scipy.linalg
 from scipy.spatial.distance import cdist
 
-from densflow.case import load_case
-from densflow.cli import main
-from densflow.parametric.case import read_monitors, run_parametric_case
+from densflow.app.case import load_case
+from densflow.app.cli import main
+from densflow.app.parametric_case import read_monitors, run_parametric_case
 from densflow.parametric.vi import kl_gaussian, w2_gaussian
-from densflow.recorder import read_run_file
+from densflow.io.recorder import read_run_file
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 

@@ -13,8 +13,8 @@ from densflow.parametric.metrics import RWP, SiNG
 from densflow.parametric.monoflow import ProbabilityFlow, RatioEstimator, h_prime
 from densflow.parametric.problem import TrustRegion
 from densflow.parametric.vi import GaussianTarget
-from densflow.recorder import read_run_file
-from densflow.solver import Armijo, FixedStep
+from densflow.io.recorder import read_run_file
+from densflow.solving import Armijo, FixedStep
 
 
 def _problem(seed=0):

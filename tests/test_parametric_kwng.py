@@ -218,7 +218,7 @@ def test_solve_drives_the_adaptive_damping(eta, eps_end):
     after each window of 2, an overshooting step (m = 2 -> about -2, rho ~ 0) doubles it."""
     import densflow
     from densflow.parametric import Problem, fixed_step_path
-    from densflow.solver import FixedStep
+    from densflow.solving import FixedStep
 
     model, loss = Gaussian(1, "diag"), W2Gaussian(0.0, 1.0)
     problem = Problem(model, loss, z=np.random.default_rng(0).standard_normal((200, 1)))

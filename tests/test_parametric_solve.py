@@ -6,9 +6,9 @@ import pytest
 
 import densflow as df
 from densflow.parametric import MLP, MMD, Gaussian, Problem, Sinkhorn, W2Gaussian
-from densflow.parametric.figures import gaussian_descent_path, save_reparametrisation_figure
+from densflow.app.parametric_figures import gaussian_descent_path, save_reparametrisation_figure
 from densflow.parametric.metrics import RWP
-from densflow.solver import FixedStep
+from densflow.solving import FixedStep
 
 
 def test_armijo_natural_gradient_reaches_gaussian_target():

@@ -24,7 +24,7 @@ from densflow.parametric.torch.realdata import (ClippedDirection, CrossEntropy, 
                                                 DigitsClassifier, LabelledInputs, TorchGAN,
                                                 proximal_penalty, sequential)
 from densflow.parametric.vi import w2_gaussian  # noqa: E402
-from densflow.solver import FixedStep, solve  # noqa: E402
+from densflow.solving import FixedStep, solve  # noqa: E402
 
 
 def _spd(rng, k):

@@ -14,13 +14,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from scipy.spatial.distance import cdist  # noqa: E402
 
-from densflow.case import load_case  # noqa: E402
-from densflow.cli import main  # noqa: E402
-from densflow.parametric.case import read_monitors, run_parametric_case  # noqa: E402
+from densflow.app.case import load_case  # noqa: E402
+from densflow.app.cli import main  # noqa: E402
+from densflow.app.parametric_case import read_monitors, run_parametric_case  # noqa: E402
 from densflow.parametric.data import frechet_distance  # noqa: E402
 from densflow.parametric.torch.realdata import sequential  # noqa: E402
 from densflow.parametric.vi import w2_gaussian  # noqa: E402
-from densflow.recorder import read_run_file  # noqa: E402
+from densflow.io.recorder import read_run_file  # noqa: E402
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 

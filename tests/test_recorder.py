@@ -4,7 +4,7 @@ import pytest
 
 import densflow as df
 from conftest import V1, make_energy, random_density
-from densflow.recorder import Recorder, RunFileError, read_run_file
+from densflow.io.recorder import Recorder, RunFileError, read_run_file
 
 
 def problem(n=64, weights=(1, 1e-3, 1e-4)):

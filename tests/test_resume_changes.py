@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import densflow as df
-import densflow.recorder as recorder_module
+import densflow.io.recorder as recorder_module
 from conftest import V1, make_energy
-from densflow.cli import main
-from densflow.recorder import ResumeError, read_run_file
+from densflow.app.cli import main
+from densflow.io.recorder import ResumeError, read_run_file
 
 SMALL = Path(__file__).resolve().parent / "cases" / "small_1d.py"
 

@@ -5,7 +5,7 @@ import pytest
 
 import densflow as df
 from conftest import V1, V2, make_energy
-from densflow.recorder import read_run_file
+from densflow.io.recorder import read_run_file
 
 WEIGHTS = {1: [(1, 1e-3, 0), (1, 0, 1e-4), (0, 1e-3, 1e-4), (1, 1e-3, 1e-4)],
            2: [(1, 3e-4, 0), (1, 0, 1e-4), (0, 3e-4, 1e-4), (1, 3e-4, 1e-4)]}

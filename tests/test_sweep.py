@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from densflow.cli import main  # noqa: E402
-from densflow.recorder import read_run_file  # noqa: E402
-from densflow.runner import run_case  # noqa: E402
-from densflow.sweep import Sweep, file_status, load_sweep, point_filename, run_sweep  # noqa: E402
+from densflow.app.cli import main  # noqa: E402
+from densflow.io.recorder import read_run_file  # noqa: E402
+from densflow.app.runner import run_case  # noqa: E402
+from densflow.app.sweep import Sweep, file_status, load_sweep, point_filename, run_sweep  # noqa: E402
 
 CASES = Path(__file__).parent / "cases"
 SWEEP = str(CASES / "small_sweep.py")

@@ -7,10 +7,10 @@ parametric metrics that drive the same solver as the grid side (issue 6, DESIGN.
 * :mod:`densflow.parametric.metrics`: :class:`Euclidean`, :class:`RWP`, :class:`O1SBE`,
   :class:`O2DiagSBE`, :class:`ExactWasserstein`, :class:`Fisher`.
 * :class:`Problem`: model + loss + batch, run by :func:`densflow.solve` with the grid
-  solver's Armijo line search (or :class:`densflow.solver.FixedStep`, or
+  solver's Armijo line search (or :class:`densflow.solving.FixedStep`, or
   :class:`TrustRegion`; :func:`fixed_step_path` keeps the iterates of such a run).
 * :mod:`densflow.parametric.flows`: MonoFlow particles, the Bures–Wasserstein flow and a
-  GAN's Algorithm 1 as problems of the same loop; :mod:`densflow.parametric.case`:
+  GAN's Algorithm 1 as problems of the same loop; :mod:`densflow.app.parametric_case`:
   parametric case files for ``densflow run``.
 * :mod:`densflow.parametric.torch`: PyTorch modules as models, and the
   :class:`~densflow.parametric.torch.NaturalGradient` optimizer (imported on demand).

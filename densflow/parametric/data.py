@@ -23,7 +23,7 @@ import numbers
 import numpy as np
 import scipy.special
 
-from ..energies import State
+from ..core.state import State
 
 __all__ = ["load_digits_data", "load_cancer_data", "split", "frechet_distance",
            "FrechetReference", "importance_moments", "Monitored", "seed_statistics"]

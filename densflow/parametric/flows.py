@@ -21,15 +21,15 @@ problem                        update from :math:`p_k`                     value
 :class:`~densflow.parametric.Problem` runs: a :class:`~densflow.parametric.vi.ReverseKL`
 loss, and ``line_search=TrustRegion(r)`` with ``metric=SiNG(...)``.) The decrement
 :math:`s\cdot g = |g|^2` is recorded at every step (``gtol`` stops on it). Every problem
-here refuses any step rule but :class:`~densflow.solver.FixedStep`.
+here refuses any step rule but :class:`~densflow.solving.FixedStep`.
 """
 
 import zlib
 
 import numpy as np
 
-from ..energies import State
-from ..linesearch import FixedStep
+from ..core.state import State
+from ..optim.linesearch import FixedStep
 from . import metrics as _metrics
 
 __all__ = ["ParticleFlow", "BuresWassersteinFlow", "ProximalGAN", "ProximalPoint"]

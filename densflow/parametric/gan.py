@@ -149,7 +149,7 @@ def train_gan(generator, theta, critic, phi, sample_data, rng, n_iter=1000, batc
     history : dict
         ``iteration``, ``time`` (training seconds) and ``value`` arrays.
     """
-    from ..solver import FixedStep, solve
+    from ..solving import FixedStep, solve
     from .flows import ProximalGAN
 
     problem = ProximalGAN(generator, critic, phi, sample_data, rng, batch, penalty, lr, betas)

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import as_real_array
+from ..core.validation import as_real_array
 
 __all__ = ["Model", "Gaussian", "MLP", "PARAMETRIZATIONS", "ACTIVATIONS"]
 

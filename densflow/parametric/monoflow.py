@@ -273,9 +273,9 @@ class ProbabilityFlow:
     def solve(self, particles, n_steps, **options):
         """``densflow.solve`` of :class:`densflow.parametric.flows.ParticleFlow` from
         ``particles`` for ``n_steps`` Euler steps (``options``: ``callback``, ``out``,
-        ``gtol``, ...); returns the :class:`~densflow.solver.SolveResult` (``p``: the
+        ``gtol``, ...); returns the :class:`~densflow.solving.SolveResult` (``p``: the
         particles; ``energies``: the ratio estimate of KL(q‖p) at each step)."""
-        from ..solver import FixedStep, solve
+        from ..solving import FixedStep, solve
         from .flows import ParticleFlow
 
         return solve(ParticleFlow(self), particles, "euclidean", tol=None,

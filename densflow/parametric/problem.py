@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..energies import State
-from ..linesearch import Armijo, FixedStep
+from ..core.state import State
+from ..optim.linesearch import Armijo, FixedStep
 from . import metrics as _metrics
 from .losses import SinkhornError
 from .models import Model
@@ -67,8 +67,8 @@ class TrustRegion:
         return float(np.sqrt(2.0 * self.radius / slope)), None, 0
 
 
-#: Step rules of parametric runs besides :class:`~densflow.solver.Armijo` and
-#: :class:`~densflow.solver.FixedStep`.
+#: Step rules of parametric runs besides :class:`~densflow.solving.Armijo` and
+#: :class:`~densflow.solving.FixedStep`.
 STEP_RULES = (TrustRegion,)
 
 
@@ -230,8 +230,8 @@ def fixed_step_path(problem, theta0, metric, eta, n_steps):
     r"""``n_steps`` constant steps :math:`\theta_{k+1} = \theta_k - \eta\, G^{-1}\nabla F`
     of :func:`densflow.solve`; returns ``(path, result)`` with the iterates ``path`` of
     shape ``(n_steps + 1, len(theta0))`` (fewer rows if the run stops early) and the
-    :class:`~densflow.solver.SolveResult`."""
-    from ..solver import solve
+    :class:`~densflow.solving.SolveResult`."""
+    from ..solving import solve
 
     path = [np.array(theta0, dtype=float)]
     result = solve(problem, theta0, metric=metric, tol=None, max_iter=n_steps,

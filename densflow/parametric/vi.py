@@ -325,7 +325,7 @@ def bures_wasserstein_flow(target, mu0, Sigma0, t_end, dt, expectations="cubatur
         use_hessian = callable(getattr(target, "hess_log_p", None))
     elif use_hessian and not callable(getattr(target, "hess_log_p", None)):
         raise ValueError("use_hessian=True needs a target with hess_log_p(x)")
-    from ..solver import FixedStep, solve
+    from ..solving import FixedStep, solve
     from .flows import BuresWassersteinFlow
 
     problem = BuresWassersteinFlow(target, d, expectations, order, n_samples, rng, use_hessian)
@@ -418,7 +418,7 @@ def gaussian_vi(target, mu0, S0, step, n_steps, estimator="stl", expectations="m
         raise ValueError(f"expectations must be 'mc' or 'cubature', got {expectations!r}")
     problem = vi_problem(target, d, estimator, expectations, n_samples, order, rng)
     path = [np.concatenate([mu, S.ravel()])]
-    from ..solver import FixedStep, solve
+    from ..solving import FixedStep, solve
 
     solve(problem, path[0], "euclidean", tol=None, max_iter=n_steps, line_search=FixedStep(step),
           callback=lambda k, p, *_: path.append(p.copy()) and False)

@@ -4,7 +4,7 @@ The Fisher–Rao run (2500 iterations at 128 × 128, about 5 s) is the one that 
 """
 
 import densflow as df
-from densflow.case import Case, Panel
+from densflow.app.case import Case, Panel
 
 case = Case(
     grid=df.Grid(128, dim=2),

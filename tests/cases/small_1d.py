@@ -1,7 +1,7 @@
 """A small 1D case for the command-line tests (n = 64, two panels)."""
 
 import densflow as df
-from densflow.case import Case, Panel
+from densflow.app.case import Case, Panel
 
 case = Case(
     title="small 1D test case",

@@ -9,8 +9,8 @@ import signal
 import time
 
 import densflow as df
-from densflow.case import Case, Panel
-from densflow.sweep import Sweep
+from densflow.app.case import Case, Panel
+from densflow.app.sweep import Sweep
 
 
 class KillOnce(df.metrics.Combined):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...energies import State
+from ...core.state import State
 from ..data import FrechetReference
 from ..flows import _FlowProblem
 from ..metrics import ParametricMetric

@@ -1,0 +1,364 @@
+"""Case files: a declarative description of a convergence experiment.
+
+A case file is plain Python that defines a module-level ``case``::
+
+    import densflow as df
+    from densflow.app.case import Case, Panel
+
+    case = Case(
+        title="Ying (2021), Fig. 1",
+        grid=df.Grid(512, dim=1),
+        potential="sin(4*pi*x)",                # mu ∝ exp(-V)
+        p0="uniform",
+        panels=[Panel((1, 1e-3, 0), ["combined", "wasserstein", "fisher_rao"],
+                      title="(1) Wasserstein + Fisher–Rao"),
+                ...],
+        tol=1e-12, max_iter=1000,
+    )
+
+``densflow run FILE`` loads it with :func:`load_case`, solves every (panel, metric) pair
+with the energy ``α1 HMinus1 + α2 KL + α3 Dirichlet`` of the panel's weights, records
+the runs in one HDF5 file and draws one figure panel per :class:`Panel`.
+
+The potential and a non-uniform initial density are NumPy expressions of the
+coordinates (``x`` in 1D, ``x1`` and ``x2`` in 2D), so that the run file can record
+them as text and the case can be rerun from the file alone.
+"""
+
+import importlib.util
+import numbers
+import os
+import sys
+import traceback
+
+import numpy as np
+
+from ..energies import terms as _energies
+from ..metrics import natural as _metrics
+from ..core.validation import check_positive_int, check_real_or_none, check_safeguard
+from ..core.grid import Grid
+from ..solving import DEFAULT_METHOD, Armijo, _check_method
+
+__all__ = ["Case", "Panel", "CaseError", "load_case", "evaluate_expression"]
+
+#: Names available in potential and initial-density expressions (plus the coordinates).
+EXPRESSION_NAMES = {"np": np, "pi": np.pi, "e": np.e, "sin": np.sin, "cos": np.cos,
+                    "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+                    "abs": np.abs, "tanh": np.tanh, "cosh": np.cosh, "sinh": np.sinh}
+
+
+def expression_names(dim):
+    """The names an expression may use on a ``dim``-dimensional grid, as text."""
+    coords = "x" if dim == 1 else "x1, x2"
+    return f"{coords}, " + ", ".join(n for n in EXPRESSION_NAMES if n != "np") + " and np (NumPy)"
+
+_METRIC_LABELS = {"wasserstein": "Wasserstein", "fisher_rao": "Fisher–Rao",
+                  "mahalanobis": "Mahalanobis", "combined": "combined"}
+
+
+class CaseError(Exception):
+    """A case file cannot be loaded; the message is one line naming the file."""
+
+
+def evaluate_expression(expr, grid, name="expression"):
+    """Evaluate a NumPy expression of the coordinates on ``grid``.
+
+    Parameters
+    ----------
+    expr : str
+        E.g. ``"sin(4*pi*x)"`` (1D) or ``"sin(4*pi*x1) * sin(4*pi*x2)"`` (2D); the
+        functions of :data:`EXPRESSION_NAMES` and ``np`` are available.
+    grid : Grid
+        The grid.
+    name : str
+        The argument's name, for error messages.
+
+    Returns
+    -------
+    ndarray
+        The finite values, of the grid's shape.
+    """
+    if not isinstance(expr, str) or not expr.strip():
+        raise TypeError(f"{name} must be a non-empty expression string, got {expr!r}")
+    coords = grid.coordinates()
+    variables = {"x": coords} if grid.dim == 1 else {"x1": coords[0], "x2": coords[1]}
+    where = "x" if grid.dim == 1 else "x1 and x2"
+    try:
+        with np.errstate(all="ignore"):
+            values = eval(expr, {"__builtins__": {}, **EXPRESSION_NAMES}, variables)  # noqa: S307
+        if np.iscomplexobj(values):
+            raise TypeError("the expression has complex values")
+        values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
+    except Exception as exc:
+        raise ValueError(f"{name} {expr!r} cannot be evaluated on the {grid.dim}D grid "
+                         f"({type(exc).__name__}: {exc}; the coordinates are {where}; "
+                         f"allowed names: {expression_names(grid.dim)})") from None
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} {expr!r} is not finite everywhere on the grid")
+    return np.array(values)
+
+
+class Panel:
+    """One panel of a case: energy weights and the metrics compared on it.
+
+    Parameters
+    ----------
+    weights : sequence of 3 numbers
+        :math:`(\\alpha_1, \\alpha_2, \\alpha_3)` of the H⁻¹ (Wasserstein-type), KL
+        (Fisher–Rao-type) and Dirichlet (Mahalanobis-type) terms; >= 0, not all zero.
+    metrics : sequence of str or Metric
+        The metrics run on this panel, in legend order, e.g.
+        ``["combined", "wasserstein", "fisher_rao"]``; names must be distinct.
+    title : str or None
+        Panel title; by default the single metrics' names joined by ``+``.
+    """
+
+    def __init__(self, weights, metrics, title=None):
+        w = tuple(weights) if not isinstance(weights, (str, bytes)) else ()
+        if len(w) != 3 or not all(isinstance(a, numbers.Real) and not isinstance(a, bool)
+                                  and np.isfinite(a) and a >= 0
+                                  for a in w):
+            raise ValueError(f"Panel weights must be three finite numbers >= 0, got {weights!r}")
+        if not any(a > 0 for a in w):
+            raise ValueError(f"Panel weights must not all be zero, got {weights!r}")
+        self.weights = tuple(float(a) for a in w)
+        if isinstance(metrics, (str, _metrics.Metric)) or not len(metrics):
+            raise ValueError(f"Panel metrics must be a non-empty list of metric names, got {metrics!r}")
+        self.metrics = [_metrics.get(m) for m in metrics]
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Panel metrics must be distinct, got {names}")
+        if title is None:
+            title = " + ".join(_METRIC_LABELS[n] for n in names if n != "combined")
+        self.title = str(title)
+
+    @property
+    def metric_names(self):
+        return [m.name for m in self.metrics]
+
+    def __repr__(self):
+        return f"Panel({self.weights}, {self.metric_names}, title={self.title!r})"
+
+
+class Case:
+    """A convergence experiment: one grid, one reference measure, several panels.
+
+    Parameters
+    ----------
+    grid : Grid
+        The periodic grid.
+    potential : str
+        :math:`V` as an expression of ``x`` (1D) or ``x1, x2`` (2D); the reference
+        measure is :math:`\\mu \\propto \\exp(-V)` (:meth:`Grid.gibbs`).
+    panels : sequence of Panel
+        The weight sets and metrics.
+    p0 : str
+        Initial density: ``"uniform"`` or an expression (as for ``potential``) of a
+        positive function, normalised to a probability vector.
+    name : str or None
+        Short name (default output file ``NAME.h5``); :func:`load_case` fills in the
+        file's stem when omitted.
+    title : str or None
+        Figure title.
+    tol, gtol, max_iter, line_search, safeguard, method, newton
+        Stopping rules, line search, safeguard, method and Newton settings, as in
+        :func:`densflow.solve`, whose defaults they share (``safeguard=None,
+        method="gradient"``: the paper's plain method). ``densflow run --method``
+        overrides ``method``.
+    snapshot_every : int
+        Store the density every this many iterations in the run file.
+    """
+
+    def __init__(self, grid, potential, panels, p0="uniform", name=None, title=None,
+                 tol=1e-12, gtol=None, max_iter=1000, line_search=None, snapshot_every=10,
+                 safeguard=0.1, method=DEFAULT_METHOD, newton=None):
+        if not isinstance(grid, Grid):
+            raise TypeError(f"Case grid must be a densflow.Grid, got {type(grid).__name__}")
+        self.grid = grid
+        self.potential = potential
+        self.mu = self._gibbs(potential)
+        self.p0 = p0
+        self.initial_density()  # validates the recipe
+        panels = list(panels)
+        if not panels or not all(isinstance(p, Panel) for p in panels):
+            raise ValueError("Case panels must be a non-empty list of densflow.app.case.Panel")
+        self.panels = panels
+        if name is not None and (not isinstance(name, str) or not name or os.sep in name):
+            raise ValueError(f"Case name must be a non-empty string without {os.sep!r}, got {name!r}")
+        self.name = name
+        self.title = title
+        for key, v in (("tol", tol), ("gtol", gtol)):
+            check_real_or_none(v, f"Case {key}")
+        self.tol, self.gtol = tol, gtol
+        self.max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+        self.line_search = line_search  # None: the method's default
+        if line_search is not None and not isinstance(line_search, Armijo):
+            raise TypeError("Case line_search must be a densflow.Armijo instance or None")
+        self.method = method
+        self.newton = newton
+        _check_method(method, newton)
+        self.snapshot_every = check_positive_int(snapshot_every, "snapshot_every")
+        self.safeguard = check_safeguard(safeguard, "Case safeguard")
+        self.path = None  # set by load_case
+
+    def _gibbs(self, potential):
+        values = evaluate_expression(potential, self.grid, name="potential")
+        return self.grid.gibbs(lambda *_: values)
+
+    def initial_density(self):
+        """The initial probability vector from the ``p0`` recipe."""
+        if self.p0 == "uniform":
+            return self.grid.uniform()
+        values = evaluate_expression(self.p0, self.grid, name="p0")
+        if not np.all(values > 0):
+            raise ValueError(f"p0 {self.p0!r} must be positive on the whole grid")
+        return values / values.sum()
+
+    def energy(self, panel):
+        """The energy ``α1 HMinus1 + α2 KL + α3 Dirichlet`` of a panel."""
+        a1, a2, a3 = panel.weights
+        g, mu = self.grid, self.mu
+        return (a1 * _energies.HMinus1(g, mu) + a2 * _energies.KL(g, mu)
+                + a3 * _energies.Dirichlet(g, mu))
+
+    def solve_options(self):
+        """Keyword arguments of :func:`densflow.solve` shared by all runs."""
+        return {"tol": self.tol, "gtol": self.gtol, "max_iter": self.max_iter,
+                "line_search": self.line_search, "safeguard": self.safeguard,
+                "method": self.method, "newton": self.newton}
+
+    def run_attributes(self):
+        """Text attributes of every run: the recipes of μ and p0 (ASCII: every HDF5 tool
+        prints them as they are)."""
+        v = "V(x)" if self.grid.dim == 1 else "V(x1, x2)"
+        return {"mu_recipe": f"gibbs: mu proportional to exp(-{v}), {v} = {self.potential}",
+                "p0_recipe": self.p0 if self.p0 == "uniform" else f"normalised {self.p0}"}
+
+    def notes(self):
+        """Remarks a user should see before the runs: a combined metric whose wavelet
+        level (``level=None``) was lowered below PyWavelets' advice to fit ``n``."""
+        import pywt
+
+        from ..core.wavelets import valid_levels
+
+        notes = []
+        n, levels = self.grid.n, valid_levels(self.grid.n)
+        for i, panel in enumerate(self.panels, start=1):
+            for m in panel.metrics:
+                if not isinstance(m, _metrics.Combined) or m.level is not None or not levels:
+                    continue
+                try:
+                    advised = pywt.dwt_max_level(n, pywt.Wavelet(m.wavelet).dec_len)
+                except Exception:  # noqa: BLE001 - a bad wavelet is reported by the run
+                    continue
+                if levels[-1] < advised:
+                    notes.append(f"panel {i} {m.name}: wavelet level {levels[-1]} instead of "
+                                 f"{advised} (PyWavelets' advice for {m.wavelet} at n = {n}): "
+                                 f"n = {n} is divisible by 2**{levels[-1]} but not by "
+                                 f"2**{levels[-1] + 1}")
+        return notes
+
+    def __repr__(self):
+        return f"Case(name={self.name!r}, grid={self.grid!r}, {len(self.panels)} panels)"
+
+
+def _case_frame_line(exc, path):
+    """The line of ``path`` in the traceback of ``exc`` (deepest one), or None."""
+    target = os.path.abspath(path)
+    if isinstance(exc, SyntaxError) and exc.filename and os.path.abspath(exc.filename) == target:
+        return exc.lineno
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__)
+             if os.path.abspath(f.filename) == target]
+    return lines[-1] if lines else None
+
+
+def load_module(path, kind="case"):
+    """Import the Python file ``path`` as a fresh module and return ``(module, stem)``.
+
+    Raises
+    ------
+    CaseError
+        With a one-line message naming the file and the problem: the file does not
+        exist, is not a Python file or raises on import (with the line in the file).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        what = f"is a directory, not a {kind} file" if os.path.isdir(path) else f"no such {kind} file"
+        raise CaseError(f"{path}: {what}")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    module_name = f"densflow_case_{stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None:
+        raise CaseError(f"{path}: not a Python file ({kind} files end in .py)")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SystemExit as exc:
+        line = _case_frame_line(exc, path)
+        where = f" (line {line})" if line else ""
+        raise CaseError(f"{path}{where}: calls sys.exit({exc.code!r}) on import; a {kind} "
+                        f"file must define '{kind}', not exit") from None
+    except Exception as exc:
+        line = _case_frame_line(exc, path)
+        where = f" (line {line})" if line else ""
+        msg = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        first = msg.strip().splitlines()[0] if msg.strip() else ""
+        raise CaseError(f"{path}{where}: {type(exc).__name__} on import: {first}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    return module, stem
+
+
+def load_object(path, attr, cls):
+    """Import ``path`` and return ``(module.attr, stem)``, checking it is a ``cls``.
+
+    Raises
+    ------
+    CaseError
+        One line naming the file: as :func:`load_module`, or no (or a wrong) ``attr``.
+    """
+    module, stem = load_module(path)
+    obj = getattr(module, attr, None)
+    qualified = " or ".join(f"{c.__module__}.{c.__name__}"
+                            for c in (cls if isinstance(cls, tuple) else (cls,)))
+    if obj is None:
+        raise CaseError(f"{path}: defines no {attr} (expected a module-level "
+                        f"'{attr} = {qualified}(...)')")
+    if not isinstance(obj, cls):
+        raise CaseError(f"{path}: '{attr}' is a {type(obj).__name__}, not a {qualified}")
+    return obj, stem
+
+
+def recorded_path(path):
+    """The path of a case file as a run file records it (``case_file``).
+
+    Relative to the current directory when the file lies below it (as typed, e.g.
+    ``cases/ying2021_fig1.py``), else the file's name alone: a run file names no
+    folder of the machine it was written on (its ``case_source`` holds the text).
+    """
+    path = os.path.abspath(os.fspath(path))
+    relative = os.path.relpath(path, os.getcwd())
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return os.path.basename(path)
+    return relative.replace(os.sep, "/")
+
+
+def load_case(path):
+    """Import the case file ``path`` and return its ``case`` (a :class:`Case`, or a
+    :class:`densflow.app.parametric_case.ParametricCase`).
+
+    Raises
+    ------
+    CaseError
+        With a one-line message naming the file and the problem: the file does not
+        exist, raises on import (with the line in the case file), or does not define
+        a module-level ``case`` that is a :class:`Case`.
+    """
+    from .parametric_case import ParametricCase
+
+    path = os.fspath(path)
+    case, stem = load_object(path, "case", (Case, ParametricCase))
+    if case.name is None:
+        case.name = stem
+    case.path = path
+    return case

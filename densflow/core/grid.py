@@ -1,0 +1,80 @@
+"""Periodic grids on the unit interval and the unit square."""
+
+import numpy as np
+
+from .validation import as_real_array, check_positive_int, check_probability_vector
+
+__all__ = ["Grid"]
+
+
+class Grid:
+    r"""A uniform periodic grid on :math:`[0, 1)^{\mathrm{dim}}`.
+
+    The grid has ``n`` points per axis at :math:`x_i = i/n`, so ``N = n**dim``
+    unknowns. Densities on it are probability vectors stored with shape ``(n,)`` in
+    1D and ``(n, n)`` in 2D (axis ``d`` of the array is coordinate :math:`x_{d+1}`).
+
+    Parameters
+    ----------
+    n : int
+        Points per axis, at least 2.
+    dim : {1, 2}
+        Spatial dimension.
+    """
+
+    def __init__(self, n, dim=1):
+        self.n = check_positive_int(n, "n", minimum=2)
+        if dim not in (1, 2) or isinstance(dim, bool):
+            raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+        self.dim = int(dim)
+
+    @property
+    def shape(self):
+        """Array shape of a density: ``(n,)`` or ``(n, n)``."""
+        return (self.n,) * self.dim
+
+    @property
+    def size(self):
+        """Number of unknowns ``N = n**dim``."""
+        return self.n**self.dim
+
+    def coordinates(self):
+        """Grid coordinates: ``x`` in 1D, ``(x1, x2)`` (``indexing="ij"``) in 2D."""
+        x = np.arange(self.n) / self.n
+        if self.dim == 1:
+            return x
+        return tuple(np.meshgrid(x, x, indexing="ij"))
+
+    def uniform(self):
+        """The uniform probability vector."""
+        return np.full(self.shape, 1.0 / self.size)
+
+    def gibbs(self, potential):
+        r"""The probability vector :math:`\mu_s \propto \exp(-V(x_s))`.
+
+        Parameters
+        ----------
+        potential : callable
+            ``V(x)`` in 1D, ``V(x1, x2)`` in 2D, evaluated on arrays of coordinates.
+        """
+        coords = self.coordinates()
+        v = potential(coords) if self.dim == 1 else potential(*coords)
+        v = np.broadcast_to(as_real_array(v, "potential V (its values)"), self.shape)
+        if not np.all(np.isfinite(v)):
+            raise ValueError("potential must return finite values on the grid")
+        w = np.exp(-(v - v.min()))
+        return w / w.sum()
+
+    def check_density(self, p, name="p"):
+        """Return ``p`` as an array after checking it is a positive probability vector
+        of this grid's shape (see :func:`densflow.core.validation.check_probability_vector`)."""
+        return check_probability_vector(p, self.shape, name=name)
+
+    def __eq__(self, other):
+        return isinstance(other, Grid) and (self.n, self.dim) == (other.n, other.dim)
+
+    def __hash__(self):
+        return hash((self.n, self.dim))
+
+    def __repr__(self):
+        return f"Grid(n={self.n}, dim={self.dim})"

@@ -1,0 +1,178 @@
+"""numba kernels of the KL term and of line-search trials: one compiled pass over the
+grid where numpy would make half a dozen (at small ``N`` the calls, not the
+arithmetic, are the cost of a trial). Logarithms are taken in blocks by the
+vectorised :func:`densflow.kernels.log.log_into`."""
+
+import numba as nb
+import numpy as np
+
+from .log import log_into
+
+# error_model="numpy": divisions without a zero check (which stops vectorisation);
+# reassociated sums (rounding level)
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+#: Entries per block of the logarithm (:func:`densflow.kernels.log.log_into`).
+BLOCK = 256
+
+
+@nb.njit(**_JIT)
+def _blocks():
+    return np.empty(BLOCK), np.empty(BLOCK, dtype=np.int64), np.empty(BLOCK)
+
+
+
+@nb.njit(**_JIT)
+def kl_state(p, mu, log_ratio, gradient):
+    """``log_ratio = log(p / mu)``, ``gradient = log_ratio + 1``; returns ``sum p log_ratio``."""
+    pf = p.reshape(-1)
+    mf = mu.reshape(-1)
+    lf = log_ratio.reshape(-1)
+    gf = gradient.reshape(-1)
+    N = pf.shape[0]
+    ratio, work, kk = _blocks()
+    value = 0.0
+    for b0 in range(0, N, BLOCK):
+        c = min(BLOCK, N - b0)
+        pb = pf[b0:b0 + c]
+        mb = mf[b0:b0 + c]
+        r = ratio[:c]
+        for i in range(c):
+            r[i] = pb[i] / mb[i]
+        lb = lf[b0:b0 + c]
+        log_into(r, lb, work, kk)
+        gb = gf[b0:b0 + c]
+        for i in range(c):
+            gb[i] = lb[i] + 1.0
+            value += pb[i] * lb[i]
+    return value
+
+
+@nb.njit(**_JIT)
+def kl_line_delta(p, s, eta, mu, log_ratio):
+    """``sum(q log(q / mu) - p log_ratio)`` at ``q = p - eta s``, entry by entry (small
+    differences of large sums stay accurate); ``inf`` when some ``q <= 0``."""
+    pf = p.reshape(-1)
+    sf = s.reshape(-1)
+    mf = mu.reshape(-1)
+    lf = log_ratio.reshape(-1)
+    N = pf.shape[0]
+    ratio, work, kk = _blocks()
+    q = np.empty(BLOCK)
+    logs = np.empty(BLOCK)
+    total = 0.0
+    for b0 in range(0, N, BLOCK):
+        c = min(BLOCK, N - b0)
+        pb = pf[b0:b0 + c]
+        sb = sf[b0:b0 + c]
+        mb = mf[b0:b0 + c]
+        qb = q[:c]
+        r = ratio[:c]
+        positive = True
+        for i in range(c):
+            v = pb[i] - eta * sb[i]
+            qb[i] = v
+            r[i] = v / mb[i]
+            positive &= v > 0.0
+        if not positive:
+            return np.inf
+        lb = logs[:c]
+        log_into(r, lb, work, kk)
+        lp = lf[b0:b0 + c]
+        for i in range(c):
+            total += qb[i] * lb[i] - pb[i] * lp[i]
+    return total
+
+
+@nb.njit(**_JIT)
+def stays_positive(p, s, eta):
+    """Whether every entry of ``p - eta s`` is positive."""
+    pf = p.reshape(-1)
+    sf = s.reshape(-1)
+    for i in range(pf.shape[0]):
+        if not pf[i] - eta * sf[i] > 0.0:
+            return False
+    return True
+
+
+@nb.njit(**_JIT)
+def quadratic_state(q, mu, gradient, hs, eta, u):
+    """``u = gradient - eta hs`` (the quadratic term's gradient at ``q = p - eta s``);
+    returns ``(q - mu).u / 2``."""
+    qf = q.reshape(-1)
+    mf = mu.reshape(-1)
+    gf = gradient.reshape(-1)
+    hf = hs.reshape(-1)
+    uf = u.reshape(-1)
+    value = 0.0
+    for i in range(qf.shape[0]):
+        v = gf[i] - eta * hf[i]
+        uf[i] = v
+        value += (qf[i] - mf[i]) * v
+    return 0.5 * value
+
+
+@nb.njit(**_JIT)
+def add_scaled(out, a, x):
+    """``out += a x``."""
+    of = out.reshape(-1)
+    xf = x.reshape(-1)
+    for i in range(of.shape[0]):
+        of[i] += a * xf[i]
+
+
+@nb.njit(**_JIT)
+def backtrack(p, s, kl_weight, kl_mu, kl_log_ratio, check_sign, q_slope, q_curvature,
+              slope, eta, shrink, c1, min_step):
+    """Armijo backtracking on ``delta(eta) = kl_weight * KL part + (-eta q_slope + eta^2
+    q_curvature / 2)`` (the KL part left out when ``kl_weight = 0``; ``check_sign``: +inf
+    outside the positive orthant). Returns ``(eta, delta, trials)``, ``eta = -1`` when
+    no step ``>= min_step`` is accepted."""
+    trials = 0
+    while eta >= min_step:
+        trials += 1
+        quadratic = -eta * q_slope + 0.5 * eta * eta * q_curvature
+        if kl_weight > 0.0:
+            delta = kl_weight * kl_line_delta(p, s, eta, kl_mu, kl_log_ratio) + quadratic
+        elif check_sign and not stays_positive(p, s, eta):
+            delta = np.inf
+        else:
+            delta = quadratic
+        if delta <= -c1 * eta * slope:
+            return eta, delta, trials
+        eta *= shrink
+    return -1.0, np.nan, trials
+
+
+
+@nb.njit(**_JIT)
+def two_dots(g, s, hs):
+    """``(g.s, s.hs)`` in one pass."""
+    gf = g.reshape(-1)
+    sf = s.reshape(-1)
+    hf = hs.reshape(-1)
+    a = 0.0
+    b = 0.0
+    for i in range(sf.shape[0]):
+        a += gf[i] * sf[i]
+        b += sf[i] * hf[i]
+    return a, b
+
+
+@nb.njit(**_JIT)
+def scaled_into(out, a, x):
+    """``out = a x``."""
+    of = out.reshape(-1)
+    xf = x.reshape(-1)
+    for i in range(of.shape[0]):
+        of[i] = a * xf[i]
+
+
+@nb.njit(**_JIT)
+def step_point(p, s, eta, q):
+    """``q = p - eta s``."""
+    pf = p.reshape(-1)
+    sf = s.reshape(-1)
+    qf = q.reshape(-1)
+    for i in range(pf.shape[0]):
+        qf[i] = pf[i] - eta * sf[i]

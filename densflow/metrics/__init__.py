@@ -1,0 +1,6 @@
+"""Natural-gradient metrics on grid densities (:ref:`metrics`); the definitions live in
+:mod:`densflow.metrics.natural`."""
+
+from .natural import NAMES, Combined, FisherRao, Mahalanobis, Metric, Safeguard, Wasserstein, get
+
+__all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "Safeguard", "get", "NAMES"]
