@@ -11,7 +11,7 @@ import pytest
 
 import densflow as df
 from conftest import V1, V2, make_energy
-from densflow.metrics import RESIDUE_SHARE, _mass_fix
+from densflow.metrics.natural import RESIDUE_SHARE, _mass_fix
 
 WEIGHTS = {1: [(1, 1e-3, 0), (1, 0, 1e-4), (0, 1e-3, 1e-4), (1, 1e-3, 1e-4)],
            2: [(1, 3e-4, 0), (1, 0, 1e-4), (0, 3e-4, 1e-4), (1, 3e-4, 1e-4)]}
