@@ -60,12 +60,13 @@ from .kernels.newton import newton_cg_1d
 from .energies.terms import KL, Dirichlet, HMinus1
 from .metrics.natural import BlendedPreconditioner, CombinedPreconditioner, _mass_fix
 from .core.operators import dot
+from .optim.result import INNER_HISTORIES
 
 __all__ = ["Newton", "NewtonStep", "INNER_COUNTS"]
 
 #: Newton's per-step counts of inner work (:attr:`NewtonStep.stats`, the ``SolveResult``
 #: fields and the run-file datasets of the same names).
-INNER_COUNTS = ("cg_iterations", "hessian_products", "inner_iterations")
+INNER_COUNTS = INNER_HISTORIES
 
 
 @dataclass(frozen=True)
