@@ -4,13 +4,16 @@ NaturalGradient optimizer against densflow.solve's fixed-step iterates."""
 
 import numpy as np
 import pytest
-import torch
 
-import densflow as df
-from densflow.parametric import MLP, MMD, Gaussian, Problem, fixed_step_path
-from densflow.parametric.metrics import (KWNG, O1SBE, RWP, Euclidean, ExactWasserstein, Fisher,
-                                         O2DiagSBE, SiNG)
-from densflow.parametric.torch import GaussianModule, NaturalGradient, TorchModel, mlp
+torch = pytest.importorskip(  # noqa: E402
+    "torch", reason="needs PyTorch: pip install \".[torch]\" (about 5 GB with CUDA), then pytest -m torch")
+pytestmark = pytest.mark.torch
+
+import densflow as df  # noqa: E402
+from densflow.parametric import MLP, MMD, Gaussian, Problem, fixed_step_path  # noqa: E402
+from densflow.parametric.metrics import (KWNG, O1SBE, RWP, Euclidean, ExactWasserstein,  # noqa: E402
+                                         Fisher, O2DiagSBE, SiNG)
+from densflow.parametric.torch import GaussianModule, NaturalGradient, TorchModel, mlp  # noqa: E402
 
 torch.set_num_threads(1)
 
