@@ -35,7 +35,7 @@ def test_sweep_points_and_file_names():
         Sweep(lambda **kw: None, points=[dict(n=1), dict(n=1)])
 
 
-def test_worker_killed_mid_point_then_rerun(tmp_path, monkeypatch):
+def test_worker_killed_mid_point_then_rerun(tmp_path, monkeypatch, capfd, caplog):
     sweep = load_sweep(SWEEP)
     # the uninterrupted reference of the point whose worker gets killed
     ref_path = tmp_path / "reference.h5"
@@ -71,8 +71,17 @@ def test_worker_killed_mid_point_then_rerun(tmp_path, monkeypatch):
     with h5py.File(files[128], "a") as f:
         del f.attrs["case_complete"]
     monkeypatch.delenv("DENSFLOW_TEST_KILL_DIR")
+    monkeypatch.setenv("DENSFLOW_TEST_SLOW_EXIT", "5")  # beyond the nanny's 4 s
+    capfd.readouterr()
+    caplog.clear()
     code = main(["sweep", SWEEP, "-o", str(out), "--workers", "2", "--quiet"])
     assert code == 0
+    # the local cluster shuts down cleanly: no worker killed after a timeout, no heartbeat
+    # to a closed scheduler, no traceback (the workers write to this process's stderr)
+    err = capfd.readouterr().err + "\n".join(r.getMessage() for r in caplog.records
+                                             if r.levelname in ("WARNING", "ERROR"))
+    for sign in ("Traceback", "still alive", "Failed to communicate", "CommClosedError"):
+        assert sign not in err, err
     for n in (32, 64):
         assert (digest(files[n]), files[n].stat().st_mtime_ns) == before[n]
     assert file_status(files[128]) == "complete"

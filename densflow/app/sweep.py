@@ -302,6 +302,8 @@ def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None, progres
                     report(point, got)
             rows.extend(got)
     finally:
+        if cluster is not None:
+            _close_workers(cluster)
         client.close()
         if cluster is not None:
             cluster.close()
@@ -314,6 +316,27 @@ def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None, progres
     save_sweep_figure(rows, sweep.x, list(sweep.points[0]), os.path.join(outdir, "summary.png"),
                       title=f"{sweep.name}: iterations against {sweep.x}")
     return rows
+
+
+#: Seconds a local worker process gets to exit: a process that has compiled numba kernels
+#: and drawn figures takes seconds to tear down on a loaded machine, more than the 4 s
+#: after which Dask's nanny kills it (with a warning, and heartbeat errors if the
+#: scheduler is gone first).
+WORKER_CLOSE_TIMEOUT = 60.0
+
+
+def _close_workers(cluster):
+    """Close the local cluster's workers, each with time to exit, before the client and
+    the scheduler: nothing is left to heartbeat to a closed scheduler or to be killed."""
+    import asyncio
+    import contextlib
+
+    async def close_all(nannies):
+        await asyncio.gather(*(n.close(timeout=WORKER_CLOSE_TIMEOUT) for n in nannies),
+                             return_exceptions=True)
+
+    with contextlib.suppress(Exception):  # the cluster's own close still follows
+        cluster.sync(close_all, list(cluster.workers.values()))
 
 
 def write_index(rows, path, params):

@@ -2,7 +2,10 @@
 point n=64 reaches iteration 20 of its combined run, its worker process kills itself
 (SIGKILL) after leaving a marker file there, so the test can check what survives.
 Until then each direction sleeps 0.1 s, so that the run file is flushed (every 0.5 s)
-with several snapshots before the kill."""
+with several snapshots before the kill.
+
+With DENSFLOW_TEST_SLOW_EXIT=S set, a worker process that loads this file takes S more
+seconds to exit, as a process that compiled kernels does on a loaded machine."""
 
 import os
 import signal
@@ -44,3 +47,18 @@ def make_case(n):
 
 
 sweep = Sweep(make_case, product=dict(n=[32, 64, 128]))
+
+
+def _in_a_worker():
+    try:
+        from distributed import get_worker
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+if os.environ.get("DENSFLOW_TEST_SLOW_EXIT") and _in_a_worker():
+    import atexit
+
+    atexit.register(time.sleep, float(os.environ["DENSFLOW_TEST_SLOW_EXIT"]))
