@@ -117,3 +117,30 @@ def test_line_search_that_cannot_end_is_refused():
 def test_panel_weights_are_not_booleans():
     with pytest.raises(ValueError, match="Panel weights must be three finite numbers >= 0"):
         Panel((True, 0, 0), ["combined"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_density_normalised_in_a_coarser_float_is_accepted_as_float64(setup, dtype):
+    """A float32 (float16) density normalised in its own dtype cannot sum to 1 closer than
+    that dtype's rounding; it is converted to float64, its sum checked there within that
+    rounding, and normalised again: the run is the run of the float64 density."""
+    grid = df.Grid(512, 1)
+    mu = grid.gibbs(V1)
+    E = df.energies.KL(grid, mu) + df.energies.HMinus1(grid, mu)
+    x = (1.5 + np.sin(2 * np.pi * grid.coordinates())).astype(dtype)
+    p = x / x.sum()  # normalised in dtype
+    assert p.dtype == dtype and abs(float(p.astype(np.float64).sum()) - 1.0) > 1e-10
+    wide = p.astype(np.float64) / p.astype(np.float64).sum()
+    assert E.value(p) == E.value(wide)
+    a = df.solve(E, p, max_iter=3, tol=None)
+    b = df.solve(E, wide, max_iter=3, tol=None)
+    np.testing.assert_array_equal(a.p, b.p)
+    assert a.p.dtype == np.float64
+    # a vector off by more than the dtype's rounding is refused, saying why
+    with pytest.raises(ValueError, match=r"p must be a probability vector summing to 1: "
+                                         rf"converted from {np.dtype(dtype).name} to float64"):
+        E.value((p * dtype(1.1)).astype(dtype))
+    # float64 keeps its tolerance of 1e-10 and its bits
+    with pytest.raises(ValueError, match=r"within 1e-10"):
+        E.value(wide * (1 + 1e-8))
+    assert df.core.validation.check_probability_vector(wide, grid.shape) is not None

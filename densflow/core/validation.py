@@ -33,7 +33,14 @@ def as_real_array(value, name):
 
 
 def check_probability_vector(p, shape, name="p", atol=1e-10):
-    """Return ``p`` as a float array after checking it is a positive probability vector.
+    """Return ``p`` as a float64 array after checking it is a positive probability vector.
+
+    Any real dtype is accepted and converted to float64; the sum is checked after the
+    conversion. A vector of a less precise float dtype (float32, float16) cannot sum to 1
+    closer than its own rounding, so its sum must lie within
+    ``max(atol, 2 (log2 N + 2) eps)`` of 1 (``eps`` of its dtype, ``N`` entries: the
+    rounding of normalising it in that dtype) and it is then normalised again in
+    float64. A float64 vector is returned unchanged.
 
     Raises
     ------
@@ -43,6 +50,7 @@ def check_probability_vector(p, shape, name="p", atol=1e-10):
     TypeError
         If ``p`` does not hold real numbers (see :func:`as_real_array`).
     """
+    dtype = np.asarray(p).dtype
     arr = as_real_array(p, name)
     if arr.shape != tuple(shape):
         raise ValueError(
@@ -58,11 +66,20 @@ def check_probability_vector(p, shape, name="p", atol=1e-10):
             f"(minimum {arr.min():.3g})"
         )
     total = float(arr.sum())
-    if abs(total - 1.0) > atol:
+    coarse = dtype.kind == "f" and np.finfo(dtype).eps > np.finfo(np.float64).eps
+    tol = max(atol, 2 * (np.log2(arr.size) + 2) * float(np.finfo(dtype).eps)) if coarse else atol
+    if abs(total - 1.0) > tol:
+        if coarse:
+            raise ValueError(
+                f"{name} must be a probability vector summing to 1: converted from {dtype} "
+                f"to float64 it sums to {total!r}, further from 1 than {dtype}'s rounding "
+                f"allows ({tol:.2g}); normalise it with {name} = {name} / {name}.sum()")
         raise ValueError(
             f"{name} must be a probability vector summing to 1 (within {atol:g}), "
             f"but it sums to {total!r}; normalise it with {name} = {name} / {name}.sum()"
         )
+    if coarse:  # the sum is off by the dtype's rounding: normalise in float64
+        arr = arr / total
     return arr
 
 
