@@ -40,7 +40,8 @@ CHUNK = 512
 def _extended(p, extra):
     n = p.shape[0]
     pe = np.empty(n + extra)
-    pe[:n] = p
+    for i in range(n):  # loops, not slice copies: no shape-check error path to compile
+        pe[i] = p[i]
     for i in range(extra):
         pe[n + i] = p[i % n]
     return pe
@@ -172,9 +173,11 @@ def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, n
                             out2[k] += c[4 + u]
                     row += q
         if need_h1:
-            h1[o:o + m] = out1
+            for y in range(m):
+                h1[o + y] = out1[y]
         if need_h2:
-            h2[o:o + m] = out2
+            for y in range(m):
+                h2[o + y] = out2[y]
 
 
 @nb.njit(**_JIT)
@@ -248,6 +251,8 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
                         acc2[y] += ws * qsr[y]
                         acc1[y] += wd * qsr[y] + ws * qdr[y]
                 if need_h2:
-                    h2[r0 + k, c0:c0 + m] = acc2
+                    for y in range(m):
+                        h2[r0 + k, c0 + y] = acc2[y]
                 if need_h1:
-                    h1[r0 + k, c0:c0 + m] = acc1
+                    for y in range(m):
+                        h1[r0 + k, c0 + y] = acc1[y]

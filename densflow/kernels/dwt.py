@@ -32,18 +32,18 @@ CHUNK = 512
 
 
 @nb.njit(**_JIT)
-def _periodic_copy(c, start, h, shift, out):
-    # out[t] = c[start + (t - shift) mod h] for t < out.size (the modulo only at the ends)
+def _periodic_copy(c, h, shift, out):
+    # out[t] = c[(t - shift) mod h] for t < out.size (the modulo only at the ends)
     L = out.shape[0]
     t = 0
     while t < L and t < shift:
-        out[t] = c[start + (t - shift) % h]
+        out[t] = c[(t - shift) % h]
         t += 1
     stop = min(L, shift + h)
-    if t < stop:
-        out[t:stop] = c[start + t - shift:start + stop - shift]
+    for u in range(t, stop):  # a loop, not a slice copy: no shape-check error path to compile
+        out[u] = c[u - shift]
     for t in range(stop, L):
-        out[t] = c[start + (t - shift) % h]
+        out[t] = c[(t - shift) % h]
 
 
 @nb.njit(**_JIT)
@@ -93,8 +93,9 @@ def _synthesis_contiguous(c, m, lo, hi, out, A, D, Ye, Yo):
     h = m // 2
     sh = F // 2
     P = F
-    _periodic_copy(c, 0, h, P, A[:h + 2 * P])
-    _periodic_copy(c, h, h, P, D[:h + 2 * P])
+    # one block of c at a time (slices of the same type: one compiled version)
+    _periodic_copy(c[0:h], h, P, A[:h + 2 * P])
+    _periodic_copy(c[h:2 * h], h, P, D[:h + 2 * P])
     for w0 in range(0, h, CHUNK):
         w1 = min(h, w0 + CHUNK)
         ye = Ye[:w1 - w0]
@@ -123,7 +124,8 @@ def dwt1(x, lo, hi, level, out):
     """Multi-level periodized DWT of ``x`` into ``out`` (pyramid layout)."""
     n = x.shape[0]
     F = lo.shape[0]
-    out[:] = x
+    for i in range(n):
+        out[i] = x[i]
     E = np.empty(n // 2 + F)
     O = np.empty(n // 2 + F)
     m = n
@@ -137,7 +139,8 @@ def idwt1(c, lo, hi, level, out):
     """Inverse of :func:`dwt1`."""
     n = c.shape[0]
     F = lo.shape[0]
-    out[:] = c
+    for i in range(n):
+        out[i] = c[i]
     A = np.empty(n // 2 + 2 * F)
     D = np.empty(n // 2 + 2 * F)
     Ye = np.empty(min(n // 2, CHUNK))
@@ -197,7 +200,9 @@ def dwt2(x, lo, hi, level, out):
     t = np.empty((n, n))
     E = np.empty(n // 2 + F)
     O = np.empty(n // 2 + F)
-    out[:, :] = x
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = x[i, j]
     m = n
     for _ in range(level):
         for i in range(m):  # axis 1, row by row
@@ -216,7 +221,9 @@ def idwt2(c, lo, hi, level, out):
     D = np.empty(n // 2 + 2 * F)
     Ye = np.empty(min(n // 2, CHUNK))
     Yo = np.empty(min(n // 2, CHUNK))
-    out[:, :] = c
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = c[i, j]
     m = n >> level
     for _ in range(level):
         m *= 2

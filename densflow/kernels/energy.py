@@ -1,7 +1,12 @@
 """numba kernels of the KL term and of line-search trials: one compiled pass over the
 grid where numpy would make half a dozen (at small ``N`` the calls, not the
 arithmetic, are the cost of a trial). Logarithms are taken in blocks by the
-vectorised :func:`densflow.kernels.log.log_into`."""
+vectorised :func:`densflow.kernels.log.log_into`.
+
+The public functions flatten their arrays (views, never copies of what they write) and
+pass inputs read-only and scalars as floats, so that each compiled kernel has one
+version for 1D and 2D grids alike: numba compiles once, not once per shape, layout,
+write flag and scalar type."""
 
 import numba as nb
 import numpy as np
@@ -23,12 +28,12 @@ def _blocks():
 
 
 @nb.njit(**_JIT)
-def kl_state(p, mu, log_ratio, gradient):
+def _kl_state(p, mu, log_ratio, gradient):
     """``log_ratio = log(p / mu)``, ``gradient = log_ratio + 1``; returns ``sum p log_ratio``."""
-    pf = p.reshape(-1)
-    mf = mu.reshape(-1)
-    lf = log_ratio.reshape(-1)
-    gf = gradient.reshape(-1)
+    pf = p
+    mf = mu
+    lf = log_ratio
+    gf = gradient
     N = pf.shape[0]
     ratio, work, kk = _blocks()
     value = 0.0
@@ -49,13 +54,13 @@ def kl_state(p, mu, log_ratio, gradient):
 
 
 @nb.njit(**_JIT)
-def kl_line_delta(p, s, eta, mu, log_ratio):
+def _kl_line_delta(p, s, eta, mu, log_ratio):
     """``sum(q log(q / mu) - p log_ratio)`` at ``q = p - eta s``, entry by entry (small
     differences of large sums stay accurate); ``inf`` when some ``q <= 0``."""
-    pf = p.reshape(-1)
-    sf = s.reshape(-1)
-    mf = mu.reshape(-1)
-    lf = log_ratio.reshape(-1)
+    pf = p
+    sf = s
+    mf = mu
+    lf = log_ratio
     N = pf.shape[0]
     ratio, work, kk = _blocks()
     q = np.empty(BLOCK)
@@ -85,10 +90,10 @@ def kl_line_delta(p, s, eta, mu, log_ratio):
 
 
 @nb.njit(**_JIT)
-def stays_positive(p, s, eta):
+def _stays_positive(p, s, eta):
     """Whether every entry of ``p - eta s`` is positive."""
-    pf = p.reshape(-1)
-    sf = s.reshape(-1)
+    pf = p
+    sf = s
     for i in range(pf.shape[0]):
         if not pf[i] - eta * sf[i] > 0.0:
             return False
@@ -96,14 +101,14 @@ def stays_positive(p, s, eta):
 
 
 @nb.njit(**_JIT)
-def quadratic_state(q, mu, gradient, hs, eta, u):
+def _quadratic_state(q, mu, gradient, hs, eta, u):
     """``u = gradient - eta hs`` (the quadratic term's gradient at ``q = p - eta s``);
     returns ``(q - mu).u / 2``."""
-    qf = q.reshape(-1)
-    mf = mu.reshape(-1)
-    gf = gradient.reshape(-1)
-    hf = hs.reshape(-1)
-    uf = u.reshape(-1)
+    qf = q
+    mf = mu
+    gf = gradient
+    hf = hs
+    uf = u
     value = 0.0
     for i in range(qf.shape[0]):
         v = gf[i] - eta * hf[i]
@@ -113,16 +118,16 @@ def quadratic_state(q, mu, gradient, hs, eta, u):
 
 
 @nb.njit(**_JIT)
-def add_scaled(out, a, x):
+def _add_scaled(out, a, x):
     """``out += a x``."""
-    of = out.reshape(-1)
-    xf = x.reshape(-1)
+    of = out
+    xf = x
     for i in range(of.shape[0]):
         of[i] += a * xf[i]
 
 
 @nb.njit(**_JIT)
-def backtrack(p, s, kl_weight, kl_mu, kl_log_ratio, check_sign, q_slope, q_curvature,
+def _backtrack(p, s, kl_weight, kl_mu, kl_log_ratio, check_sign, q_slope, q_curvature,
               slope, eta, shrink, c1, min_step):
     """Armijo backtracking on ``delta(eta) = kl_weight * KL part + (-eta q_slope + eta^2
     q_curvature / 2)`` (the KL part left out when ``kl_weight = 0``; ``check_sign``: +inf
@@ -133,8 +138,8 @@ def backtrack(p, s, kl_weight, kl_mu, kl_log_ratio, check_sign, q_slope, q_curva
         trials += 1
         quadratic = -eta * q_slope + 0.5 * eta * eta * q_curvature
         if kl_weight > 0.0:
-            delta = kl_weight * kl_line_delta(p, s, eta, kl_mu, kl_log_ratio) + quadratic
-        elif check_sign and not stays_positive(p, s, eta):
+            delta = kl_weight * _kl_line_delta(p, s, eta, kl_mu, kl_log_ratio) + quadratic
+        elif check_sign and not _stays_positive(p, s, eta):
             delta = np.inf
         else:
             delta = quadratic
@@ -146,11 +151,11 @@ def backtrack(p, s, kl_weight, kl_mu, kl_log_ratio, check_sign, q_slope, q_curva
 
 
 @nb.njit(**_JIT)
-def two_dots(g, s, hs):
+def _two_dots(g, s, hs):
     """``(g.s, s.hs)`` in one pass."""
-    gf = g.reshape(-1)
-    sf = s.reshape(-1)
-    hf = hs.reshape(-1)
+    gf = g
+    sf = s
+    hf = hs
     a = 0.0
     b = 0.0
     for i in range(sf.shape[0]):
@@ -160,19 +165,88 @@ def two_dots(g, s, hs):
 
 
 @nb.njit(**_JIT)
-def scaled_into(out, a, x):
+def _scaled_into(out, a, x):
     """``out = a x``."""
-    of = out.reshape(-1)
-    xf = x.reshape(-1)
+    of = out
+    xf = x
     for i in range(of.shape[0]):
         of[i] = a * xf[i]
 
 
 @nb.njit(**_JIT)
-def step_point(p, s, eta, q):
+def _step_point(p, s, eta, q):
     """``q = p - eta s``."""
-    pf = p.reshape(-1)
-    sf = s.reshape(-1)
-    qf = q.reshape(-1)
+    pf = p
+    sf = s
+    qf = q
     for i in range(pf.shape[0]):
         qf[i] = pf[i] - eta * sf[i]
+
+
+# Python entry points: one compiled version of each kernel -----------------------------------
+def _in(a):
+    """A read-only flat float64 view of the input ``a`` (a copy only if ``a`` is not
+    C-contiguous float64)."""
+    v = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+    if v.flags.writeable:
+        v = v.view()
+        v.flags.writeable = False
+    return v
+
+
+def _out(a):
+    """A flat view of the output ``a``, written through (raises if ``a`` cannot be
+    viewed flat)."""
+    v = a.view()
+    v.shape = (a.size,)
+    return v
+
+
+def kl_state(p, mu, log_ratio, gradient):
+    """``log_ratio = log(p / mu)``, ``gradient = log_ratio + 1``; returns ``sum p log_ratio``."""
+    return _kl_state(_in(p), _in(mu), _out(log_ratio), _out(gradient))
+
+
+def kl_line_delta(p, s, eta, mu, log_ratio):
+    """``sum(q log(q / mu) - p log_ratio)`` at ``q = p - eta s``; ``inf`` when some
+    ``q <= 0``."""
+    return _kl_line_delta(_in(p), _in(s), float(eta), _in(mu), _in(log_ratio))
+
+
+def stays_positive(p, s, eta):
+    """Whether every entry of ``p - eta s`` is positive."""
+    return _stays_positive(_in(p), _in(s), float(eta))
+
+
+def quadratic_state(q, mu, gradient, hs, eta, u):
+    """``u = gradient - eta hs``; returns ``(q - mu).u / 2``."""
+    return _quadratic_state(_in(q), _in(mu), _in(gradient), _in(hs), float(eta), _out(u))
+
+
+def add_scaled(out, a, x):
+    """``out += a x``."""
+    _add_scaled(_out(out), float(a), _in(x))
+
+
+def scaled_into(out, a, x):
+    """``out = a x``."""
+    _scaled_into(_out(out), float(a), _in(x))
+
+
+def two_dots(g, s, hs):
+    """``(g.s, s.hs)`` in one pass."""
+    return _two_dots(_in(g), _in(s), _in(hs))
+
+
+def step_point(p, s, eta, q):
+    """``q = p - eta s``."""
+    _step_point(_in(p), _in(s), float(eta), _out(q))
+
+
+def backtrack(p, s, kl_weight, kl_mu, kl_log_ratio, check_sign, q_slope, q_curvature,
+              slope, eta, shrink, c1, min_step):
+    """Armijo backtracking in one compiled call (see :func:`_backtrack`):
+    ``(eta, delta, trials)``, ``eta = -1`` when no step ``>= min_step`` is accepted."""
+    return _backtrack(_in(p), _in(s), float(kl_weight), _in(kl_mu), _in(kl_log_ratio),
+                      bool(check_sign), float(q_slope), float(q_curvature), float(slope),
+                      float(eta), float(shrink), float(c1), float(min_step))
