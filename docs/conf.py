@@ -17,6 +17,7 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # a copy of MathJax in _static: formulas render offline
     "numpydoc",
 ]
 
@@ -35,16 +36,5 @@ html_theme = "alabaster"
 html_title = f"densflow {release}"
 html_theme_options = {"description": "Natural-gradient flows of probability densities",
                       "fixed_sidebar": True}
-html_static_path = []
+html_static_path = ["_static"]  # custom.css: code blocks scroll, never cut off
 
-
-def _readme_paths(app, relative_path, parent_docname, content):
-    """README.rst names its figures from the repository root (``plots/...``); included
-    into a page of ``docs/`` they are one folder up."""
-    if relative_path.name == "README.rst":
-        content[0] = content[0].replace(".. image:: plots/", ".. image:: ../plots/")
-
-
-def setup(app):
-    app.connect("include-read", _readme_paths)
-    return {"parallel_read_safe": True}

@@ -88,14 +88,14 @@ def test_a_lowered_wavelet_level_is_reported(tmp_path, capsys):
     assert load_case(ROOT / "cases" / "ying2021_fig1.py").notes() == []  # 512: nothing lowered
 
 
-def test_expression_names_are_listed_in_the_error_and_the_readme():
+def test_expression_names_are_listed_in_the_error_and_the_guide():
     with pytest.raises(ValueError) as info:
         Case(grid=df.Grid(16, 1), potential="erf(x)", panels=[Panel((1, 0, 0), ["combined"])])
     message = str(info.value)
     assert "NameError: name 'erf' is not defined" in message
     listed = message.split("allowed names: ")[1]
-    readme = (ROOT / "README.rst").read_text()
-    names = re.search(r"allowed in ``potential`` and ``p0``:(.*?)\n\n", readme, re.S).group(1)
+    guide = (ROOT / "docs" / "guide.rst").read_text(encoding="utf-8")
+    names = re.search(r"allowed in ``potential`` and ``p0``:(.*?)\n\n", guide, re.S).group(1)
     for name in EXPRESSION_NAMES:
         assert re.search(rf"\b{name}\b", listed), name
         assert f"``{name}``" in names, name

@@ -2,17 +2,26 @@
 numpy models with the same weights), jvp/vjp against finite differences, and the
 NaturalGradient optimizer against densflow.solve's fixed-step iterates."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-import torch
 
-import densflow as df
-from densflow.parametric import MLP, MMD, Gaussian, Problem, fixed_step_path
-from densflow.parametric.metrics import (KWNG, O1SBE, RWP, Euclidean, ExactWasserstein, Fisher,
-                                         O2DiagSBE, SiNG)
-from densflow.parametric.torch import GaussianModule, NaturalGradient, TorchModel, mlp
+torch = pytest.importorskip(  # noqa: E402
+    "torch", reason="needs PyTorch: pip install \".[torch]\" (about 5 GB with CUDA), then pytest -m torch")
+pytestmark = pytest.mark.torch
+
+import densflow as df  # noqa: E402
+from densflow.parametric import MLP, MMD, Gaussian, Problem, fixed_step_path  # noqa: E402
+from densflow.parametric.metrics import (KWNG, O1SBE, RWP, Euclidean, ExactWasserstein,  # noqa: E402
+                                         Fisher, O2DiagSBE, SiNG)
+from densflow.parametric.torch import GaussianModule, NaturalGradient, TorchModel, mlp  # noqa: E402
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pair(activation="tanh", seed=0):
@@ -191,3 +200,25 @@ def test_float32_module_and_solve_on_a_torch_model():
     res = df.solve(Problem(model64, MMD(target), z=z), theta, metric=RWP(damping=1e-3),
                    tol=None, max_iter=10)
     assert res.n_iter == 10 and np.all(np.diff(res.energies) < 0)
+
+
+def test_importing_the_torch_interface_leaks_no_warning():
+    """torch.func.jvp's first call scripts a helper with torch.jit.script, deprecated with a
+    DeprecationWarning in some releases of torch and a FutureWarning in others; importing
+    densflow.parametric.torch warms it up without letting either through."""
+    code = (
+        "import warnings\n"
+        "import torch\n"
+        "_script = torch.jit.script\n"
+        "def script(*args, **kwargs):\n"
+        "    warnings.warn('`torch.jit.script` is deprecated. Please switch to `torch.compile` '\n"
+        "                  'or `torch.export`.', FutureWarning, stacklevel=2)\n"
+        "    return _script(*args, **kwargs)\n"
+        "torch.jit.script = script\n"
+        "import densflow.parametric.torch\n"
+        "import densflow.parametric.torch.realdata\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "Warning" not in proc.stderr, proc.stderr

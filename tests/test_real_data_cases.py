@@ -11,7 +11,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
+
+torch = pytest.importorskip(  # noqa: E402
+    "torch", reason="needs PyTorch: pip install \".[torch]\" (about 5 GB with CUDA), then pytest -m torch")
+pytestmark = pytest.mark.torch
 from scipy.spatial.distance import cdist  # noqa: E402
 
 from densflow.app.loading import load_case  # noqa: E402

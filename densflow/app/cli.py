@@ -11,12 +11,15 @@ Errors in the user's input (a missing or broken case file, a file that is not a
 densflow run file or is damaged, an output that exists or is open in another process,
 a full disk, a resumed case that changed) print one line ``densflow: error: ...`` to
 stderr and exit with status 2. A run that does not converge prints why; ``run`` exits
-with status 1 when a run ended in a numerical failure.
+with status 1 when a run ended in a numerical failure. Output piped into a reader that
+stops early (``densflow inspect FILE | head -3``) ends the command quietly with status
+141, as a command-line tool ended by ``SIGPIPE``.
 """
 
 import argparse
 import contextlib
 import os
+import signal
 import sys
 
 from .._version import __version__
@@ -272,9 +275,19 @@ def main(argv=None):
     -------
     int
         The exit status: 0 on success, 2 on a usage error (one line on stderr), 130
-        when interrupted.
+        when interrupted, 141 when the reader of the output went away.
     """
     out, err = sys.stdout, sys.stderr
+    try:
+        status = _dispatch(argv, out, err)
+        out.flush()  # here, so that a reader gone away is noticed here, not at exit
+        return status
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return 128 + signal.SIGPIPE
+
+
+def _dispatch(argv, out, err):
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or argparse's own usage error
@@ -288,6 +301,16 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("densflow: interrupted; rerun with --resume to continue", file=err)
         return 130
+
+
+def _stdout_to_devnull():
+    """The reader of stdout went away (``densflow inspect FILE | head``): point the
+    descriptor at ``/dev/null`` so that Python's own flush at exit does not fail again
+    and print a traceback."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

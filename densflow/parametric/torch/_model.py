@@ -13,8 +13,9 @@ __all__ = ["TorchModel", "GaussianModule", "mlp"]
 
 with warnings.catch_warnings():
     # torch.func.jvp's first call scripts a helper with the deprecated torch.jit.script
-    # (torch's own use); warm it up once here, quietly
-    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+    # (torch's own use); warm it up once here, quietly. The warning is a
+    # DeprecationWarning in some releases of torch and a FutureWarning in others.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=Warning)
     jvp(lambda t: 2.0 * t, (torch.zeros(1),), (torch.ones(1),))
 
 _DTYPES = {None: None, "float64": torch.float64, "float32": torch.float32,
