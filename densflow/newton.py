@@ -157,7 +157,10 @@ class NewtonStep:
         self.settings = settings
         self.tol = tol
         self.requires_positive = getattr(preconditioning, "requires_positive", True)
-        self.has_kl = energy.weights["fisher_rao"] > 0
+        # E = +inf outside p > 0 (KL, porous medium): the boundary rule, Fisher-Rao
+        # damping and revival apply
+        self.has_kl = energy.positive_domain
+        self._fisher_rao = energy.fisher_rao_part()
         self._solvers = [t.solver for _, t in energy.active_terms if hasattr(t, "solver")]
         # 1D energies of the three standard terms on one mu: PCG in one compiled call
         self._fused = energy.grid.dim == 1 and energy.min_value is not None and all(
@@ -184,7 +187,9 @@ class NewtonStep:
         With a KL term, a Newton step that would leave the positive orthant
         (:math:`t_{\max} < 1`) is solved again with the Hessian damped in the Fisher–Rao
         metric, :math:`\nabla^2 E + \nu \operatorname{diag}(1/p)`, :math:`\nu = \alpha_2
-        (1/t_{\max} - 1)`: in a cell where the KL curvature dominates, this shortens the
+        (1/t_{\max} - 1)` (with a porous-medium term :math:`\operatorname{diag}(1/p)` is the
+        Fisher–Rao-like terms' :math:`\operatorname{diag}(1/q)` and :math:`\alpha_2 = 1`,
+        :meth:`densflow.energies.Energy.fisher_rao_part`): in a cell where the KL curvature dominates, this shortens the
         step by :math:`t_{\max}`, and as :math:`\nu` grows the direction tends to the
         Fisher–Rao natural gradient, which keeps :math:`p > 0`. While some cell holds
         less than ``revive_below / N`` the direction is the metric's first-order one.
@@ -197,7 +202,7 @@ class NewtonStep:
         precondition = self.inner.preconditioner(p)
         s = self._solve(p, g, gap, precondition, 0.0)
         if self.has_kl:
-            alpha2, nu = self.energy.weights["fisher_rao"], 0.0
+            alpha2, nu = self._fisher_rao[0], 0.0
             for _ in range(self.settings.damping_tries):
                 t_max = self.first_step(p, s, 1.0)
                 if t_max >= self.settings.damping_below:
@@ -244,7 +249,9 @@ class NewtonStep:
         settings = self.settings
         energy = self.energy
         counts = self.stats
-        damping = nu / np.maximum(p, 1e-300) if nu > 0 else None  # as KL's curvature
+        # as the Fisher-Rao-like terms' curvature alpha2 / q (KL: q = p)
+        mobility = self._fisher_rao[1]
+        damping = nu / np.maximum(p if mobility is None else mobility(p), 1e-300) if nu > 0 else None
         # PCG on P H P d = -P g, P = I - 11^T/N (the mass-zero subspace); x accumulates -d.
         # Residuals are kept mean-free: the preconditioner ignores constants, r.z would not
         r = g - g.mean()
@@ -267,7 +274,11 @@ class NewtonStep:
             counts["inner_iterations"] += sum(s.last_iterations for s in self._solvers)
             curvature = dot(d, hd)
             counts["cg_iterations"] += 1
-            if not curvature > 0:  # only by rounding: H is positive definite on sum d = 0
+            if not curvature > 0:
+                # convex energies: only by rounding. Non-convex ones (attractive
+                # interaction): d is a direction of negative curvature; the iterate so
+                # far is a descent direction (0 at the first iteration: the solver then
+                # takes the metric's step)
                 break
             alpha = rz / curvature
             x += alpha * d

@@ -103,8 +103,10 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         ``"wasserstein"``, ``"fisher_rao"``, ``"mahalanobis"``, ``"combined"`` or a
         :class:`densflow.metrics.Metric` object such as ``Combined(wavelet="db6")``.
     tol : float or None
-        Stop when :math:`E(p_k) - E_{\min} \le` ``tol``; used only when the energy knows
-        its minimum value (all terms share μ, :math:`E_{\min} = 0`).
+        Stop when :math:`E(p_k) - E_{\min} \le` ``tol`` when the energy knows its
+        minimum value (all terms share μ, :math:`E_{\min} = 0`); otherwise (free
+        energies, :ref:`free-energies`) when the relative energy change of a step
+        :math:`|E_k - E_{k-1}| / \max(1, |E_k|) \le` ``tol``.
     gtol : float or None
         Stop when the natural-gradient decrement :math:`s\cdot g \le` ``gtol``.
     max_iter : int
@@ -152,7 +154,8 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     -------
     SolveResult
         With ``info["resumed_from"]``, the iteration a resumed run continued from
-        (-1 otherwise), ``info["method"]``, and per step ``cg_iterations``,
+        (-1 otherwise), ``info["method"]``, ``info["kkt_residual"]`` (grid energies:
+        :math:`\max_s |\nabla E - \overline{\nabla E}|` at the last iterate), and per step ``cg_iterations``,
         ``hessian_products`` and ``inner_iterations`` (the 2D :math:`L_\mu^+` CG
         iterations inside the Hessian products; all zero for the gradient method).
 
@@ -311,6 +314,8 @@ def _open_record(out, resume, overwrite=False):
 def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, callback,
              record, resume, start):
     e_min = energy.min_value
+    # [i24] an energy without a known minimum: tol bounds the relative energy change
+    change_tol = tol if e_min is None and getattr(energy, "stops_on_change", False) else None
     k, energies, steps, decrements, times, before = 0, [], [], [], [], 0.0
     snapshot_every, resumed_from = REFRESH_EVERY, -1
     positive = getattr(operator, "requires_positive", True)
@@ -348,6 +353,12 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
         if tol is not None and gap is not None and gap <= tol:
             converged, message = True, f"E - E_min = {gap:.3e} <= tol = {tol:g} after {k} iterations"
             break
+        if change_tol is not None and k > 0:  # [i24]
+            change = abs(energies[-2] - energies[-1]) / max(1.0, abs(energies[-1]))
+            if change <= change_tol:
+                converged, message = True, (f"relative energy change {change:.3e} <= tol = "
+                                            f"{change_tol:g} after {k} iterations (E_min unknown)")
+                break
         if k >= max_iter:
             message = f"reached max_iter = {max_iter} with E = {state.value:.6e}"
             break
@@ -419,6 +430,8 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
         info={"resumed_from": resumed_from, "method": "newton" if newton else "gradient"},
         **{key: np.asarray(v, dtype=np.int64) for key, v in inner.items()},
     )
+    if hasattr(energy, "kkt_residual"):  # [i24]
+        result.info["kkt_residual"] = energy.kkt_residual(state)
     if record is not None:
         record.finish(result)
     return result
