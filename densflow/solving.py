@@ -105,8 +105,9 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
     tol : float or None
         Stop when :math:`E(p_k) - E_{\min} \le` ``tol`` when the energy knows its
         minimum value (all terms share μ, :math:`E_{\min} = 0`); otherwise (free
-        energies, :ref:`free-energies`) when the relative energy change of a step
-        :math:`|E_k - E_{k-1}| / \max(1, |E_k|) \le` ``tol``.
+        energies, :ref:`free-energies`) when the energy change a full step predicts,
+        relative to the energy, is small: :math:`s\cdot g / \max(1, |E_k|) \le` ``tol``
+        (for a Newton step :math:`s\cdot g \approx 2 (E_k - E_{\min})`).
     gtol : float or None
         Stop when the natural-gradient decrement :math:`s\cdot g \le` ``gtol``.
     max_iter : int
@@ -353,12 +354,6 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
         if tol is not None and gap is not None and gap <= tol:
             converged, message = True, f"E - E_min = {gap:.3e} <= tol = {tol:g} after {k} iterations"
             break
-        if change_tol is not None and k > 0:  # [i24]
-            change = abs(energies[-2] - energies[-1]) / max(1.0, abs(energies[-1]))
-            if change <= change_tol:
-                converged, message = True, (f"relative energy change {change:.3e} <= tol = "
-                                            f"{change_tol:g} after {k} iterations (E_min unknown)")
-                break
         if k >= max_iter:
             message = f"reached max_iter = {max_iter} with E = {state.value:.6e}"
             break
@@ -377,6 +372,11 @@ def _descend(energy, p, metric, operator, tol, gtol, max_iter, line_search, call
             break
         if gtol is not None and slope <= gtol:
             converged, message = True, f"decrement s.g = {slope:.3e} <= gtol = {gtol:g} after {k} iterations"
+            break
+        if change_tol is not None and slope <= change_tol * max(1.0, abs(state.value)):  # [i24]
+            converged, message = True, (f"relative energy change s.g / max(1, |E|) = "
+                                        f"{slope / max(1.0, abs(state.value)):.3e} <= tol = "
+                                        f"{change_tol:g} after {k} iterations (E_min unknown)")
             break
         if slope <= 0 and not (slope < 0 and isinstance(line_search, FixedStep)):
             # (a fixed step needs no descent direction: Adam's momentum, a particle flow)

@@ -63,6 +63,8 @@ class Term:
     name = None
     #: Whether the term is +inf outside the positive orthant.
     positive_domain = False
+    #: Whether the term is convex (an attractive interaction is not).
+    convex = True
     #: Whether :meth:`line` returns an exact quadratic in the step (``slope`` and
     #: ``curvature`` attributes), which the compiled backtracking can take.
     quadratic_line = False
@@ -276,6 +278,8 @@ class Energy:
         self._has_kl = any(isinstance(t, KL) for _, t in self._active)
         #: Whether E = +inf outside the positive orthant (a KL or porous-medium term).
         self.positive_domain = any(t.positive_domain for _, t in self._active)
+        #: Whether every active term is convex.
+        self.convex = all(t.convex for _, t in self._active)
         # a search line can backtrack in one compiled call when the active terms are
         # exact quadratics along the line and at most one KL term
         # (densflow.energies.lines.EnergyLine.backtrack)
