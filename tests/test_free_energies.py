@@ -311,3 +311,46 @@ def test_bad_input_names_the_argument():
         Interaction(df.Grid(8, 2), lambda d1, d2: np.exp(d2) + d1**2)
     with pytest.raises(TypeError, match="W must hold real numbers"):
         Interaction(grid, np.zeros(8, dtype=complex))
+
+
+def test_resume_refuses_a_changed_exponent_potential_or_kernel(tmp_path):
+    from densflow.io.recorder import ResumeError
+
+    grid = df.Grid(16, 1)
+    V = lambda x: np.cos(2 * np.pi * x)  # noqa: E731
+    W = gaussian(-1.0, 0.1)
+    base = PorousMedium(grid, 3) + Potential(grid, V) + 0.1 * Interaction(grid, W)
+    path = tmp_path / "run.h5"
+    r = df.solve(base, grid.uniform(), max_iter=2, out=path)
+    again = df.solve(PorousMedium(grid, 3) + Potential(grid, V) + 0.1 * Interaction(grid, W),
+                     grid.uniform(), max_iter=2, out=path, resume=True)
+    assert np.array_equal(again.energies, r.energies)
+    changed = {"m": PorousMedium(grid, 3.5) + Potential(grid, V) + 0.1 * Interaction(grid, W),
+               "V": PorousMedium(grid, 3) + Potential(grid, lambda x: V(x) + 1e-9)
+               + 0.1 * Interaction(grid, W),
+               "W": PorousMedium(grid, 3) + Potential(grid, V) + 0.1 * Interaction(grid, gaussian(-1.0, 0.11))}
+    for name, E in changed.items():
+        with pytest.raises(ResumeError, match="energy_terms"):
+            df.solve(E, grid.uniform(), max_iter=2, out=path, resume=True)
+
+
+def test_case_files_take_free_energy_terms():
+    from densflow.app.case import Case, Panel
+
+    grid = df.Grid(32, 1)
+    case = Case(grid=grid, potential="0", p0="exp(0.5*cos(2*pi*x))", panels=[
+        Panel((0, 0, 0), ["combined"], terms="PorousMedium(3) + Potential('cos(2*pi*x)')"),
+        Panel((0, 0.3, 0), ["fisher_rao"], terms="Interaction('-exp(-x**2 / (2*0.1**2))')")])
+    E = case.energy(case.panels[0])
+    x = grid.coordinates()
+    assert [d["term"] for d in E.describe()][3] == "PorousMedium(m=3.0)"
+    assert np.isclose(E.value(grid.uniform()), 1.0 / 2 + np.sum(np.cos(2 * np.pi * x)) / 32)
+    assert case.run_attributes(case.panels[1])["terms_recipe"].startswith("Interaction(")
+    E2 = case.energy(case.panels[1])
+    ref = 0.3 * KL(grid, grid.uniform()) + Interaction(grid, gaussian(-1.0, 0.1))
+    p = random_density(grid, 3)
+    assert np.isclose(E2.value(p), ref.value(p), rtol=1e-13)
+    with pytest.raises(ValueError, match="m must be a finite number > 1"):
+        Case(grid=grid, potential="0", panels=[Panel((0, 0, 0), ["combined"], terms="PorousMedium(0.5)")])
+    with pytest.raises(ValueError, match="W must be even"):
+        Case(grid=grid, potential="0", panels=[Panel((0, 0, 0), ["combined"], terms="Interaction('x')")])
