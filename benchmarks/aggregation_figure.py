@@ -5,9 +5,10 @@ attractive Gaussian of unit mass and width 0.2 of :mod:`free_energies`, found by
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/aggregation_figure.py
+    OMP_NUM_THREADS=1 python benchmarks/aggregation_figure.py -o plots/aggregation_diffusion.png
 """
 
+import argparse
 import os
 
 import matplotlib
@@ -23,6 +24,9 @@ OUT = os.path.join(os.path.dirname(__file__), os.pardir, "plots", "aggregation_d
 
 
 def main():
+    ap = argparse.ArgumentParser(description="aggregation-diffusion stationary states")
+    ap.add_argument("-o", "--output", default=OUT)
+    out = ap.parse_args().output
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [1.3, 1]})
     grid = df.Grid(512, 1)
     h = grid.n // 2
@@ -53,8 +57,8 @@ def main():
     fig.suptitle("Aggregation–diffusion stationary states: ε KL(uniform) + attractive Gaussian interaction",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(OUT, dpi=90)
-    print("wrote", os.path.normpath(OUT))
+    fig.savefig(out, dpi=90)
+    print("wrote", os.path.normpath(out))
 
 
 if __name__ == "__main__":
