@@ -64,6 +64,10 @@ from .optim.result import INNER_HISTORIES
 
 __all__ = ["Newton", "NewtonStep", "INNER_COUNTS"]
 
+#: How many times at most a step of a non-convex energy is solved again with a larger
+#: Fisher–Rao damping when PCG meets negative curvature (:meth:`NewtonStep.direction`).
+NEGATIVE_CURVATURE_TRIES = 8
+
 #: Newton's per-step counts of inner work (:attr:`NewtonStep.stats`, the ``SolveResult``
 #: fields and the run-file datasets of the same names).
 INNER_COUNTS = INNER_HISTORIES
@@ -93,7 +97,8 @@ class Newton:
         fraction of the Newton step, in (0, 1].
     revive_below : float
         With a KL term: while some cell holds less than ``revive_below / N`` (nearly
-        empty; in [0, 1], 0: never), take the metric's first-order step instead. Its
+        empty; in [0, 1], 0: never), take the metric's first-order step instead (not
+        for free energies, :ref:`free-energies`, whose minimiser may hold such cells). Its
         step in such a cell is proportional to :math:`p_i` and refills it
         geometrically, whereas the KL curvature :math:`\alpha_2/p_i` of a Newton step
         holds it in place.
@@ -158,7 +163,17 @@ class NewtonStep:
         self.settings = settings
         self.tol = tol
         self.requires_positive = getattr(preconditioning, "requires_positive", True)
-        self.has_kl = energy.weights["fisher_rao"] > 0
+        # E = +inf outside p > 0 (KL, porous medium): the boundary rule, Fisher-Rao
+        # damping and revival apply
+        self.has_kl = energy.positive_domain
+        self._fisher_rao = energy.fisher_rao_part()
+        # non-convex energies (attractive interaction): negative curvature met in PCG
+        # is answered by Fisher-Rao damping (see direction)
+        self._damp_negative = not energy.convex and self._fisher_rao[0] > 0
+        # revival refills cells that a reference measure mu > 0 wants filled; a free
+        # energy's minimiser may hold nearly empty cells (a concentrated aggregate)
+        self._revive = self.has_kl and all(t.mu is not None for _, t in energy.active_terms)
+        self.negative_curvature = False
         self._solvers = [t.solver for _, t in energy.active_terms if hasattr(t, "solver")]
         # 1D energies of the three standard terms on one mu: PCG in one compiled call
         self._fused = energy.grid.dim == 1 and energy.min_value is not None and all(
@@ -185,20 +200,40 @@ class NewtonStep:
         With a KL term, a Newton step that would leave the positive orthant
         (:math:`t_{\max} < 1`) is solved again with the Hessian damped in the Fisher–Rao
         metric, :math:`\nabla^2 E + \nu \operatorname{diag}(1/p)`, :math:`\nu = \alpha_2
-        (1/t_{\max} - 1)`: in a cell where the KL curvature dominates, this shortens the
+        (1/t_{\max} - 1)` (with a porous-medium term :math:`\operatorname{diag}(1/p)` is the
+        Fisher–Rao-like terms' :math:`\operatorname{diag}(1/q)` and :math:`\alpha_2 = 1`,
+        :meth:`densflow.energies.Energy.fisher_rao_part`): in a cell where the KL curvature dominates, this shortens the
         step by :math:`t_{\max}`, and as :math:`\nu` grows the direction tends to the
         Fisher–Rao natural gradient, which keeps :math:`p > 0`. While some cell holds
         less than ``revive_below / N`` the direction is the metric's first-order one.
+
+        A non-convex energy (an attractive interaction) with a Fisher–Rao-like term:
+        when PCG meets negative curvature, the step is solved again with the same
+        damping, :math:`\nu = \alpha_2, 4\alpha_2, 16\alpha_2, \dots` (at most
+        ``NEGATIVE_CURVATURE_TRIES`` times), until the damped Hessian is positive
+        definite on the Krylov space: the entropy weight raised locally, a Levenberg–
+        Marquardt step in the Fisher–Rao metric. If negative curvature remains, PCG's
+        iterate before it is the direction (a descent direction; none at all at the
+        first PCG iteration, and the solver then takes the metric's step).
         """
         self.stats = dict.fromkeys(INNER_COUNTS, 0)
         self.newton_direction = False
-        if self.has_kl and p.min() * p.size < self.settings.revive_below:
+        if self._revive and p.min() * p.size < self.settings.revive_below:
             return self.inner.direction(p, g)  # nearly empty cells: the metric's step
         self.newton_direction = True
         precondition = self.inner.preconditioner(p)
         s = self._solve(p, g, gap, precondition, 0.0)
-        if self.has_kl:
-            alpha2, nu = self.energy.weights["fisher_rao"], 0.0
+        nu = 0.0
+        if self._damp_negative:
+            alpha2 = self._fisher_rao[0]
+            for _ in range(NEGATIVE_CURVATURE_TRIES):
+                if not self.negative_curvature:
+                    break
+                nu = max(4.0 * nu, alpha2)
+                s = self._solve(p, g, gap, precondition, nu)
+        if self._revive:  # (free energies: the boundary rule alone; damping there held
+            # the iterates near broad stationary points of an aggregation problem)
+            alpha2 = self._fisher_rao[0]
             for _ in range(self.settings.damping_tries):
                 t_max = self.first_step(p, s, 1.0)
                 if t_max >= self.settings.damping_below:
@@ -245,7 +280,10 @@ class NewtonStep:
         settings = self.settings
         energy = self.energy
         counts = self.stats
-        damping = nu / np.maximum(p, 1e-300) if nu > 0 else None  # as KL's curvature
+        self.negative_curvature = False
+        # as the Fisher-Rao-like terms' curvature alpha2 / q (KL: q = p)
+        mobility = self._fisher_rao[1]
+        damping = nu / np.maximum(p if mobility is None else mobility(p), 1e-300) if nu > 0 else None
         # PCG on P H P d = -P g, P = I - 11^T/N (the mass-zero subspace); x accumulates -d.
         # Residuals are kept mean-free: the preconditioner ignores constants, r.z would not
         r = g - g.mean()
@@ -268,7 +306,12 @@ class NewtonStep:
             counts["inner_iterations"] += sum(s.last_iterations for s in self._solvers)
             curvature = dot(d, hd)
             counts["cg_iterations"] += 1
-            if not curvature > 0:  # only by rounding: H is positive definite on sum d = 0
+            if not curvature > 0:
+                # convex energies: only by rounding. Non-convex ones (attractive
+                # interaction): d is a direction of negative curvature; the iterate so
+                # far is a descent direction (0 at the first iteration: the solver then
+                # takes the metric's step)
+                self.negative_curvature = True
                 break
             alpha = rz / curvature
             x += alpha * d

@@ -43,8 +43,10 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         ``"wasserstein"``, ``"fisher_rao"``, ``"mahalanobis"``, ``"combined"`` or a
         :class:`densflow.metrics.Metric` object such as ``Combined(wavelet="db6")``.
     tol : float or None
-        Stop when :math:`E(p_k) - E_{\min} \le` ``tol``; used only when the energy knows
-        its minimum value (all terms share μ, :math:`E_{\min} = 0`).
+        Stop when :math:`E(p_k) - E_{\min} \le` ``tol`` when the energy knows its
+        minimum value (all terms share μ, :math:`E_{\min} = 0`); otherwise (free
+        energies, :ref:`free-energies`) when the energy change a full step predicts,
+        relative to the energy, is small: :math:`s\cdot g / \max(1, |E_k|) \le` ``tol``.
     gtol : float or None
         Stop when the natural-gradient decrement :math:`s\cdot g \le` ``gtol``.
     max_iter : int

@@ -33,6 +33,7 @@ import traceback
 
 import numpy as np
 
+from .. import energies as _energies_free
 from ..energies import terms as _energies
 from ..metrics import natural as _metrics
 from ..core.validation import check_positive_int, check_real_or_none, check_safeguard
@@ -47,6 +48,61 @@ __all__ = ["Case", "Panel", "CaseError", "evaluate_expression", "load_object", "
 EXPRESSION_NAMES = {"np": np, "pi": np.pi, "e": np.e, "sin": np.sin, "cos": np.cos,
                     "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
                     "abs": np.abs, "tanh": np.tanh, "cosh": np.cosh, "sinh": np.sinh}
+
+
+#: Names of free-energy terms in a panel's ``terms`` expression (:ref:`free-energies`):
+#: ``PorousMedium(m)``, ``Potential("V expression of x")``, ``Interaction("W expression
+#: of the displacement x")`` (``x1, x2`` in 2D), ``Entropy()`` (KL to the uniform density).
+TERM_NAMES = ("PorousMedium", "Potential", "Interaction", "Entropy")
+
+
+def evaluate_terms(expr, grid):
+    """The energy of a panel's ``terms`` expression, e.g. ``"PorousMedium(3) +
+    Potential('cos(2*pi*x)')"`` or ``"0.1 * Entropy() + Interaction('-exp(-x**2/0.08)')"``
+    (see :data:`TERM_NAMES`; ``Interaction``'s expression is evaluated on the wrapped
+    displacements, :func:`densflow.energies.interaction.displacements`)."""
+    from ..energies.interaction import displacements
+
+    if not isinstance(expr, str) or not expr.strip():
+        raise TypeError(f"Panel terms must be a non-empty expression string, got {expr!r}")
+
+    def on(values):
+        return lambda *_: values
+
+    def potential(v):
+        return _energies_free.Potential(grid, on(evaluate_expression(v, grid, name="Potential V")))
+
+    def interaction(w):
+        d = displacements(grid)
+        shifted = _Shifted(grid, d)
+        return _energies_free.Interaction(grid, on(evaluate_expression(w, shifted, name="Interaction W")))
+
+    names = {"PorousMedium": lambda m: _energies_free.PorousMedium(grid, m),
+             "Potential": potential, "Interaction": interaction,
+             "Entropy": lambda: _energies.KL(grid, grid.uniform())}
+    try:
+        energy = eval(expr, {"__builtins__": {}, **EXPRESSION_NAMES}, names)  # noqa: S307
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"Panel terms {expr!r}: {exc}") from None
+    except Exception as exc:
+        raise ValueError(f"Panel terms {expr!r} cannot be evaluated ({type(exc).__name__}: {exc}; "
+                         f"allowed names: {', '.join(TERM_NAMES)} and numbers)") from None
+    if isinstance(energy, _energies.Term):
+        energy = 1.0 * energy
+    if not isinstance(energy, _energies.Energy):
+        raise ValueError(f"Panel terms {expr!r} must be a sum of terms ({', '.join(TERM_NAMES)}), "
+                         f"got {type(energy).__name__}")
+    return energy
+
+
+class _Shifted:
+    """A grid stand-in whose coordinates are the wrapped displacements."""
+
+    def __init__(self, grid, d):
+        self.dim, self.shape, self._d = grid.dim, grid.shape, d
+
+    def coordinates(self):
+        return self._d
 
 
 def expression_names(dim):
@@ -113,16 +169,23 @@ class Panel:
         ``["combined", "wasserstein", "fisher_rao"]``; names must be distinct.
     title : str or None
         Panel title; by default the single metrics' names joined by ``+``.
+    terms : str or None
+        Free-energy terms added to the panel's energy, as an expression of
+        :data:`TERM_NAMES` (:func:`evaluate_terms`), e.g. ``"0.1 * Entropy() +
+        Interaction('-exp(-x**2 / 0.08)')"``; the weights may then all be zero.
     """
 
-    def __init__(self, weights, metrics, title=None):
+    def __init__(self, weights, metrics, title=None, terms=None):
         w = tuple(weights) if not isinstance(weights, (str, bytes)) else ()
         if len(w) != 3 or not all(isinstance(a, numbers.Real) and not isinstance(a, bool)
                                   and np.isfinite(a) and a >= 0
                                   for a in w):
             raise ValueError(f"Panel weights must be three finite numbers >= 0, got {weights!r}")
-        if not any(a > 0 for a in w):
+        if not any(a > 0 for a in w) and terms is None:
             raise ValueError(f"Panel weights must not all be zero, got {weights!r}")
+        if terms is not None and (not isinstance(terms, str) or not terms.strip()):
+            raise TypeError(f"Panel terms must be a non-empty expression string or None, got {terms!r}")
+        self.terms = terms
         self.weights = tuple(float(a) for a in w)
         if isinstance(metrics, (str, _metrics.Metric)) or not len(metrics):
             raise ValueError(f"Panel metrics must be a non-empty list of metric names, got {metrics!r}")
@@ -185,6 +248,9 @@ class Case:
         if not panels or not all(isinstance(p, Panel) for p in panels):
             raise ValueError("Case panels must be a non-empty list of densflow.app.case.Panel")
         self.panels = panels
+        for panel in panels:  # validates the terms expressions
+            if panel.terms is not None:
+                evaluate_terms(panel.terms, grid)
         if name is not None and (not isinstance(name, str) or not name or os.sep in name):
             raise ValueError(f"Case name must be a non-empty string without {os.sep!r}, got {name!r}")
         self.name = name
@@ -217,11 +283,14 @@ class Case:
         return values / values.sum()
 
     def energy(self, panel):
-        """The energy ``α1 HMinus1 + α2 KL + α3 Dirichlet`` of a panel."""
+        """The energy ``α1 HMinus1 + α2 KL + α3 Dirichlet`` of a panel, plus its ``terms``."""
         a1, a2, a3 = panel.weights
         g, mu = self.grid, self.mu
-        return (a1 * _energies.HMinus1(g, mu) + a2 * _energies.KL(g, mu)
-                + a3 * _energies.Dirichlet(g, mu))
+        energy = (a1 * _energies.HMinus1(g, mu) + a2 * _energies.KL(g, mu)
+                  + a3 * _energies.Dirichlet(g, mu))
+        if panel.terms is not None:
+            energy = energy + evaluate_terms(panel.terms, g)
+        return energy
 
     def solve_options(self):
         """Keyword arguments of :func:`densflow.solve` shared by all runs."""
@@ -229,12 +298,15 @@ class Case:
                 "line_search": self.line_search, "safeguard": self.safeguard,
                 "method": self.method, "newton": self.newton}
 
-    def run_attributes(self):
+    def run_attributes(self, panel=None):
         """Text attributes of every run: the recipes of μ and p0 (ASCII: every HDF5 tool
-        prints them as they are)."""
+        prints them as they are), and a panel's ``terms`` expression (``terms_recipe``)."""
         v = "V(x)" if self.grid.dim == 1 else "V(x1, x2)"
-        return {"mu_recipe": f"gibbs: mu proportional to exp(-{v}), {v} = {self.potential}",
-                "p0_recipe": self.p0 if self.p0 == "uniform" else f"normalised {self.p0}"}
+        attrs = {"mu_recipe": f"gibbs: mu proportional to exp(-{v}), {v} = {self.potential}",
+                 "p0_recipe": self.p0 if self.p0 == "uniform" else f"normalised {self.p0}"}
+        if panel is not None and panel.terms is not None:
+            attrs["terms_recipe"] = panel.terms
+        return attrs
 
     def notes(self):
         """Remarks a user should see before the runs: a combined metric whose wavelet

@@ -73,7 +73,7 @@ def run_case(case, path, resume=False, progress=None, report=None, attrs=None, o
             for metric in panel.metrics:
                 done += 1
                 label = f"[{done}/{total}] panel {i} {metric.name}"
-                record = recorder.run(f"{group}/{metric.name}", attrs=case.run_attributes())
+                record = recorder.run(f"{group}/{metric.name}", attrs=case.run_attributes(panel))
                 was = record.status if resume else None
                 res = solve(energy, p0, metric, out=record, resume=resume,
                             callback=progress(label) if progress else None,

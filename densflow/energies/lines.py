@@ -19,8 +19,8 @@ __all__ = ["EnergyLine", "QuadraticLine", "KLLine"]
 class QuadraticLine:
     r"""Exact restriction of a quadratic term to :math:`\eta \mapsto p - \eta s`."""
 
-    def __init__(self, state, s, hs):
-        self.state, self.s, self.hs = state, s, hs
+    def __init__(self, state, s, hs, center):
+        self.state, self.s, self.hs, self.center = state, s, hs, center
         g = state.gradient
         if g.flags.c_contiguous and s.flags.c_contiguous and hs.flags.c_contiguous:
             self.slope, self.curvature = EK.two_dots(g, s, hs)
@@ -30,9 +30,9 @@ class QuadraticLine:
     def delta(self, eta, q):
         return -eta * self.slope + 0.5 * eta * eta * self.curvature
 
-    def state_at(self, eta, q, mu):
+    def state_at(self, eta, q):
         u = np.empty_like(self.hs)
-        return State(q, EK.quadratic_state(q, mu, self.state.gradient, self.hs, eta, u), u)
+        return State(q, EK.quadratic_state(q, self.center, self.state.gradient, self.hs, eta, u), u)
 
 
 class KLLine:
@@ -46,7 +46,7 @@ class KLLine:
         # sums stay accurate; +inf outside the positive orthant
         return EK.kl_line_delta(self.state.p, self.s, eta, self.term.mu, self.state.parts)
 
-    def state_at(self, eta, q, mu):
+    def state_at(self, eta, q):
         return self.term.evaluate(q)
 
 
@@ -57,7 +57,7 @@ class EnergyLine:
     :meth:`delta` (:math:`E(p-\eta s) - E(p)`, computed as a difference so that it
     stays accurate when both values are tiny) and :meth:`state_at` cost :math:`O(N)`.
     Outside the positive orthant the energy is :math:`+\infty` (:ref:`stepping`) unless
-    ``positive=False`` and the energy has no KL term.
+    ``positive=False`` and no term is (KL, porous medium).
     """
 
     def __init__(self, energy, state, s, positive=True):
@@ -92,7 +92,8 @@ class EnergyLine:
     def backtrack(self, slope, eta, shrink, c1, min_step):
         """Armijo backtracking from ``eta`` in one compiled call: ``(eta, delta, trials)``
         with ``eta = None`` when no step ``>= min_step`` passes; ``None`` when the line's
-        terms need the general loop (several KL terms or terms of other kinds)."""
+        terms need the general loop (several KL terms, or terms that are not exact
+        quadratics along the line, such as the porous medium)."""
         if not self._fused:
             return None
         a, kl = self._kl
@@ -106,6 +107,6 @@ class EnergyLine:
     def state_at(self, eta, q=None):
         """The energy's :class:`State` at :math:`q = p - \\eta s`."""
         q = self.point(eta) if q is None else q
-        parts = [ln.state_at(eta, q, t.mu) for (_, t), (_, ln) in zip(self.energy.active_terms, self.lines)]
+        parts = [ln.state_at(eta, q) for _, ln in self.lines]
         return self.energy._combine(q, parts)
 

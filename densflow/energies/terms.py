@@ -8,9 +8,14 @@ Three terms, each of one *kind* (the natural metric that matches its Hessian):
 * :class:`Dirichlet` (Mahalanobis-type): :math:`E_3(p) = \tfrac12 (p-\mu)^\top A (p-\mu)`,
   :math:`A = -\Delta = \sum_d D_d^\top D_d`.
 
+Free-energy terms without a reference measure (porous medium, potential, interaction)
+live in :mod:`densflow.energies.porous`, :mod:`~densflow.energies.potential` and
+:mod:`~densflow.energies.interaction`.
+
 Terms combine with non-negative scalars and ``+`` into an :class:`Energy`
-:math:`E = \sum_k \alpha_k E_k`; the weights then live in the energy, where the combined
-metric reads them. Along a search line :math:`p - \eta s` the quadratic terms are exact
+:math:`E = \sum_k \alpha_k E_k`. Each term declares how its Hessian enters the combined
+metric (its ``kind``, see :class:`Term`); the energy collects the declarations for the
+metrics and for Newton's method. Along a search line :math:`p - \eta s` the quadratic terms are exact
 quadratics in :math:`\eta`, so a line-search trial costs :math:`O(N)` (one linear solve per
 direction, none per trial); see :meth:`Energy.evaluate` and :meth:`Energy.line`.
 """
@@ -34,18 +39,58 @@ LINE_RTOL = 1e-8
 
 
 class Term:
-    """Base class of an energy term on a grid with reference probability vector ``mu``."""
+    r"""Base class of an energy term on a grid, with an optional reference probability
+    vector ``mu`` (the term's minimiser, where it vanishes; ``None``: no known minimum).
+
+    A term declares its curvature for the metrics (:ref:`free-energies`) by its ``kind``:
+
+    * ``"wasserstein"``: a Hessian like :math:`L_p^+`; enters the combined metric as
+      :math:`\alpha/(H_1 p)_i` (:class:`HMinus1`).
+    * ``"fisher_rao"``: a diagonal Hessian :math:`\operatorname{diag}(1/q(p))`, with the
+      *mobility* :math:`q` of :meth:`mobility`; enters as :math:`\alpha/(H_2 q)_i`
+      (:class:`KL`: :math:`q = p`).
+    * ``"mahalanobis"``: a constant Hessian; enters as :math:`\alpha\, d_i` with the
+      constant wavelet diagonal :math:`d_i = w_i^\top H w_i` of :meth:`wavelet_diagonal`
+      (:class:`Dirichlet`: :math:`h_3`).
+    * anything else (``"linear"``): no curvature.
+
+    ``positive_domain`` says that the term is :math:`+\infty` outside the positive
+    orthant (the solver then keeps :math:`p > 0`).
+    """
 
     kind = None
     #: Short name used in records and messages.
     name = None
+    #: Whether the term is +inf outside the positive orthant.
+    positive_domain = False
+    #: Whether the term is convex (an attractive interaction is not).
+    convex = True
+    #: Whether :meth:`line` returns an exact quadratic in the step (``slope`` and
+    #: ``curvature`` attributes), which the compiled backtracking can take.
+    quadratic_line = False
 
-    def __init__(self, grid, mu):
+    def __init__(self, grid, mu=None):
         if not isinstance(grid, Grid):
             raise TypeError(f"grid must be a densflow.Grid, got {type(grid).__name__}")
         self.grid = grid
-        self.mu = check_probability_vector(mu, grid.shape, name="mu").copy()
-        self.mu.setflags(write=False)
+        if mu is None:
+            self.mu = None
+        else:
+            self.mu = check_probability_vector(mu, grid.shape, name="mu").copy()
+            self.mu.setflags(write=False)
+
+    def mobility(self, p):
+        r"""``"fisher_rao"`` terms: :math:`q(p)` with Hessian :math:`\operatorname{diag}(1/q)`."""
+        raise NotImplementedError
+
+    def wavelet_diagonal(self, basis):
+        r"""``"mahalanobis"`` terms: :math:`(w_i^\top H w_i)_i` in the pyramid layout of
+        ``basis`` (:class:`densflow.core.wavelets.WaveletBasis`), clipped at 0."""
+        raise NotImplementedError
+
+    def label(self):
+        """The term's name with the parameters that identify it (for records)."""
+        return self.name
 
     # public, checked ---------------------------------------------------------------
     def value(self, p, check=True):
@@ -87,18 +132,25 @@ class Term:
 
 
 class _Quadratic(Term):
-    r"""A term :math:`\tfrac12 (p-\mu)^\top H (p-\mu)` with :math:`H` symmetric PSD."""
+    r"""A term :math:`\tfrac12 (p-c)^\top H (p-c)` with :math:`H` symmetric, about the
+    centre :math:`c` (``center``: :math:`\mu` unless a subclass sets another)."""
+
+    quadratic_line = True
+
+    @property
+    def center(self):
+        return self.mu
 
     def _apply(self, r):
         raise NotImplementedError
 
     def evaluate(self, p):
-        r = p - self.mu
+        r = p - self.center
         u = self._apply(r)
         return State(p, 0.5 * dot(r, u), u)
 
     def line(self, state, s):
-        return QuadraticLine(state, s, self._apply_to_direction(s))
+        return QuadraticLine(state, s, self._apply_to_direction(s), self.center)
 
     def _apply_to_direction(self, s):
         return self._apply(s)
@@ -153,9 +205,15 @@ class Dirichlet(_Quadratic):
 
     kind = "mahalanobis"
     name = "Dirichlet"
+    #: The wavelet diagonal is the basis' :math:`h_3` (the combined metric sums the
+    #: weights of such terms before scaling it).
+    diagonal_is_h3 = True
 
     def _apply(self, r):
         return laplacian(r, self.grid.n)
+
+    def wavelet_diagonal(self, basis):
+        return basis.h3
 
 
 class KL(Term):
@@ -171,6 +229,11 @@ class KL(Term):
 
     kind = "fisher_rao"
     name = "KL"
+    positive_domain = True
+
+    def mobility(self, p):
+        """:math:`q = p` (the Hessian is :math:`\\operatorname{diag}(1/p)`)."""
+        return p
 
     def evaluate(self, p):
         p = np.ascontiguousarray(p, dtype=float)
@@ -193,7 +256,9 @@ class Energy:
 
     Build it with ``alpha * Term(...)`` and ``+``. ``E.weights`` gives the total weight
     of each kind, :math:`(\alpha_1, \alpha_2, \alpha_3)` for the Wasserstein-,
-    Fisher–Rao- and Mahalanobis-type terms, which the combined metric reads.
+    Fisher–Rao- and Mahalanobis-type terms (for records); the metrics read the terms'
+    own declarations through :attr:`wasserstein_weight`, :meth:`fisher_rao_part` and
+    :meth:`wavelet_diagonal`.
     """
 
     def __init__(self, terms):
@@ -210,12 +275,17 @@ class Energy:
         self.terms = tuple(terms)
         self.grid = grid
         self._active = tuple((a, t) for a, t in self.terms if a > 0)
-        self._has_kl = any(t.kind == "fisher_rao" for _, t in self._active)
+        self._has_kl = any(isinstance(t, KL) for _, t in self._active)
+        #: Whether E = +inf outside the positive orthant (a KL or porous-medium term).
+        self.positive_domain = any(t.positive_domain for _, t in self._active)
+        #: Whether every active term is convex.
+        self.convex = all(t.convex for _, t in self._active)
         # a search line can backtrack in one compiled call when the active terms are
-        # quadratics and at most one KL term (densflow.energies.lines.EnergyLine.backtrack)
+        # exact quadratics along the line and at most one KL term
+        # (densflow.energies.lines.EnergyLine.backtrack)
         kl = [k for k, (_, t) in enumerate(self._active) if isinstance(t, KL)]
         self._line_kl = kl[0] if len(kl) == 1 else None
-        self._fused_line = len(kl) <= 1 and all(isinstance(t, (KL, _Quadratic))
+        self._fused_line = len(kl) <= 1 and all(isinstance(t, KL) or t.quadratic_line
                                                 for _, t in self._active)
 
     # algebra -----------------------------------------------------------------------
@@ -245,8 +315,43 @@ class Energy:
         """Total weight per kind: ``{"wasserstein": α1, "fisher_rao": α2, "mahalanobis": α3}``."""
         w = dict.fromkeys(KINDS, 0.0)
         for a, t in self.terms:
-            w[t.kind] += a
+            if t.kind in w:
+                w[t.kind] += a
         return w
+
+    # the terms' curvature, as the metrics and Newton's method read it ------------------
+    @property
+    def wasserstein_weight(self):
+        """Total weight of the ``"wasserstein"`` terms (:math:`\\alpha/(H_1 p)_i`)."""
+        return self.weights["wasserstein"]
+
+    def fisher_rao_part(self):
+        r"""The ``"fisher_rao"`` terms as ``(a, mobility)``: their Hessian is
+        :math:`a\,\operatorname{diag}(1/q(p))` with ``q = mobility(p)``; ``mobility`` is
+        ``None`` for :math:`q = p` (only KL terms: ``a`` the sum of their weights).
+        Otherwise ``a = 1`` and :math:`1/q = \sum_k \alpha_k / q_k(p)`. ``(0.0, None)``
+        without such terms.
+        """
+        terms = [(a, t) for a, t in self.active_terms if t.kind == "fisher_rao"]
+        if all(isinstance(t, KL) for _, t in terms):
+            return self.weights["fisher_rao"], None
+
+        def mobility(p):
+            curvature = sum(a / t.mobility(p) for a, t in terms)
+            return 1.0 / curvature
+
+        return 1.0, mobility
+
+    def wavelet_diagonal(self, basis):
+        r"""The ``"mahalanobis"`` terms' constant wavelet diagonal :math:`\sum_k
+        \alpha_k (w_i^\top H_k w_i)_i` (Dirichlet terms: their summed weight times
+        :math:`h_3`)."""
+        a3 = sum(a for a, t in self.terms if getattr(t, "diagonal_is_h3", False))
+        out = a3 * basis.h3
+        for a, t in self.active_terms:
+            if t.kind == "mahalanobis" and not getattr(t, "diagonal_is_h3", False):
+                out = out + a * t.wavelet_diagonal(basis)
+        return out
 
     @property
     def active_terms(self):
@@ -255,11 +360,26 @@ class Energy:
 
     @property
     def min_value(self):
-        """The minimum value (0, at μ) when all terms share μ, else ``None``."""
+        """The minimum value (0, at μ) when all terms share μ, else ``None`` (also when
+        a term has no reference measure: free energies)."""
         mus = [t.mu for _, t in self.active_terms]
+        if any(m is None for m in mus):
+            return None
         if mus and all(np.array_equal(mus[0], m) for m in mus[1:]):
             return 0.0
         return None
+
+    @property
+    def stops_on_change(self):
+        """Whether :func:`densflow.solve`'s ``tol`` bounds the relative energy change of
+        a step (no known minimum value) instead of :math:`E - E_{\\min}`."""
+        return self.min_value is None
+
+    def kkt_residual(self, state):
+        r""":math:`\max_s |\nabla E(p) - \overline{\nabla E(p)}|` of a :class:`State`: zero
+        at a stationary point in the interior of the simplex."""
+        g = state.gradient
+        return float(np.max(np.abs(g - g.mean())))
 
     @property
     def mu(self):
@@ -275,7 +395,7 @@ class Energy:
 
     def describe(self):
         """Plain description of the terms and weights (for records)."""
-        return [{"term": t.name, "kind": t.kind, "weight": a} for a, t in self.terms]
+        return [{"term": t.label(), "kind": str(t.kind), "weight": a} for a, t in self.terms]
 
     # evaluation --------------------------------------------------------------------
     def value(self, p, check=True):
@@ -317,11 +437,11 @@ class Energy:
     def line(self, state, s, positive=True):
         """The restriction :math:`\\eta \\mapsto E(p - \\eta s)` as an :class:`EnergyLine`.
 
-        With ``positive=False`` an energy without a KL term is evaluated outside the
-        positive orthant too (its terms are quadratics defined for every ``p``); an
-        energy with a KL term is always :math:`+\\infty` there.
+        With ``positive=False`` an energy without a KL or porous-medium term is evaluated
+        outside the positive orthant too (its terms are defined for every ``p``); an
+        energy with one is always :math:`+\\infty` there.
         """
-        return EnergyLine(self, state, s, positive=positive or self._has_kl)
+        return EnergyLine(self, state, s, positive=positive or self.positive_domain)
 
     def __repr__(self):
         inner = " + ".join(f"{a:g} * {t.name}" for a, t in self.terms)

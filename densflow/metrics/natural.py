@@ -193,6 +193,13 @@ class Combined(Metric):
     weight 0 contributes nothing; a term that is infinite (:math:`H_1 p = 0` for a
     constant basis vector) gives :math:`\lambda_i = 0`, as does a zero denominator.
 
+    Free-energy terms declare their own part (:class:`densflow.energies.Term`): a
+    Fisher–Rao-like term with diagonal Hessian :math:`\operatorname{diag}(1/q_k(p))`
+    (porous medium: :math:`q = \rho^{2-m}/(mN)`) enters through
+    :math:`(H_2 q)_i` with :math:`1/q = \sum_k \alpha_k/q_k`, in place of
+    :math:`\alpha_2/(H_2 p)_i`; a Mahalanobis-like term with constant Hessian :math:`K`
+    (interaction) adds :math:`\alpha \max(0, w_i^\top K w_i)` to :math:`\alpha_3 (h_3)_i`.
+
     Parameters
     ----------
     wavelet : str
@@ -214,26 +221,33 @@ class Combined(Metric):
     def bind(self, energy):
         energy.check_weights()
         basis = cached_basis(energy.grid, self.wavelet, self.level)
-        return _BoundCombined(basis, energy.weights)
+        return _BoundCombined(basis, energy)
 
 
 class _BoundCombined(_Bound):
-    def __init__(self, basis, weights):
+    def __init__(self, basis, energy):
         self.basis = basis
-        self.a1 = weights["wasserstein"]
-        self.a2 = weights["fisher_rao"]
-        self.a3 = weights["mahalanobis"]
+        # each term's own declaration (densflow.energies.terms.Term): H1 p for the
+        # Wasserstein-like, H2 q(p) for the Fisher-Rao-like (mobility q), a constant
+        # diagonal for the Mahalanobis-like terms
+        self.a1 = energy.wasserstein_weight
+        self.a2, self.mobility = energy.fisher_rao_part()
         # W^T 1: wavelets have zero mean, so only the approximation block is nonzero;
         # exact zeros elsewhere keep 1^T M 1 exactly 0 when that block has lambda = 0
         ones = basis.analysis(np.ones(basis.grid.shape))
         self.ones_coeffs = np.zeros_like(ones)
         region = basis.blocks[0][2]
         self.ones_coeffs[region] = ones[region]
-        self._a3h3 = self.a3 * basis.h3
+        self._a3h3 = np.ascontiguousarray(energy.wavelet_diagonal(basis), dtype=float)
 
     def eigenvalues(self, p):
         """:math:`\\lambda(p)` in the pyramid layout of the coefficients."""
-        h1, h2 = self.basis.diagonals(p, need_h1=self.a1 > 0, need_h2=self.a2 > 0)
+        need_h1, need_h2 = self.a1 > 0, self.a2 > 0
+        if self.mobility is None:  # H2 of p itself (KL terms): one pass
+            h1, h2 = self.basis.diagonals(p, need_h1=need_h1, need_h2=need_h2)
+        else:
+            h1 = self.basis.diagonals(p, need_h1=need_h1, need_h2=False)[0]
+            h2 = self.basis.diagonals(self.mobility(p), need_h1=False, need_h2=need_h2)[1]
         lam = np.empty(self.basis.grid.shape)
         MK.eigenvalues(lam if h1 is None else h1, lam if h2 is None else h2,
                        self.a1, self.a2, self._a3h3, lam)
@@ -251,7 +265,7 @@ class _BoundCombined(_Bound):
 
     def direction(self, p, g):
         b = self.basis
-        if b.grid.dim == 1 and b.grid.size <= FUSED_DIRECTION_MAX:  # one compiled call
+        if b.grid.dim == 1 and b.grid.size <= FUSED_DIRECTION_MAX and self.mobility is None:
             s = np.empty(b.grid.shape)
             if MK.combined_direction_1d(np.ascontiguousarray(p, dtype=float),
                                         np.ascontiguousarray(g, dtype=float), *b._flat,
@@ -309,7 +323,9 @@ class Safeguard:
 
     * energies with a KL term (:math:`\alpha_2 > 0`), which keep :math:`p > 0`: the
       metric is blended with the Fisher–Rao metric of the KL term in the cells where
-      :math:`p < \delta`,
+      :math:`p < \delta` (with a porous-medium term: :math:`\operatorname{diag}(p)/\alpha_2`
+      replaced by the inverse :math:`\operatorname{diag}(q)` of the Fisher–Rao-like
+      terms' Hessian, see :meth:`densflow.energies.Energy.fisher_rao_part`),
 
       .. math::
 
@@ -321,7 +337,7 @@ class Safeguard:
       scale spans full and empty cells alike; its diagonal entries :math:`H_1 p`,
       :math:`H_2 p` average :math:`p` over the support and do not vanish where
       :math:`p` does, which is what stalls the plain metric.)
-    * energies without a KL term are quadratics, defined for every :math:`p`; the
+    * energies without a KL or porous-medium term are defined for every :math:`p`; the
       solver then does not enforce positivity, and the metric's :math:`p`-dependent
       parts are evaluated at the floored density :math:`\max(p, \delta)`.
 
@@ -335,28 +351,31 @@ class Safeguard:
             raise ValueError(f"floor must be a number in (0, 1], got {floor!r}")
         self.bound = bound
         self.floor = float(floor)
-        self.alpha2 = energy.weights["fisher_rao"]
+        self.alpha2, self.mobility = energy.fisher_rao_part()
+        self.positive_domain = energy.positive_domain
         self.delta = self.floor / energy.grid.size
 
     @property
     def requires_positive(self):
-        """Whether iterates must stay in the positive orthant (energies with KL)."""
-        return self.alpha2 > 0
+        """Whether iterates must stay in the positive orthant (energies with KL or a
+        porous-medium term)."""
+        return self.positive_domain
 
     def preconditioner(self, p):
         """The safeguarded map :math:`v \\mapsto \\tilde M (v - c\\mathbf 1)` (see
         :meth:`densflow.metrics._Bound.preconditioner`), formed once for ``p``."""
         if p.min() >= self.delta:
             return self.bound.preconditioner(p)
-        if self.alpha2 <= 0:
+        if not self.positive_domain:
             return self.bound.preconditioner(np.maximum(p, self.delta))
         d = np.minimum(1.0, p / self.delta)
-        return BlendedPreconditioner(self.bound.operator(p), d, (1.0 - d * d) * p / self.alpha2)
+        q = p if self.mobility is None else self.mobility(p)
+        return BlendedPreconditioner(self.bound.operator(p), d, (1.0 - d * d) * q / self.alpha2)
 
     def direction(self, p, g):
         if p.min() >= self.delta:
             return self.bound.direction(p, g)
-        if self.alpha2 <= 0:
+        if not self.positive_domain:
             return self.bound.direction(np.maximum(p, self.delta), g)
         return mass_fix(self.preconditioner(p)(g))
 

@@ -66,6 +66,8 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
     snapshot_every, resumed_from = REFRESH_EVERY, -1
     positive = bound.positive
     inner_counts = bound.inner_counts
+    # a problem without a known minimum may ask to stop on the predicted relative change
+    change_tol = tol if e_min is None and getattr(problem, "stops_on_change", False) else None
     inner = {key: [] for key in INNER_HISTORIES}
     if record is not None:
         snapshot_every = record.snapshot_every
@@ -108,6 +110,11 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
             break
         if gtol is not None and slope <= gtol:
             converged, message = True, f"decrement s.g = {slope:.3e} <= gtol = {gtol:g} after {k} iterations"
+            break
+        if change_tol is not None and slope <= change_tol * max(1.0, abs(state.value)):
+            converged, message = True, (f"relative energy change s.g / max(1, |E|) = "
+                                        f"{slope / max(1.0, abs(state.value)):.3e} <= tol = "
+                                        f"{change_tol:g} after {k} iterations (E_min unknown)")
             break
         if slope <= 0 and not (slope < 0 and isinstance(line_search, FixedStep)):
             # (a fixed step needs no descent direction: Adam's momentum, a particle flow)
@@ -162,6 +169,8 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
         info={"resumed_from": resumed_from, "method": bound.method},
         **{key: np.asarray(v, dtype=np.int64) for key, v in inner.items()},
     )
+    if callable(getattr(problem, "kkt_residual", None)):
+        result.info["kkt_residual"] = problem.kkt_residual(state)
     if record is not None:
         record.finish(result)
     return result
