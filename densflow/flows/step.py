@@ -115,7 +115,7 @@ def _failure(message, newton, cg, residual=np.nan):
 
 @dataclass(frozen=True)
 class FlowNewton:
-    """Settings of the Newton–Krylov solve of each implicit step.
+    r"""Settings of the Newton–Krylov solve of each implicit step.
 
     Parameters
     ----------
