@@ -1,4 +1,4 @@
-r"""Time-accurate flows: densflow.flow against peers written here (issue 25).
+r"""Time-accurate flows: densflow.flow against peers written here.
 
 Problem. 2D Fokker–Planck :math:`\partial_t\rho = \nabla\cdot(\nabla\rho + \rho\nabla V)` on
 the unit torus, :math:`V = 2\sin 2\pi x_1 \sin 2\pi x_2`, from a Gaussian bump (width 0.1)
