@@ -1,7 +1,7 @@
 """densflow: natural-gradient flows of probability densities.
 
 Grid side: :class:`Grid`, :mod:`densflow.energies`, :mod:`densflow.metrics` and
-:func:`solve`; the documentation in ``docs/`` explains them, and
+:func:`solve`; time-accurate flows :func:`flow`; the documentation in ``docs/`` explains them, and
 ``docs/architecture.rst`` the layers of the package.
 """
 
@@ -9,8 +9,10 @@ from . import _aliases, energies, gridproblem, metrics  # noqa: F401  (gridprobl
 from .core.grid import Grid
 from ._version import __version__
 from .solving import Armijo, SolveResult, solve
+from .flows import FlowResult, flow
 
 
-__all__ = ["Grid", "energies", "metrics", "solve", "SolveResult", "Armijo", "__version__"]
+__all__ = ["Grid", "energies", "metrics", "solve", "SolveResult", "Armijo", "flow", "FlowResult",
+           "__version__"]
 
 _aliases.install()

@@ -1,0 +1,306 @@
+r"""Time-accurate flows: densflow.flow against peers written here.
+
+Problem. 2D Fokker–Planck :math:`\partial_t\rho = \nabla\cdot(\nabla\rho + \rho\nabla V)` on
+the unit torus, :math:`V = 2\sin 2\pi x_1 \sin 2\pi x_2`, from a Gaussian bump (width 0.1)
+on a floor of 0.05, to ``T = 0.05``. Every method integrates the same semi-discrete
+system, the centred finite-volume flux :math:`\dot p = -\sum_d D_d^\top(m_d \odot
+D_d(\log p + V))`, :math:`m_d` the arithmetic mean of the two cells of an edge (the
+Wasserstein flow of ``KL(grid, gibbs(V))``), so the error measured is the time
+integration's: L¹ distance at ``T`` to a reference of the same discretisation computed by
+densflow's BDF2 with ``rtol = 1e-8`` (at 128² checked against ``solve_ivp`` Radau at
+``rtol = 1e-10``; the table prints that difference). The space error of each grid
+against the next finer one is printed too.
+
+Methods (each with its accuracy knob swept, the cheapest setting with L¹ ≤ ``--target``
+kept, then timed ``--repeats`` times, interleaved, minimum kept):
+
+* densflow ``flow`` with ``scheme="bdf2"`` and ``"euler"``, adaptive (``rtol`` swept by
+  factors of 10^(1/2)) and fixed (``dt = T/m``, ``m`` doubled);
+* MOL: ``scipy.integrate.solve_ivp(method="BDF")`` with the analytic sparse Jacobian
+  (``rtol`` swept, ``atol = rtol/100`` per unit of ρ);
+* explicit Euler from its stability limit, :math:`dt = 1.9/|\lambda_{\max}|` of the
+  Jacobian at ``p0`` (ARPACK), halved until the target is met;
+* implicit Euler, fully implicit (mobility at the new state), Newton with a sparse
+  direct solve (SuperLU) per iteration, ``dt = T/m`` swept (the LJKO way).
+
+One thread (BLAS/OpenMP pinned before numpy is imported; scipy.fft on one worker).
+A second table: densflow's cost per BDF2 step and Newton iterations per step from 64²
+to 1024² (fixed ``dt = T/20``), Fokker–Planck and the porous medium ``U = ρ²`` (a private
+energy in this script), with the log–log slope of time per step against N.
+
+Usage::
+
+    python benchmarks/flows.py [--sizes 128 256] [--target 1e-4] [--repeats 3]
+        [--skip-peers-above 256] [--steps-only]
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # before numpy is imported
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+import scipy.sparse.linalg as spla  # noqa: E402
+from scipy.integrate import solve_ivp  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import densflow as df  # noqa: E402
+from densflow.core.state import State  # noqa: E402
+from densflow.energies import KL  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _tables import print_rst_table  # noqa: E402
+
+T = 0.05
+
+
+def V(a, b):
+    return 2.0 * np.sin(2 * np.pi * a) * np.sin(2 * np.pi * b)
+
+
+def problem(n):
+    grid = df.Grid(n, 2)
+    x1, x2 = grid.coordinates()
+    p0 = np.exp(-((x1 - 0.3) ** 2 + (x2 - 0.6) ** 2) / (2 * 0.1**2)) + 0.05
+    p0 /= p0.sum()
+    mu = grid.gibbs(V)
+    return grid, p0, KL(grid, mu), V(x1, x2)
+
+
+# ------------------------------------------------------------------ the semi-discrete system
+class FiniteVolume:
+    r""":math:`f(p) = -\sum_d D_d^\top(m_d\odot D_d(\log p + V))` and its sparse Jacobian."""
+
+    def __init__(self, n, v):
+        self.n, self.v = n, v.ravel()
+        N = n * n
+        P = sp.diags([np.ones(n - 1), np.ones(1)], [1, -(n - 1)], shape=(n, n), format="csr")
+        eye = sp.identity(n, format="csr")
+        self.S = [sp.kron(P, eye, format="csr"), sp.kron(eye, P, format="csr")]
+        I = sp.identity(N, format="csr")
+        self.D = [n * (S - I) for S in self.S]
+        self.DT = [D.T.tocsr() for D in self.D]
+        self.I = I
+
+    def rhs(self, t, p):
+        u = np.log(p) + self.v
+        out = np.zeros_like(p)
+        for S, D, DT in zip(self.S, self.D, self.DT):
+            m = 0.5 * (p + S @ p)
+            out -= DT @ (m * (D @ u))
+        return out
+
+    def jac(self, t, p):
+        u = np.log(p) + self.v
+        J = None
+        for S, D, DT in zip(self.S, self.D, self.DT):
+            m = 0.5 * (p + S @ p)
+            part = DT @ sp.diags(m) @ D @ sp.diags(1.0 / p) + DT @ sp.diags(D @ u) @ (0.5 * (self.I + S))
+            J = part if J is None else J + part
+        return (-J).tocsc()
+
+
+def run_mol(fv, p0, rtol):
+    N = p0.size
+    sol = solve_ivp(fv.rhs, (0, T), p0.ravel(), method="BDF", jac=fv.jac, rtol=rtol,
+                    atol=rtol * 1e-2 / N)
+    return sol.y[:, -1].reshape(p0.shape), {"steps": sol.t.size - 1, "nfev": sol.nfev,
+                                             "nlu": sol.nlu}
+
+
+def run_explicit(fv, p0, dt):
+    p = p0.ravel().copy()
+    m = int(np.ceil(T / dt))
+    h = T / m
+    for _ in range(m):
+        p = p + h * fv.rhs(0, p)
+    return p.reshape(p0.shape), {"steps": m}
+
+
+def explicit_limit(fv, p0):
+    lam = spla.eigs(fv.jac(0, p0.ravel()), k=1, which="LM", return_eigenvectors=False, tol=1e-3)
+    return 1.9 / abs(lam[0])
+
+
+def run_implicit_direct(fv, p0, m):
+    """Fully implicit Euler; Newton with SuperLU on R(p) = p - p_k - h f(p)."""
+    h = T / m
+    p = p0.ravel().copy()
+    newton = 0
+    for _ in range(m):
+        pk = p.copy()
+        for _ in range(30):
+            R = p - pk - h * fv.rhs(0, p)
+            if np.linalg.norm(R, 1) <= 1e-10:
+                break
+            J = (fv.I - h * fv.jac(0, p)).tocsc()
+            d = spla.splu(J).solve(-R)
+            t = 1.0
+            neg = d < 0
+            if np.any(neg):
+                t = min(1.0, 0.995 * float(np.min(p[neg] / -d[neg])))
+            p = p + t * d
+            newton += 1
+    return p.reshape(p0.shape), {"steps": m, "newton": newton}
+
+
+def run_densflow(E, p0, scheme, rtol=None, dt=None):
+    r = df.flow(E, p0, T, scheme=scheme, rtol=rtol, dt=dt, atol=None if rtol is None else rtol * 1e-2)
+    return r.p, {"steps": r.n_steps, "newton": int(r.newton_iterations.sum()),
+                 "cg": int(r.cg_iterations.sum()), "rejected": r.info["rejected"]}
+
+
+# ------------------------------------------------------------------ sweeps
+RTOLS = [10 ** (-k / 2) for k in range(2, 19)]
+MS = [2**k for k in range(1, 16)]
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def sweep(make, knobs, ref, target, cap):
+    """First knob (cheapest first) whose run meets the target: (knob, time, err, info)."""
+    last = None
+    for knob in knobs:
+        t, (p, info) = timed(lambda: make(knob))
+        err = float(np.abs(p - ref).sum())
+        last = (knob, t, err, info)
+        if err <= target:
+            return last
+        if t > cap:
+            break
+    return last
+
+
+def compare(n, target, repeats, with_peers, cap):
+    grid, p0, E, v = problem(n)
+    run_densflow(E, p0, "bdf2", dt=T / 4)  # compile
+    t_ref, (ref, _) = timed(lambda: run_densflow(E, p0, "bdf2", rtol=1e-8))
+    note = f"reference: densflow bdf2 rtol=1e-8 ({t_ref:.1f} s)"
+    fv = FiniteVolume(n, v)
+    if n <= 128:
+        sol = solve_ivp(fv.rhs, (0, T), p0.ravel(), method="Radau", jac=fv.jac, rtol=1e-10,
+                        atol=1e-14, t_eval=[T])
+        note += f"; vs solve_ivp Radau rtol=1e-10: L1 {np.abs(sol.y[:, -1] - ref.ravel()).sum():.1e}"
+    methods = {
+        "densflow bdf2 adaptive": (lambda r: run_densflow(E, p0, "bdf2", rtol=r), RTOLS),
+        "densflow bdf2 fixed": (lambda m: run_densflow(E, p0, "bdf2", dt=T / m), MS),
+        "densflow euler adaptive": (lambda r: run_densflow(E, p0, "euler", rtol=r), RTOLS),
+        "densflow euler fixed": (lambda m: run_densflow(E, p0, "euler", dt=T / m), MS),
+    }
+    if with_peers:
+        dt_lim = explicit_limit(fv, p0)
+        methods.update({
+            "MOL solve_ivp BDF sparse": (lambda r: run_mol(fv, p0, r), RTOLS),
+            "explicit Euler (limit/2^k)": (lambda dt: run_explicit(fv, p0, dt),
+                                           [dt_lim / 2**k for k in range(8)]),
+            "implicit Euler Newton+LU": (lambda m: run_implicit_direct(fv, p0, m), MS),
+        })
+    chosen = {}
+    for name, (make, knobs) in methods.items():
+        chosen[name] = sweep(make, knobs, ref, target, cap)
+    times = {name: [] for name in methods}
+    names = list(methods)
+    for rnd in range(repeats):
+        for name in names[rnd % len(names):] + names[:rnd % len(names)]:
+            knob, t0, err, info = chosen[name]
+            if err > target:
+                continue
+            t, _ = timed(lambda: methods[name][0](knob))
+            times[name].append(t)
+    rows = []
+    best_peer = min((min(times[k]) for k in names if not k.startswith("densflow") and times[k]),
+                    default=np.nan)
+    for name in names:
+        knob, t0, err, info = chosen[name]
+        ok = err <= target
+        tmin = min(times[name]) if times[name] else t0
+        kn = f"{knob:.1e}" if isinstance(knob, float) else f"T/{knob}"
+        per = info.get("newton", 0) / max(1, info.get("steps", 1))
+        rows.append([name, kn, f"{err:.1e}" + ("" if ok else " *"), f"{tmin:.3f}",
+                     str(info.get("steps", "")), f"{per:.2f}" if "newton" in info else "–",
+                     f"{best_peer / tmin:.1f}" if ok and np.isfinite(best_peer) else "–"])
+    print(f"\n{n}x{n}: time to L1 <= {target:g} at T = {T} ({note}); "
+          "ratio = fastest peer / method (> 1: faster than every peer); * = target missed")
+    print_rst_table(["method", "knob", "L1 error", "time [s]", "steps", "Newton/step", "ratio"], rows)
+    return ref
+
+
+# ------------------------------------------------------------------ cost per step
+class PorousMedium2:
+    """U(rho) = rho^2 in continuum units (private stand-in for the porous-medium term)."""
+
+    def __init__(self, grid):
+        self.grid = grid
+
+    def evaluate(self, p):
+        r = p.size * p
+        return State(p, float(np.sum(r * r) / p.size), 2.0 * r)
+
+    def hessian_product(self, p, v):
+        return 2.0 * p.size * v
+
+
+def step_costs(sizes, repeats):
+    rows, series = [], {"Fokker-Planck": [], "porous medium m=2": []}
+    for n in sizes:
+        grid, p0, E, _ = problem(n)
+        for label, energy in (("Fokker-Planck", E), ("porous medium m=2", PorousMedium2(grid))):
+            dt = T / 20 if label == "Fokker-Planck" else 2e-4
+            df.flow(energy, p0, dt * 2, dt=dt)  # compile
+            best = np.inf
+            for _ in range(repeats):
+                t, r = timed(lambda: df.flow(energy, p0, 20 * dt, dt=dt))
+                best = min(best, t)
+            per = best / r.n_steps
+            series[label].append(per)
+            rows.append([label, f"{n}^2", f"{1e3 * per:.1f}", f"{r.newton_iterations.mean():.2f}",
+                         str(int(r.newton_iterations.max())),
+                         f"{r.cg_iterations.sum() / max(1, r.newton_iterations.sum()):.1f}"])
+    print("\ndensflow BDF2, fixed steps (20 steps): cost per step")
+    print_rst_table(["problem", "grid", "ms/step", "Newton/step", "max", "CG/Newton"], rows)
+    N = np.array(sizes, dtype=float) ** 2
+    for label, s in series.items():
+        keep = N >= 128**2
+        if keep.sum() >= 2:
+            slope = np.polyfit(np.log(N[keep]), np.log(np.array(s)[keep]), 1)[0]
+            print(f"{label}: log-log slope of time per step against N (128^2 and up): {slope:.2f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    ap.add_argument("--step-sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    ap.add_argument("--target", type=float, default=1e-4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-peers-above", type=int, default=512)
+    ap.add_argument("--cap", type=float, default=60.0, help="stop a sweep once a run takes this long")
+    ap.add_argument("--steps-only", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        import scipy.fft as sfft
+        sfft.set_workers(1)
+    except AttributeError:
+        pass
+    if not args.steps_only:
+        prev = None
+        for n in args.sizes:
+            ref = compare(n, args.target, args.repeats, n <= args.skip_peers_above, args.cap)
+            if prev is not None:
+                coarse, pn = prev
+                err = np.abs(coarse - ref[:: n // pn, :: n // pn] * (n // pn) ** 2).sum()
+                print(f"space error of {pn}^2 against {n}^2 (L1 on the coarse cells): {err:.1e}")
+            prev = (ref, n)
+    step_costs(args.step_sizes, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
