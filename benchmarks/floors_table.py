@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 import densflow as df
-import densflow.solving
+import densflow.gridproblem
 from _tables import print_rst_table  # benchmarks/ is on sys.path when run as a script
 
 WEIGHTS = {1: [(1, 1e-3, 0), (1, 0, 1e-4), (0, 1e-3, 1e-4), (1, 1e-3, 1e-4)],
@@ -31,7 +31,7 @@ def floored_bump(grid, floor, sigma=0.01):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--method", choices=densflow.solving.METHODS, default="newton")
+    ap.add_argument("--method", choices=densflow.gridproblem.METHODS, default="newton")
     ap.add_argument("--max-iter", type=int, default=5000)
     args = ap.parse_args()
     rows = []

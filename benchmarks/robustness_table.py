@@ -16,7 +16,7 @@ import os
 import sys
 
 import densflow as df
-import densflow.solving
+import densflow.gridproblem
 from _tables import print_rst_table  # benchmarks/ is on sys.path when run as a script
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
@@ -32,7 +32,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--max-iter", type=int, default=200)
-    ap.add_argument("--method", choices=densflow.solving.METHODS, default="gradient",
+    ap.add_argument("--method", choices=densflow.gridproblem.METHODS, default="gradient",
                     help="gradient: the paper's first-order steps (default); newton")
     args = ap.parse_args()
     header = ["grid", "weights", f"rough, {args.seeds} seeds", "vanishing", "rough (plain)", "vanishing (plain)"]

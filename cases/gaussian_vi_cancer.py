@@ -66,7 +66,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from densflow.energies import State  # noqa: E402
+from densflow.core.state import State  # noqa: E402
 from densflow.parametric import Gaussian, Problem  # noqa: E402
 from densflow.app.parametric_case import Experiment, ParametricCase  # noqa: E402
 from densflow.parametric.data import Monitored, importance_moments, load_cancer_data  # noqa: E402

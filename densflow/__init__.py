@@ -5,12 +5,12 @@ Grid side: :class:`Grid`, :mod:`densflow.energies`, :mod:`densflow.metrics` and
 ``docs/architecture.rst`` the layers of the package.
 """
 
-from . import _aliases, energies, metrics
+from . import _aliases, energies, gridproblem, metrics  # noqa: F401  (gridproblem registers its kind)
 from .core.grid import Grid
+from ._version import __version__
 from .solving import Armijo, SolveResult, solve
 from .flows import FlowResult, flow
 
-__version__ = "0.1.0"
 
 __all__ = ["Grid", "energies", "metrics", "solve", "SolveResult", "Armijo", "flow", "FlowResult",
            "__version__"]

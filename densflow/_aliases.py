@@ -21,7 +21,7 @@ MOVED = {
     "densflow.linesearch": "densflow.optim.linesearch",
     "densflow.recorder": "densflow.io.recorder",
     "densflow.runfile": "densflow.io.runfile",
-    "densflow.case": "densflow.app.case",
+    "densflow.case": "densflow.app.loading",
     "densflow.runner": "densflow.app.runner",
     "densflow.sweep": "densflow.app.sweep",
     "densflow.cli": "densflow.app.cli",

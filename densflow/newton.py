@@ -58,14 +58,15 @@ import numpy as np
 
 from .kernels.newton import newton_cg_1d
 from .energies.terms import KL, Dirichlet, HMinus1
-from .metrics.natural import BlendedPreconditioner, CombinedPreconditioner, _mass_fix
+from .metrics.natural import BlendedPreconditioner, CombinedPreconditioner, mass_fix
 from .core.operators import dot
+from .optim.result import INNER_HISTORIES
 
 __all__ = ["Newton", "NewtonStep", "INNER_COUNTS"]
 
 #: Newton's per-step counts of inner work (:attr:`NewtonStep.stats`, the ``SolveResult``
 #: fields and the run-file datasets of the same names).
-INNER_COUNTS = ("cg_iterations", "hessian_products", "inner_iterations")
+INNER_COUNTS = INNER_HISTORIES
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class NewtonStep:
                               self._floor(gap), self.settings.cg_max_iter, x)
         self.stats["cg_iterations"] += its
         self.stats["hessian_products"] += its
-        return _mass_fix(x)
+        return mass_fix(x)
 
     def _solve(self, p, g, gap, precondition, nu):
         if self._fusable(precondition):
@@ -281,7 +282,7 @@ class NewtonStep:
             # relaxed inner accuracy: a product's error matters in proportion to the
             # residual left (Simoncini and Szyld 2003)
             inner_rtol = min(0.5, max(1e-13, settings.inner_factor * eta * np.sqrt(rz0 / rz)))
-        return _mass_fix(x)
+        return mass_fix(x)
 
     def first_step(self, p, s, eta0):
         """The first trial step: ``eta0``, shortened to keep :math:`p - t s > 0` for a

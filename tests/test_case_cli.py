@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import densflow as df
-from densflow.app.case import Case, CaseError, Panel, load_case
+from densflow.app.case import Case, CaseError, Panel
+from densflow.app.loading import load_case
 from densflow.app.cli import main
 from densflow.io.recorder import read_run_file
 

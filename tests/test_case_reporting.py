@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import densflow as df
-from densflow.app.case import EXPRESSION_NAMES, Case, Panel, load_case
+from densflow.app.case import EXPRESSION_NAMES, Case, Panel
+from densflow.app.loading import load_case
 from densflow.app.cli import main
 from densflow.io.recorder import read_run_file
 

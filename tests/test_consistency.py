@@ -13,7 +13,8 @@ import pytest
 
 import densflow as df
 from conftest import V1
-from densflow.app.case import load_case, recorded_path
+from densflow.app.case import recorded_path
+from densflow.app.loading import load_case
 from densflow.io.recorder import RunFileError, read_run_file
 from densflow.app.runner import run_case
 

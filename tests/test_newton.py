@@ -154,10 +154,11 @@ def test_newton_falls_back_to_the_metric_step_when_the_line_search_fails():
     op = Broken(E, df.metrics.get("combined").bind(E), Newton(damping_tries=0), tol=1e-12)
     p = random_density(grid, 6)
     state = E.evaluate(p)
-    from densflow.solving import NEWTON_LINE_SEARCH, _descend  # the loop itself
+    from densflow.gridproblem import NEWTON_LINE_SEARCH, make_bound
+    from densflow.optim.loop import descend  # the loop itself
 
-    res = _descend(E, p, df.metrics.get("combined"), op, 1e-12, None, 5, NEWTON_LINE_SEARCH,
-                   None, None, False, 0.0)
+    bound = make_bound(E, p, op, "combined", NEWTON_LINE_SEARCH, 5)
+    res = descend(bound, 1e-12, None, 5, None, None, False, 0.0)
     assert len(calls) == 5 and res.n_iter == 5 and res.energies[-1] < state.value
     assert np.all(res.decrements > 0)
 

@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg
 from scipy.spatial.distance import cdist
 
-from densflow.app.case import load_case
+from densflow.app.loading import load_case
 from densflow.app.cli import main
 from densflow.app.parametric_case import read_monitors, run_parametric_case
 from densflow.parametric.vi import kl_gaussian, w2_gaussian

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from scipy.spatial.distance import cdist  # noqa: E402
 
-from densflow.app.case import load_case  # noqa: E402
+from densflow.app.loading import load_case  # noqa: E402
 from densflow.app.cli import main  # noqa: E402
 from densflow.app.parametric_case import read_monitors, run_parametric_case  # noqa: E402
 from densflow.parametric.data import frechet_distance  # noqa: E402

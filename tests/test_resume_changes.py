@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import densflow as df
-import densflow.io.recorder as recorder_module
+import densflow.gridproblem as recorder_module  # the grid kind describes the setup
 from conftest import V1, make_energy
 from densflow.app.cli import main
 from densflow.io.recorder import ResumeError, read_run_file

@@ -11,7 +11,7 @@ import pytest
 
 import densflow as df
 from conftest import V1, V2, make_energy
-from densflow.metrics import RESIDUE_SHARE, _mass_fix
+from densflow.metrics.natural import RESIDUE_SHARE, mass_fix
 
 WEIGHTS = {1: [(1, 1e-3, 0), (1, 0, 1e-4), (0, 1e-3, 1e-4), (1, 1e-3, 1e-4)],
            2: [(1, 3e-4, 0), (1, 0, 1e-4), (0, 3e-4, 1e-4), (1, 3e-4, 1e-4)]}
@@ -33,7 +33,7 @@ def test_residue_spares_nearly_empty_entries():
     s[:10] = 1e-300 * rng.uniform(0.5, 1.5, 10)   # nearly empty cells
     s[10:] -= s.sum() / 990                         # mass-preserving ...
     s[500] += 1e-12 * np.abs(s).sum()               # ... but for a residue
-    fixed = _mass_fix(s.copy())
+    fixed = mass_fix(s.copy())
     assert abs(fixed.sum()) <= 1e-15 * np.abs(s).sum()
     # a tiny entry changes by about its own size at most (the even share, 7.7e-13,
     # would be 1e287 times larger)
@@ -42,7 +42,7 @@ def test_residue_spares_nearly_empty_entries():
     assert np.abs(fixed[:10]).max() < 1e-299
     # without tiny entries it is the even spread: every entry moves by -sum/N
     u = s[10:]
-    shift = _mass_fix(u.copy()) - u
+    shift = mass_fix(u.copy()) - u
     assert np.ptp(shift) <= 4e-16 * np.abs(u).max()
     assert shift.mean() == pytest.approx(-u.sum() / u.size, rel=1e-6)
 

@@ -16,7 +16,7 @@ A case file is plain Python that defines a module-level ``case``::
         tol=1e-12, max_iter=1000,
     )
 
-``densflow run FILE`` loads it with :func:`load_case`, solves every (panel, metric) pair
+``densflow run FILE`` loads it with :func:`densflow.app.loading.load_case`, solves every (panel, metric) pair
 with the energy ``α1 HMinus1 + α2 KL + α3 Dirichlet`` of the panel's weights, records
 the runs in one HDF5 file and draws one figure panel per :class:`Panel`.
 
@@ -37,9 +37,11 @@ from ..energies import terms as _energies
 from ..metrics import natural as _metrics
 from ..core.validation import check_positive_int, check_real_or_none, check_safeguard
 from ..core.grid import Grid
-from ..solving import DEFAULT_METHOD, Armijo, _check_method
+from ..gridproblem import DEFAULT_METHOD
+from ..gridproblem import check_method as _check_method
+from ..optim.linesearch import Armijo
 
-__all__ = ["Case", "Panel", "CaseError", "load_case", "evaluate_expression"]
+__all__ = ["Case", "Panel", "CaseError", "evaluate_expression", "load_object", "recorded_path"]
 
 #: Names available in potential and initial-density expressions (plus the coordinates).
 EXPRESSION_NAMES = {"np": np, "pi": np.pi, "e": np.e, "sin": np.sin, "cos": np.cos,
@@ -156,7 +158,7 @@ class Case:
         Initial density: ``"uniform"`` or an expression (as for ``potential``) of a
         positive function, normalised to a probability vector.
     name : str or None
-        Short name (default output file ``NAME.h5``); :func:`load_case` fills in the
+        Short name (default output file ``NAME.h5``); :func:`~densflow.app.loading.load_case` fills in the
         file's stem when omitted.
     title : str or None
         Figure title.
@@ -199,7 +201,7 @@ class Case:
         _check_method(method, newton)
         self.snapshot_every = check_positive_int(snapshot_every, "snapshot_every")
         self.safeguard = check_safeguard(safeguard, "Case safeguard")
-        self.path = None  # set by load_case
+        self.path = None  # set by densflow.app.loading.load_case
 
     def _gibbs(self, potential):
         values = evaluate_expression(potential, self.grid, name="potential")
@@ -341,24 +343,3 @@ def recorded_path(path):
     if relative == os.pardir or relative.startswith(os.pardir + os.sep):
         return os.path.basename(path)
     return relative.replace(os.sep, "/")
-
-
-def load_case(path):
-    """Import the case file ``path`` and return its ``case`` (a :class:`Case`, or a
-    :class:`densflow.app.parametric_case.ParametricCase`).
-
-    Raises
-    ------
-    CaseError
-        With a one-line message naming the file and the problem: the file does not
-        exist, raises on import (with the line in the case file), or does not define
-        a module-level ``case`` that is a :class:`Case`.
-    """
-    from .parametric_case import ParametricCase
-
-    path = os.fspath(path)
-    case, stem = load_object(path, "case", (Case, ParametricCase))
-    if case.name is None:
-        case.name = stem
-    case.path = path
-    return case

@@ -19,9 +19,9 @@ import contextlib
 import os
 import sys
 
-from .. import __version__
+from .._version import __version__
 from .progress import Progress, compile_notice
-from ..solving import METHODS
+from ..gridproblem import METHODS
 
 __all__ = ["main"]
 
@@ -99,7 +99,8 @@ def _figure_path(h5_path, figure=None):
 
 
 def _cmd_run(args, out, err):
-    from .case import CaseError, load_case
+    from .case import CaseError
+    from .loading import load_case
     from ..io.recorder import ResumeError, RunFileError
     from .runner import run_case
 

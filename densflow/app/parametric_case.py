@@ -38,6 +38,7 @@ import os
 import numpy as np
 
 from ..optim.linesearch import Armijo, FixedStep
+from ..io.runfile import MONITORS, read_monitors
 from ..parametric.problem import STEP_RULES
 
 __all__ = ["Experiment", "ParametricCase", "run_parametric_case", "read_monitors"]
@@ -197,7 +198,6 @@ def run_parametric_case(case, path, resume=False, overwrite=False, progress=None
     return results
 
 
-MONITORS = "monitors"
 
 
 def _record_monitors(recorder, name, problem, monitor, res):
@@ -245,23 +245,6 @@ def _record_monitors(recorder, name, problem, monitor, res):
         for key, v in values.items():
             m.create_dataset(key, data=np.asarray(v, dtype=float))
         f.flush()
-
-
-def read_monitors(path):
-    """The monitors of a parametric run file: ``{run name: (iterations, {name: values})}``
-    (runs without monitors are left out)."""
-    from ..io.h5io import open_file
-    from ..io.runfile import _run_groups
-
-    out = {}
-    with open_file(path, "r") as f:
-        for g in _run_groups(f, path):
-            m = g.get(MONITORS)
-            if m is None or "iterations" not in m:
-                continue
-            out[g.name.lstrip("/")] = (m["iterations"][()],
-                                       {k: m[k][()] for k in m if k != "iterations"})
-    return out
 
 
 def is_parametric_file(runfile):

@@ -149,7 +149,7 @@ def save_seeds_figure(runfile, path, dpi=90):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .parametric_case import read_monitors
+    from ..io.runfile import read_monitors
 
     monitors = read_monitors(runfile.path)
     groups = runs_by_group(runfile)

@@ -24,7 +24,7 @@ def run_case(case, path, resume=False, progress=None, report=None, attrs=None, o
     Parameters
     ----------
     case : densflow.app.case.Case
-        The case (with ``case.path`` set, as :func:`densflow.app.case.load_case` does).
+        The case (with ``case.path`` set, as :func:`densflow.app.loading.load_case` does).
     path : str
         The run file; created unless ``resume`` (an existing file is refused unless
         ``overwrite``, and never replaced while another process has it open).

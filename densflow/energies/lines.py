@@ -13,7 +13,7 @@ from ..core.operators import dot
 from ..core.state import State
 from ..kernels import energy as EK
 
-__all__ = ["State", "EnergyLine", "QuadraticLine", "KLLine"]
+__all__ = ["EnergyLine", "QuadraticLine", "KLLine"]
 
 
 class QuadraticLine:

@@ -25,7 +25,7 @@ from ..core.grid import Grid
 from .lines import EnergyLine, KLLine, QuadraticLine, State
 from ..core.operators import WeightedLaplacianSolver, dot, laplacian
 
-__all__ = ["Term", "HMinus1", "KL", "Dirichlet", "Energy", "State", "KINDS"]
+__all__ = ["Term", "HMinus1", "KL", "Dirichlet", "Energy", "KINDS"]
 
 KINDS = ("wasserstein", "fisher_rao", "mahalanobis")
 

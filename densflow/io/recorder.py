@@ -38,62 +38,12 @@ import numpy as np
 
 from .h5io import (FORMAT, FORMAT_VERSION, DamagedFileError, DiskFullError, FileLockedError,
                     RunFileError, Space, create_file, open_file, write_error)
-from .runrecord import Resume, ResumeError, RunRecord, _now, _strings, _versions
+from .runrecord import SETUP_KEYS, Resume, ResumeError, RunRecord, _now, _versions, string_array
 from .runfile import Run, RunFile, check_format, read_run_file
 
 __all__ = ["Recorder", "RunRecord", "RunFileError", "DamagedFileError", "FileLockedError",
-           "DiskFullError", "ResumeError", "RunFile", "Run", "read_run_file", "setup_attributes",
+           "DiskFullError", "ResumeError", "RunFile", "Run", "read_run_file",
            "SETUP_KEYS", "Resume", "FORMAT", "FORMAT_VERSION"]
-
-#: Attributes that identified a run's setup in files written before runs recorded their
-#: ``setup_keys``. Resuming now compares every attribute
-#: :func:`setup_attributes` returns, and the run's recipes, μ and p0, whatever their names.
-SETUP_KEYS = ("metric", "metric_wavelet", "metric_level", "grid_n", "grid_dim", "energy_terms",
-              "energy_kinds", "energy_weights", "tol", "gtol", "max_iter", "line_search_eta0",
-              "line_search_shrink", "line_search_c1", "line_search_min_step", "snapshot_every",
-              "safeguard_floor")
-
-
-def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search, snapshot_every):
-    """The attributes of a run that identify its numerics (see :data:`SETUP_KEYS`)."""
-    if getattr(energy, "parametric", False):
-        from ..parametric.problem import setup_attributes as parametric_setup
-
-        return parametric_setup(energy, metric, tol, gtol, max_iter, line_search, snapshot_every)
-    desc = energy.describe()
-    attrs = {
-        "metric": metric.name,
-        "grid_n": energy.grid.n,
-        "grid_dim": energy.grid.dim,
-        "energy_terms": _strings(d["term"] for d in desc),
-        "energy_kinds": _strings(d["kind"] for d in desc),
-        "energy_weights": np.array([d["weight"] for d in desc], dtype=float),
-        "weights": np.array(list(energy.weights.values()), dtype=float),
-        "tol": np.nan if tol is None else float(tol),
-        "gtol": np.nan if gtol is None else float(gtol),
-        "max_iter": int(max_iter),
-        "line_search": "armijo",
-        "line_search_eta0": float(line_search.eta0),
-        "line_search_shrink": float(line_search.shrink),
-        "line_search_c1": float(line_search.c1),
-        "line_search_min_step": float(line_search.min_step),
-        "snapshot_every": int(snapshot_every),
-    }
-    params = metric.params()
-    if "wavelet" in params:
-        attrs["metric_wavelet"] = str(params["wavelet"])
-    attrs["safeguard_floor"] = float(getattr(operator, "floor", np.nan))
-    newton = getattr(operator, "settings", None)  # a densflow.newton.NewtonStep
-    attrs["method"] = "gradient" if newton is None else "newton"
-    if newton is not None:
-        attrs.update({f"newton_{key}": value for key, value in newton.params().items()})
-    basis = getattr(getattr(operator, "bound", operator), "basis", None)  # resolved level
-    if basis is not None:
-        attrs["metric_level"] = int(basis.level)
-    elif params.get("level") is not None:
-        attrs["metric_level"] = int(params["level"])
-    return attrs
-
 
 class Recorder:
     """An HDF5 run file open for writing.
@@ -189,7 +139,7 @@ class Recorder:
             g = f.require_group(f"panel{index}")
             g.attrs.update({"index": int(index), "title": str(title),
                             "weights": np.asarray(weights, dtype=float),
-                            "metrics": _strings(metrics)})
+                            "metrics": string_array(metrics)})
             f.flush()
         return g.name.lstrip("/")
 

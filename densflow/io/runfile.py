@@ -14,14 +14,13 @@ import h5py
 import numpy as np
 
 from .h5io import FORMAT, FORMAT_VERSION, DamagedFileError, RunFileError, open_file
-from ..newton import INNER_COUNTS
-from ..solving import SolveResult
+from ..optim.result import INNER_HISTORIES, SolveResult
 
-__all__ = ["Run", "RunFile", "read_run_file", "check_run_file", "HISTORIES", "INNER_HISTORIES"]
+__all__ = ["Run", "RunFile", "read_run_file", "check_run_file", "read_monitors", "HISTORIES",
+           "INNER_HISTORIES", "MONITORS"]
 
 HISTORIES = ("energies", "steps", "decrements", "times")
 #: Per-step counts of Newton's inner work, recorded by runs of ``method="newton"``.
-INNER_HISTORIES = INNER_COUNTS
 #: h5py's and HDF5's exceptions on unreadable objects and data.
 READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError)
 
@@ -255,3 +254,21 @@ def check_run_file(path):
                     raise DamagedFileError(f"{where}: dataset {key!r} cannot be read "
                                            f"({_short(exc)})") from None
     return runfile
+
+
+#: The subgroup of a run that holds its monitors (parametric case files).
+MONITORS = "monitors"
+
+
+def read_monitors(path):
+    """The monitors of a parametric run file: ``{run name: (iterations, {name: values})}``
+    (runs without monitors are left out)."""
+    out = {}
+    with open_file(path, "r") as f:
+        for g in _run_groups(f, path):
+            m = g.get(MONITORS)
+            if m is None or "iterations" not in m:
+                continue
+            out[g.name.lstrip("/")] = (m["iterations"][()],
+                                       {k: m[k][()] for k in m if k != "iterations"})
+    return out

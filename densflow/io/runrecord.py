@@ -11,9 +11,9 @@ import numpy as np
 
 from .h5io import DamagedFileError, DiskFullError, RunFileError
 from .runfile import HISTORIES, INNER_HISTORIES, READ_ERRORS, _read_run
-from ..solving import SolveResult
+from ..optim.result import SolveResult
 
-__all__ = ["RunRecord", "Resume", "ResumeError"]
+__all__ = ["RunRecord", "Resume", "ResumeError", "string_array"]
 
 #: Recipes a run records when the caller gives none.
 DEFAULT_RECIPES = {"p0_recipe": "array (snapshots[0])", "mu_recipe": "array (dataset mu)"}
@@ -46,7 +46,7 @@ def _now():
 
 
 def _versions():
-    from .. import __version__
+    from .._version import __version__
 
     return {"densflow_version": __version__, "numpy_version": np.__version__,
             "h5py_version": h5py.__version__, "hdf5_version": h5py.version.hdf5_version}
@@ -68,7 +68,18 @@ def _plain(value):
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _strings(values):
+#: Attributes that identified a run's setup in files written before runs recorded their
+#: ``setup_keys``. Resuming now compares every attribute
+#: the problem kind returns (:attr:`densflow.optim.kinds.Bound.setup`), and the run's recipes,
+#: its reference array (μ) and p0, whatever their names.
+SETUP_KEYS = ("metric", "metric_wavelet", "metric_level", "grid_n", "grid_dim", "energy_terms",
+              "energy_kinds", "energy_weights", "tol", "gtol", "max_iter", "line_search_eta0",
+              "line_search_shrink", "line_search_c1", "line_search_min_step", "snapshot_every",
+              "safeguard_floor")
+
+
+def string_array(values):
+    """``values`` as an array of HDF5 variable-length strings (for attributes)."""
     return np.array([str(v) for v in values], dtype=h5py.string_dtype())
 
 
@@ -159,7 +170,7 @@ class RunRecord:
                 del f[self.name]
             g = self._group = f.create_group(self.name)
             g.attrs.update({"status": "running", "started": _now(), "resumed_from": -1,
-                            **_versions(), **identity, "setup_keys": _strings(identity)})
+                            **_versions(), **identity, "setup_keys": string_array(identity)})
             for key in HISTORIES:
                 _describe(g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,),
                                            dtype=float, **_CHECKED), key)
@@ -300,8 +311,6 @@ class RunRecord:
     def _check_identity(self, g, identity, mu, p0):
         """Refuse to resume ``g`` if anything that alters its arithmetic changed."""
         try:
-            from .recorder import SETUP_KEYS
-
             recorded = g.attrs.get("setup_keys")
             keys = list(identity) + [k for k in (recorded if recorded is not None else SETUP_KEYS)
                                      if k not in identity]

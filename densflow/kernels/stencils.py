@@ -8,7 +8,6 @@ The wavelet transforms are in :mod:`densflow.kernels.dwt`, the diagonals ``H1 p`
 """
 
 import numba as nb
-import numpy as np
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")  # no zero-division branches
 

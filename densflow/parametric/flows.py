@@ -31,6 +31,10 @@ import numpy as np
 from ..core.state import State
 from ..optim.linesearch import FixedStep
 from . import metrics as _metrics
+from .checks import check_int, check_samples, check_spd
+from .optimizers import Adam
+from .quadrature import gaussian_expectation_nodes
+from .targets import bw_field, check_target
 
 __all__ = ["ParticleFlow", "BuresWassersteinFlow", "ProximalGAN", "ProximalPoint"]
 
@@ -114,10 +118,9 @@ class ParticleFlow(_FlowProblem):
                 "target_crc32": _crc(f.target), "estimator": repr(type(f.estimator).__name__)}
 
     def check_start(self, x0):
-        from .monoflow import _samples
 
         self._k, self._last = 0, None
-        return _samples(x0, "particles", self.flow.target.shape[1]).copy()
+        return check_samples(x0, "particles", self.flow.target.shape[1]).copy()
 
     def evaluate(self, x):
         """The state at ``x``: the ratio is refitted at every ``refit_every``-th new iterate
@@ -157,10 +160,9 @@ class BuresWassersteinFlow(_FlowProblem):
 
     def __init__(self, target, dim, expectations="cubature", order=5, n_samples=1000, rng=None,
                  use_hessian=None, scheme="rk4"):
-        from .vi import _check_int, _check_target, gaussian_expectation_nodes
 
-        self.dim = _check_int(dim, "dim")
-        _check_target(target, self.dim)
+        self.dim = check_int(dim, "dim")
+        check_target(target, self.dim)
         if use_hessian is None:
             use_hessian = callable(getattr(target, "hess_log_p", None))
         elif use_hessian and not callable(getattr(target, "hess_log_p", None)):
@@ -186,20 +188,18 @@ class BuresWassersteinFlow(_FlowProblem):
         return p[:d], p[d:].reshape(d, d)
 
     def check_start(self, p0):
-        from .vi import _check_spd
 
         p0 = np.asarray(p0, dtype=float)
         d = self.dim
         if p0.shape != (d + d * d,):
             raise ValueError(f"p0 must be [mu, vec Sigma] of length {d + d * d}, got shape {p0.shape}")
         mu, Sigma = self.unpack(p0)
-        return self.pack(mu, _check_spd(Sigma, d, "Sigma0"))
+        return self.pack(mu, check_spd(Sigma, d, "Sigma0"))
 
     def _field(self, p):
-        from .vi import _bw_field
 
         mu, Sigma = self.unpack(p)
-        return _bw_field(self.target, mu, 0.5 * (Sigma + Sigma.T), self.z, self.w, self.use_hessian)
+        return bw_field(self.target, mu, 0.5 * (Sigma + Sigma.T), self.z, self.w, self.use_hessian)
 
     def evaluate(self, p):
         mu_dot, Sigma_dot = self._field(p)
@@ -262,7 +262,6 @@ class ProximalGAN(_FlowProblem):
 
     def __init__(self, generator, critic, phi0, sample_data, rng=None, batch=128, penalty=None,
                  d_lr=1e-3, betas=(0.5, 0.999), monitor_batch=256):
-        from .gan import Adam
 
         self.generator, self.critic, self.sample_data = generator, critic, sample_data
         self.phi = np.array(phi0, dtype=float)
@@ -296,7 +295,6 @@ class ProximalGAN(_FlowProblem):
         return State(theta, value, self.generator.vjp(theta, self.z_monitor, gx), parts=None)
 
     def advance(self, state, lr):
-        from .gan import Adam
 
         gen, critic, rng, B = self.generator, self.critic, self.rng, self.batch
         if self.g_opt is None or self.g_opt.lr != lr:

@@ -25,31 +25,12 @@ import numbers
 
 import numpy as np
 
-from .gan import Adam
+from .checks import check_int as _check_int
+from .checks import check_positive as _check_positive
+from .checks import check_samples as _samples
+from .optimizers import Adam
 
 __all__ = ["RatioEstimator", "H_FUNCTIONS", "h_prime", "ProbabilityFlow", "distill"]
-
-
-def _check_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
-            or not value > 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _samples(x, name, dim=None):
-    x = np.asarray(x, dtype=float)
-    if x.ndim != 2 or x.shape[0] < 2 or not np.all(np.isfinite(x)) \
-            or (dim is not None and x.shape[1] != dim):
-        want = f"(n, {dim})" if dim is not None else "(n, d)"
-        raise ValueError(f"{name} must be a finite {want} array with n >= 2, got shape {x.shape}")
-    return x
 
 
 def _mm(a, b):

@@ -25,13 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.state import State
+from ..optim.failure import NUMERICAL_FAILURES
+from ..optim.kinds import Bound, register
 from ..optim.linesearch import Armijo, FixedStep
+from ..optim.loop import check_loop_settings
 from . import metrics as _metrics
 from .losses import SinkhornError
 from .models import Model
 
 __all__ = ["Problem", "fixed_step_path", "TrustRegion", "STEP_RULES", "PARAMETRIC_FAILURES",
-           "setup_attributes"]
+           "setup_attributes", "prepare"]
 
 #: Failures inside a parametric run that end it with a message (``converged=False``, the
 #: run file marked failed) instead of raising.
@@ -83,16 +86,37 @@ def _step_rule_attributes(line_search):
     return {"line_search": "trust_region", "line_search_radius": float(line_search.radius)}
 
 
-def setup_attributes(problem, metric, tol, gtol, max_iter, line_search, snapshot_every):
-    """The attributes that identify a parametric run (a resumed run must match them)."""
+def setup_attributes(problem, metric, tol, gtol, max_iter, line_search):
+    """The attributes that identify a parametric run (a resumed run must match them; the
+    loop adds ``snapshot_every``)."""
     attrs = {"kind": "parametric", "metric": metric.name, "metric_repr": repr(metric),
              "problem": type(problem).__name__,
              "tol": np.nan if tol is None else float(tol),
              "gtol": np.nan if gtol is None else float(gtol), "max_iter": int(max_iter),
-             "snapshot_every": int(snapshot_every), "method": "gradient",
-             **_step_rule_attributes(line_search)}
+             "method": "gradient", **_step_rule_attributes(line_search)}
     attrs.update({f"problem_{k}": v for k, v in problem.describe().items()})
     return attrs
+
+
+def prepare(problem, theta0, metric=None, line_search=None, tol=None, gtol=None, max_iter=1000,
+            safeguard=None, method=None, newton=None):
+    """A parametric problem prepared for the descent loop (:mod:`densflow.optim.kinds`):
+    the arguments are :func:`densflow.solve`'s; ``safeguard`` does not apply (ignored)."""
+    if method not in (None, "gradient") or newton is not None:
+        raise ValueError("method='newton' and newton= apply to grid energies; a parametric "
+                         "problem takes its metric's steps (method='gradient' or None)")
+    theta = problem.check_start(theta0)
+    max_iter, line_search = check_loop_settings(max_iter, tol, gtol, line_search,
+                                                (Armijo, FixedStep) + STEP_RULES)
+    if callable(getattr(problem, "check_line_search", None)):
+        problem.check_line_search(line_search)
+    operator = problem.bind(metric)
+    return Bound(problem=problem, x0=theta, metric=operator.metric.name, line_search=line_search,
+                 setup=setup_attributes(problem, operator.metric, tol, gtol, max_iter, line_search),
+                 reference=problem.mu, failures=NUMERICAL_FAILURES + PARAMETRIC_FAILURES,
+                 direction=lambda theta, g, gap: operator.direction(theta, g),
+                 positive=getattr(operator, "requires_positive", True),
+                 after_step=getattr(operator, "after_step", None), max_iter=max_iter)
 
 
 class Problem:
@@ -237,3 +261,6 @@ def fixed_step_path(problem, theta0, metric, eta, n_steps):
     result = solve(problem, theta0, metric=metric, tol=None, max_iter=n_steps,
                    line_search=FixedStep(eta), callback=lambda k, p, *a: path.append(p.copy()) and False)
     return np.array(path), result
+
+
+register(lambda obj: getattr(obj, "parametric", False), prepare, "parametric problem")

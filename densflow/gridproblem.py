@@ -1,0 +1,132 @@
+r"""Grid energies as a problem kind of the descent loop (:mod:`densflow.optim.kinds`).
+
+:func:`prepare` checks a grid run's arguments and binds what the loop steps with: the
+metric (:mod:`densflow.metrics`), wrapped in the :class:`~densflow.metrics.Safeguard`
+unless ``safeguard=None``, and for ``method="newton"`` the Newton–Krylov steps of
+:mod:`densflow.newton` preconditioned by it. :func:`setup_attributes` describes the run
+for its run file. Importing :mod:`densflow` registers this kind.
+"""
+
+import numpy as np
+
+from . import metrics as _metrics
+from .core.validation import check_safeguard
+from .energies import Energy, Term
+from .io.runrecord import string_array
+from .optim.failure import NUMERICAL_FAILURES
+from .optim.kinds import Bound, register
+from .optim.linesearch import Armijo
+from .optim.loop import check_loop_settings
+from .newton import Newton, NewtonStep
+
+__all__ = ["prepare", "make_bound", "setup_attributes", "check_method", "METHODS", "DEFAULT_METHOD", "NEWTON_LINE_SEARCH"]
+
+#: Methods of :func:`densflow.solve` on grid energies: the metric's natural-gradient step,
+#: or Newton–Krylov preconditioned by the metric (:mod:`densflow.newton`).
+METHODS = ("gradient", "newton")
+#: The method of :func:`densflow.solve` (and of case files) unless one is chosen.
+DEFAULT_METHOD = "newton"
+
+#: The line search of ``method="newton"`` unless one is given: the textbook sufficient
+#: decrease constant (a full Newton step on a quadratic decreases E by exactly half
+#: of ``s.g``, which the paper's ``c1 = 1/2`` would reject at rounding level).
+NEWTON_LINE_SEARCH = Armijo(c1=1e-4)
+
+
+def check_method(method, newton):
+    """Return the method name after checking it and its settings."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    if newton is not None:
+        if not isinstance(newton, Newton):
+            raise TypeError(f"newton must be a densflow.newton.Newton instance or None, "
+                            f"got {type(newton).__name__}")
+        if method != "newton":
+            raise ValueError("newton= settings need method='newton'")
+    return method
+
+
+def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None, max_iter=1000,
+            safeguard=0.1, method=None, newton=None):
+    """A grid energy prepared for the loop (the arguments are :func:`densflow.solve`'s)."""
+    if isinstance(energy, Term):
+        energy = 1.0 * energy
+    if not isinstance(energy, Energy):
+        raise TypeError(f"energy must be a densflow Energy or term, got {type(energy).__name__}")
+    energy.check_weights()
+    p = energy.grid.check_density(p0, name="p0").copy()
+    metric = _metrics.get(metric)
+    method = check_method(DEFAULT_METHOD if method is None else method, newton)
+    max_iter, line_search = check_loop_settings(
+        max_iter, tol, gtol, line_search, (Armijo,),
+        default=NEWTON_LINE_SEARCH if method == "newton" else None)
+    safeguard = check_safeguard(safeguard)
+
+    operator = metric.bind(energy)
+    if safeguard is not None:
+        operator = _metrics.Safeguard(operator, energy, floor=safeguard)
+    if method == "newton":
+        operator = NewtonStep(energy, operator, Newton() if newton is None else newton, tol)
+    setup = setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search)
+    return make_bound(energy, p, operator, metric.name, line_search, max_iter, setup)
+
+
+def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=None):
+    """The :class:`~densflow.optim.kinds.Bound` of ``energy`` stepped by ``operator``: a
+    bound metric (or its safeguard), whose ``direction(p, g)`` the loop takes, or a
+    :class:`~densflow.newton.NewtonStep`, whose fallback, first trial step and inner
+    counts the loop uses too."""
+    bound = Bound(problem=energy, x0=p, metric=metric_name, line_search=line_search,
+                  setup={} if setup is None else setup, reference=energy.mu,
+                  failures=NUMERICAL_FAILURES, max_iter=max_iter,
+                  positive=getattr(operator, "requires_positive", True),
+                  direction=lambda p, g, gap: operator.direction(p, g),
+                  after_step=getattr(operator, "after_step", None))
+    if isinstance(operator, NewtonStep):
+        bound.method = "newton"
+        bound.direction = operator.direction
+        bound.fallback = operator.fallback
+        bound.fallback_ready = lambda: operator.stats["cg_iterations"] > 0
+        bound.first_step = lambda p, s, search: operator.first_step(p, s, search.eta0)
+        bound.inner_counts = lambda: operator.stats
+    return bound
+
+
+def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search):
+    """The attributes of a grid run that identify its numerics (a resume must match them;
+    the loop adds ``snapshot_every``)."""
+    desc = energy.describe()
+    attrs = {
+        "metric": metric.name,
+        "grid_n": energy.grid.n,
+        "grid_dim": energy.grid.dim,
+        "energy_terms": string_array(d["term"] for d in desc),
+        "energy_kinds": string_array(d["kind"] for d in desc),
+        "energy_weights": np.array([d["weight"] for d in desc], dtype=float),
+        "weights": np.array(list(energy.weights.values()), dtype=float),
+        "tol": np.nan if tol is None else float(tol),
+        "gtol": np.nan if gtol is None else float(gtol),
+        "max_iter": int(max_iter),
+        "line_search": "armijo",
+        "line_search_eta0": float(line_search.eta0),
+        "line_search_shrink": float(line_search.shrink),
+        "line_search_c1": float(line_search.c1),
+        "line_search_min_step": float(line_search.min_step),
+    }
+    params = metric.params()
+    if "wavelet" in params:
+        attrs["metric_wavelet"] = str(params["wavelet"])
+    attrs["safeguard_floor"] = float(getattr(operator, "floor", np.nan))
+    newton = getattr(operator, "settings", None)  # a densflow.newton.NewtonStep
+    attrs["method"] = "gradient" if newton is None else "newton"
+    if newton is not None:
+        attrs.update({f"newton_{key}": value for key, value in newton.params().items()})
+    basis = getattr(getattr(operator, "bound", operator), "basis", None)  # resolved level
+    if basis is not None:
+        attrs["metric_level"] = int(basis.level)
+    elif params.get("level") is not None:
+        attrs["metric_level"] = int(params["level"])
+    return attrs
+
+
+register(lambda obj: isinstance(obj, (Energy, Term)), prepare, "grid energy")
