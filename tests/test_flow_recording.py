@@ -387,3 +387,16 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     for key in ("p", "step_times", "energies", "steps", "newton_iterations", "cg_iterations",
                 "errors", "times", "densities"):
         assert np.array_equal(getattr(back, key), getattr(ref, key)), key
+
+
+def test_a_first_step_landing_on_the_first_save_time_saves_it():
+    """save_times = [t0, t1, ...] with a first step ending at t1: t1 is saved (it was
+    skipped while t0 stayed first in the queue)."""
+    grid = df.Grid(32)
+    x = grid.coordinates()
+    p0 = 1 + 0.5 * np.cos(2 * np.pi * x)
+    times = [0.0, 1e-3, 2e-3, 1e-2]
+    res = df.flow(KL(grid, grid.uniform()), p0 / p0.sum(), 1e-2, metric="fisher_rao", dt=1e-3,
+                  save_times=times)
+    assert res.step_times[1] == 1e-3
+    assert res.times.tolist() == times

@@ -288,6 +288,8 @@ class _Run:
         explicit_times = bool(save_times)
         if save_times and save_times[0] == t0 or not save_times:
             frames.add(0, t0, p0)
+        if save_times and save_times[0] == t0:  # saved: else a first step landing on the
+            save_times.pop(0)                   # next save time would skip it
         span = t_end - t0
         h = dt if dt is not None else self._initial_step(p0, g0, span)
         h_nominal = h
