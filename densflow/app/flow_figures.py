@@ -11,6 +11,7 @@ Both read only the run file, so they can be redrawn long after the run.
 """
 
 import os
+import textwrap
 
 import matplotlib
 
@@ -44,6 +45,22 @@ def snapshot_indices(count, wanted):
     return sorted({int(round(v)) for v in np.linspace(0, count - 1, wanted)})
 
 
+def _log_time(run):
+    """The smallest positive saved time when the saved times span more than two decades
+    (time axes are then symmetric-logarithmic, linear below it), else ``None``."""
+    positive = run.times[run.times > run.times[0]] - run.times[0] if run.times.size else run.times
+    if positive.size < 2 or positive[-1] / positive[0] < 100:
+        return None
+    return float(positive[0])
+
+
+def _time_axis(ax, run, threshold):
+    ax.set_xlabel("t")
+    if threshold is not None:
+        ax.set_xscale("symlog", linthresh=threshold, linscale=0.6)
+        ax.set_xlim(run.times[0], run.t)
+
+
 def _row_title(run):
     state = ("complete" if run.status == "complete" and run.converged else
              f"{run.status}: {run.message}" if run.message else run.status)
@@ -61,7 +78,10 @@ def _draw_1d(fig, run):
     x = (np.arange(run.densities.shape[1]) + 0.0) / run.densities.shape[1]
     times = run.times
     span = (times[0], times[-1]) if times.size > 1 and times[-1] > times[0] else (0.0, 1.0)
-    cmap, norm = plt.get_cmap("viridis"), plt.Normalize(*span)
+    threshold = _log_time(run)
+    cmap = plt.get_cmap("viridis")
+    norm = (plt.Normalize(*span) if threshold is None else
+            matplotlib.colors.SymLogNorm(threshold, linscale=0.6, vmin=span[0], vmax=span[1]))
     for i in range(times.size):
         ax.plot(x, _rho(run, i), color=cmap(norm(times[i])), lw=1.4)
     ax.set_xlabel("x")
@@ -76,39 +96,36 @@ def _draw_1d(fig, run):
 def _draw_2d(fig, run):
     picks = snapshot_indices(run.times.size, SNAPSHOTS_2D)
     axes = fig.subplots(1, len(picks) + 2, width_ratios=[1] * len(picks) + [1.3, 1.3])
-    rhos = [_rho(run, i) for i in picks]
-    vmin, vmax = min(r.min() for r in rhos), max(r.max() for r in rhos)
-    im = None
-    for ax, i, rho in zip(axes, picks, rhos):
-        im = ax.imshow(rho.T, origin="lower", extent=(0, 1, 0, 1), vmin=vmin, vmax=vmax,
-                       cmap="magma", interpolation="nearest")
-        ax.set_title(f"t = {run.times[i]:.3g}", fontsize=9)
+    for ax, i in zip(axes, picks):
+        # each snapshot on its own colour scale: a peaked start would darken the rest
+        im = ax.imshow(_rho(run, i).T, origin="lower", extent=(0, 1, 0, 1), cmap="magma",
+                       interpolation="nearest")
+        ax.set_title(f"ρ = Np at t = {run.times[i]:.3g}", fontsize=9)
         ax.set_xticks([0, 1])
         ax.set_yticks([0, 1])
         ax.set_xlabel("x1", labelpad=-6)
+        fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.06, pad=0.12)
     axes[0].set_ylabel("x2", labelpad=-6)
-    if im is not None:
-        fig.colorbar(im, ax=list(axes[:len(picks)]), label=r"$\rho = N p$", fraction=0.02, pad=0.01)
     _draw_histories(axes[-2], axes[-1], run)
 
 
 def _draw_histories(ax_e, ax_h, run):
+    threshold = _log_time(run)
     ax_e.plot(run.step_times, run.energies, color="k", lw=1.2)
     at = np.searchsorted(run.step_times, run.times)
     at = np.clip(at, 0, run.energies.size - 1)
     ax_e.plot(run.times, run.energies[at], "o", color="tab:red", ms=3.5, label="saved densities")
-    ax_e.set_xlabel("t")
+    _time_axis(ax_e, run, threshold)
     ax_e.set_ylabel("F(p(t))")
     ax_e.set_title("energy", fontsize=9)
     ax_e.legend(fontsize=7, loc="upper right")
     if run.steps.size:
         ax_h.semilogy(run.step_times[1:], run.steps, ".-", color="tab:blue", ms=3, lw=0.8)
-    ax_h.set_xlabel("t")
+    _time_axis(ax_h, run, threshold)
     ax_h.set_ylabel("step size")
     adaptive = bool(run.attrs.get("adaptive", 1))
-    what = (f"adaptive, rtol = {float(run.attrs.get('rtol', np.nan)):g}" if adaptive
-            else "fixed dt")
-    ax_h.set_title(f"accepted steps ({what})", fontsize=9)
+    what = f"rtol {float(run.attrs.get('rtol', np.nan)):g}" if adaptive else "fixed dt"
+    ax_h.set_title(f"step sizes ({what})", fontsize=9)
 
 
 def save_flow_figure(source, path, title=None, dpi=100):
@@ -160,22 +177,25 @@ def save_flow_movie(source, path, fps=8, dpi=70, max_frames=60, title=None):
             ax.legend(fontsize=7, loc="upper right")
             draws.append((run, ax, lambda i, rho=rho, line=line: line.set_ydata(rho[i])))
         else:
+            # one colour scale for the whole movie, square-root: later frames stay visible
+            norm = matplotlib.colors.PowerNorm(0.5, vmin=0.0, vmax=float(rho.max()))
             im = ax.imshow(rho[0].T, origin="lower", extent=(0, 1, 0, 1), cmap="magma",
-                           vmin=float(rho.min()), vmax=float(rho.max()), interpolation="nearest")
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+                           norm=norm, interpolation="nearest")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=r"$\rho = Np$ (square-root scale)")
             ax.set_xticks([0, 1])
             ax.set_yticks([0, 1])
             draws.append((run, ax, lambda i, rho=rho, im=im: im.set_data(rho[i].T)))
     if title is None and isinstance(source, RunFile):
         title = source.attrs.get("case_title")
     if title:
-        fig.suptitle(str(title), fontsize=10)
+        fig.suptitle(textwrap.fill(str(title), 48 * len(runs)), fontsize=9)
 
     def frame(j):
         for run, ax, draw in draws:
             i = min(picks[j], run.times.size - 1)
             draw(i)
-            ax.set_title(f"{run.label}: t = {run.times[i]:.4g}", fontsize=9)
+            who = "" if run.label == "flow" else f"{run.label}: "
+            ax.set_title(f"{who}t = {run.times[i]:.4g}", fontsize=9)
         return []
 
     movie = animation.FuncAnimation(fig, frame, frames=len(picks), blit=False)
