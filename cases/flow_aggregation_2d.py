@@ -5,8 +5,8 @@ with the attractive Gaussian kernel :math:`W(d) = -e^{-|d|^2/(2\\sigma^2)}`
 :math:`\\partial_t\\rho = \\varepsilon\\Delta\\rho + \\nabla\\cdot(\\rho\\nabla W*\\rho)`.
 Around the uniform density the modes with
 :math:`\\varepsilon < 2\\pi\\sigma^2 e^{-2\\pi^2\\sigma^2|k|^2}` grow (for σ = 0.1,
-ε = 0.01: |k| up to 3), so a small perturbation of those modes forms clusters, which
-then merge. A cluster of mass M has the width :math:`\\sigma\\sqrt{\\varepsilon/M}`
+ε = 0.01: |k| up to 3), so a small perturbation of those modes forms clusters (by t = 2),
+which then stay: well-separated clusters merge only on much longer times. A cluster of mass M has the width :math:`\\sigma\\sqrt{\\varepsilon/M}`
 (about 0.026, three cells here): smaller ε needs a finer grid."""
 
 import numpy as np

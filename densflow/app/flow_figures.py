@@ -57,7 +57,7 @@ def _log_time(run):
 def _time_axis(ax, run, threshold):
     ax.set_xlabel("t")
     if threshold is not None:
-        ax.set_xscale("symlog", linthresh=threshold, linscale=0.6)
+        ax.set_xscale("symlog", linthresh=threshold, linscale=1.0)
         ax.set_xlim(run.times[0], run.t)
 
 
@@ -81,7 +81,7 @@ def _draw_1d(fig, run):
     threshold = _log_time(run)
     cmap = plt.get_cmap("viridis")
     norm = (plt.Normalize(*span) if threshold is None else
-            matplotlib.colors.SymLogNorm(threshold, linscale=0.6, vmin=span[0], vmax=span[1]))
+            matplotlib.colors.SymLogNorm(threshold, linscale=1.0, vmin=span[0], vmax=span[1]))
     for i in range(times.size):
         ax.plot(x, _rho(run, i), color=cmap(norm(times[i])), lw=1.4)
     ax.set_xlabel("x")
@@ -118,7 +118,7 @@ def _draw_histories(ax_e, ax_h, run):
     _time_axis(ax_e, run, threshold)
     ax_e.set_ylabel("F(p(t))")
     ax_e.set_title("energy", fontsize=9)
-    ax_e.legend(fontsize=7, loc="upper right")
+    ax_e.legend(fontsize=7, loc="best")
     if run.steps.size:
         ax_h.semilogy(run.step_times[1:], run.steps, ".-", color="tab:blue", ms=3, lw=0.8)
     _time_axis(ax_h, run, threshold)
