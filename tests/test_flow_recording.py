@@ -91,9 +91,12 @@ class Interrupt(Exception):
 
 @pytest.mark.parametrize("setup", SETUPS)
 @pytest.mark.parametrize("stop_at", [1, 2, 17])
-def test_interrupted_then_resumed_is_bit_identical(tmp_path, heat, setup, stop_at):
-    """A checkpoint after every step (tiny flush interval); the run dies at step
-    ``stop_at`` (after its checkpoint) and resumes from it."""
+def test_interrupted_then_resumed_is_bit_identical(tmp_path, heat, setup, stop_at, monkeypatch):
+    """A checkpoint after every step (tiny flush interval, no spacing); the run dies at
+    step ``stop_at`` (after its checkpoint) and resumes from it."""
+    import densflow.io.flowrecord as flowrecord
+
+    monkeypatch.setattr(flowrecord, "CHECKPOINT_SPACING", 0)
     E, p0 = heat
     kw = SETUPS[setup]
     ref = df.flow(E, p0, **kw)
@@ -114,6 +117,29 @@ def test_interrupted_then_resumed_is_bit_identical(tmp_path, heat, setup, stop_a
     assert_same(ref, res)
     back = read_flow(path)
     assert np.array_equal(back.energies, ref.energies) and np.array_equal(back.steps, ref.steps)
+
+
+def test_spaced_checkpoints_resume_from_an_earlier_step(tmp_path, heat):
+    """With the default spacing (20 times a checkpoint's writing time) checkpoints are
+    rarer than flushes; a run dying at step 30 resumes from an earlier one, and still
+    ends bit-identical."""
+    E, p0 = heat
+    kw = SETUPS["adaptive-bdf2"]
+    path = tmp_path / "s.h5"
+
+    def stop(k, t, p, info):
+        if k == 30:
+            raise Interrupt
+
+    with Recorder(path, flush_interval=1e-9) as rec, pytest.raises(Interrupt):
+        df.flow(E, p0, out=rec.flow(), on_step=stop, **kw)
+    with h5py.File(path, "r") as f:
+        g = f["flow"]
+        at = int(g[f"checkpoint{g.attrs['checkpoint']}"].attrs["k"])
+        assert g["steps"].shape == (30,) and 1 <= at < 30
+    res = df.flow(E, p0, out=path, resume=True, **kw)
+    assert res.info["resumed_from"] == at
+    assert_same(df.flow(E, p0, **kw), res)
 
 
 def test_resume_without_checkpoint_starts_afresh(tmp_path, heat):

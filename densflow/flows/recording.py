@@ -164,10 +164,15 @@ class FlowRecording:
         return _Resumed(loop=loop)
 
     def accepted(self, t, value, h, newton, cg, error, state, hist, frames, wall_time):
-        """Record an accepted step; at most every ``flush_interval`` seconds flush and
-        checkpoint ``state`` (a dict of the loop's numbers) and ``hist``."""
+        """Record an accepted step; at most every ``flush_interval`` seconds flush, and
+        when a checkpoint is due (:meth:`FlowRecord.checkpoint_due`) write ``state`` (a
+        dict of the loop's numbers) and ``hist`` as the new checkpoint."""
         self.record.step(t, value, h, newton, cg, error)
-        if self.record.due():
+        if not self.record.due():
+            return
+        if not self.record.checkpoint_due():
+            self.record.flush()
+        else:
             est = state.pop("est_prev")
             state.update(has_est_prev=int(est is not None),
                          est_prev=float(est) if est is not None else 0.0,

@@ -22,8 +22,9 @@ Every dataset but ``densities`` grows along its first axis in batches written at
 the saved densities are every density the flow saved (the in-memory result thins them
 past its memory budget, the file keeps them all).
 
-**Checkpoints.** With every flush the integrator's state goes to the slot that is *not*
-the current one: the last (up to three) steps' times, densities, potentials and
+**Checkpoints.** With a flush, at most every ``flush_interval`` seconds and
+:data:`CHECKPOINT_SPACING` times the last checkpoint's writing time apart, the
+integrator's state goes to the slot that is *not* the current one: the last (up to three) steps' times, densities, potentials and
 gradients, the next step size, the previous error estimate and the counters, as the
 datasets ``hist_t``, ``hist_p``, ``hist_phi``, ``hist_g`` and the slot's attributes.
 Only after that slot is written and flushed does the group's ``checkpoint`` attribute
@@ -65,6 +66,11 @@ FLOW_DATASET_ATTRS = {
 }
 _CHECKED = {"fletcher32": True}
 _PACKED = {"compression": "gzip", "shuffle": True, "fletcher32": True}
+#: The saved densities: gzip's fastest level (a 256 x 256 density: ~10 ms instead of ~30).
+_FRAMES = {**_PACKED, "compression_opts": 1}
+#: A checkpoint waits at least this many times as long as the last one took to write,
+#: which keeps its cost to a few per cent of a run whatever the grid.
+CHECKPOINT_SPACING = 20
 _INTS = ("frame_steps", "newton_iterations", "cg_iterations")
 
 
@@ -113,7 +119,8 @@ class FlowRecord:
         self._group = None
         self._pending = {key: [] for key in FLOW_HISTORIES}
         self._frames = []
-        self._last_flush = time.monotonic()
+        self._last_flush = self._last_checkpoint = time.monotonic()
+        self._checkpoint_cost = 0.0
 
     @property
     def status(self):
@@ -164,7 +171,7 @@ class FlowRecord:
                                            dtype=dtype, **_CHECKED), key)
             _describe(g.create_dataset("densities", shape=(0, *p0.shape),
                                        maxshape=(None, *p0.shape), chunks=(1, *p0.shape),
-                                       dtype=float, **_PACKED), "densities")
+                                       dtype=float, **_FRAMES), "densities")
             _describe(g.create_dataset("p0", data=p0, **_PACKED), "p0")
             if mu is not None:
                 _describe(g.create_dataset("mu", data=mu, **_PACKED), "mu")
@@ -194,6 +201,12 @@ class FlowRecord:
         """Whether ``flush_interval`` has passed since the last flush."""
         return time.monotonic() - self._last_flush >= self.recorder.flush_interval
 
+    def checkpoint_due(self):
+        """Whether ``flush_interval``, and :data:`CHECKPOINT_SPACING` times the last
+        checkpoint's writing time, have passed since the last checkpoint."""
+        wait = max(self.recorder.flush_interval, CHECKPOINT_SPACING * self._checkpoint_cost)
+        return time.monotonic() - self._last_checkpoint >= wait
+
     def flush(self):
         """Write the buffered steps and densities, then flush the file."""
         g = self._group
@@ -207,6 +220,7 @@ class FlowRecord:
         """Flush, then write the integrator's ``state`` (numbers) and ``history``
         (``[(t, p, phi, g)]``, at most :data:`HISTORY_ROWS`, oldest first) to the spare
         slot, flush, and only then make it the current checkpoint."""
+        start = time.monotonic()
         self.flush()
         g = self._group
         current = int(g.attrs.get("checkpoint", -1))
@@ -226,7 +240,8 @@ class FlowRecord:
             f.flush()
             g.attrs["checkpoint"] = slot
             f.flush()
-        self._last_flush = time.monotonic()
+        self._last_flush = self._last_checkpoint = time.monotonic()
+        self._checkpoint_cost = self._last_checkpoint - start
 
     def finish(self, p, attrs):
         """Write what is buffered, ``p_final`` and the run's outcome ``attrs`` (``status``
