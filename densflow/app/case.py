@@ -105,9 +105,9 @@ class _Shifted:
         return self._d
 
 
-def expression_names(dim):
+def expression_names(dim, variables=None):
     """The names an expression may use on a ``dim``-dimensional grid, as text."""
-    coords = "x" if dim == 1 else "x1, x2"
+    coords = ("x" if dim == 1 else "x1, x2") if variables is None else ", ".join(variables)
     return f"{coords}, " + ", ".join(n for n in EXPRESSION_NAMES if n != "np") + " and np (NumPy)"
 
 _METRIC_LABELS = {"wasserstein": "Wasserstein", "fisher_rao": "Fisher–Rao",
@@ -118,7 +118,7 @@ class CaseError(Exception):
     """A case file cannot be loaded; the message is one line naming the file."""
 
 
-def evaluate_expression(expr, grid, name="expression"):
+def evaluate_expression(expr, grid, name="expression", variables=None):
     """Evaluate a NumPy expression of the coordinates on ``grid``.
 
     Parameters
@@ -130,6 +130,9 @@ def evaluate_expression(expr, grid, name="expression"):
         The grid.
     name : str
         The argument's name, for error messages.
+    variables : dict or None
+        Other variables than the coordinates (name to an array of the grid's shape),
+        e.g. the displacements of an interaction kernel.
 
     Returns
     -------
@@ -138,9 +141,11 @@ def evaluate_expression(expr, grid, name="expression"):
     """
     if not isinstance(expr, str) or not expr.strip():
         raise TypeError(f"{name} must be a non-empty expression string, got {expr!r}")
-    coords = grid.coordinates()
-    variables = {"x": coords} if grid.dim == 1 else {"x1": coords[0], "x2": coords[1]}
-    where = "x" if grid.dim == 1 else "x1 and x2"
+    what = "coordinates" if variables is None else "variables"
+    if variables is None:
+        coords = grid.coordinates()
+        variables = {"x": coords} if grid.dim == 1 else {"x1": coords[0], "x2": coords[1]}
+    where = " and ".join(variables)
     try:
         with np.errstate(all="ignore"):
             values = eval(expr, {"__builtins__": {}, **EXPRESSION_NAMES}, variables)  # noqa: S307
@@ -149,8 +154,8 @@ def evaluate_expression(expr, grid, name="expression"):
         values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
     except Exception as exc:
         raise ValueError(f"{name} {expr!r} cannot be evaluated on the {grid.dim}D grid "
-                         f"({type(exc).__name__}: {exc}; the coordinates are {where}; "
-                         f"allowed names: {expression_names(grid.dim)})") from None
+                         f"({type(exc).__name__}: {exc}; the {what} are {where}; "
+                         f"allowed names: {expression_names(grid.dim, variables)})") from None
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} {expr!r} is not finite everywhere on the grid")
     return np.array(values)

@@ -5,7 +5,7 @@
     densflow run CASE.py [-o FILE.h5] [--figure PNG] [--resume | --overwrite] [--quiet]
     densflow sweep CASE.py [--scheduler ADDRESS] [--workers K] [-o DIR] [--quiet]
     densflow inspect FILE.h5
-    densflow plot FILE.h5 [-o PNG]
+    densflow plot FILE.h5 [-o PNG] [--movie GIF]
 
 Errors in the user's input (a missing or broken case file, a file that is not a
 densflow run file or is damaged, an output that exists or is open in another process,
@@ -22,8 +22,10 @@ import os
 import signal
 import sys
 
+import numpy as np
+
 from .._version import __version__
-from .progress import Progress, compile_notice
+from .progress import FlowProgress, Progress, compile_notice
 from ..gridproblem import METHODS
 
 __all__ = ["main"]
@@ -78,6 +80,8 @@ def _parser():
     plot.add_argument("file", metavar="FILE.h5")
     plot.add_argument("-o", "--output", metavar="PNG",
                       help="figure to write (default: the run file with suffix .png)")
+    plot.add_argument("--movie", metavar="GIF",
+                      help="flows: also animate the saved densities into this GIF")
     return ap
 
 
@@ -88,6 +92,10 @@ def _save_figure(source, figure, case=None):
 
     try:
         runfile = source if isinstance(source, RunFile) else read_run_file(source)
+        if runfile.flows and not runfile.runs:
+            from .flow_figures import save_flow_figure
+
+            return save_flow_figure(runfile, figure)
         if is_parametric_file(runfile):
             return save_parametric_figure(runfile, figure, case)
         return save_convergence_figure(runfile, figure)
@@ -111,10 +119,14 @@ def _cmd_run(args, out, err):
         case = load_case(args.case)
     except CaseError as exc:
         raise UsageError(str(exc)) from None
-    parametric = getattr(case, "kind", None) == "parametric"
+    kind = getattr(case, "kind", None)
+    parametric = kind == "parametric"
     if parametric and args.method is not None:
         raise UsageError(f"{args.case}: --method applies to grid cases; a parametric case's "
                          "experiments choose their metric and step rule")
+    if kind == "flow" and args.method is not None:
+        raise UsageError(f"{args.case}: --method applies to grid cases; a flow case's steps "
+                         "are implicit time steps (scheme=)")
     if args.method is not None and args.method != case.method:
         case.method, case.newton = args.method, None
     path = args.output or f"{case.name}.h5"
@@ -125,6 +137,8 @@ def _cmd_run(args, out, err):
             print(f"note: {note}", file=out, flush=True)
 
     def report(label, res, was):
+        if kind == "flow":
+            return _flow_report(label, res, was, out)
         note = _resume_note(was, res.info.get("resumed_from", -1))
         state = ("failed" if "error" in res.info else
                  "converged" if res.converged else "not converged")
@@ -136,12 +150,15 @@ def _cmd_run(args, out, err):
     notice = contextlib.nullcontext() if args.quiet else compile_notice(_printer(err))
     try:
         with notice:
-            runner = run_case
+            runner, progress = run_case, Progress
             if parametric:
                 from .parametric_case import run_parametric_case as runner
+            if kind == "flow":
+                from .flow_case import run_flow_case as runner
+                progress = FlowProgress
             results = runner(case, path, resume=args.resume, overwrite=args.overwrite,
                                progress=None if args.quiet else
-                               (lambda label: Progress(label, _printer(err, "  "))),
+                               (lambda label: progress(label, _printer(err, "  "))),
                                report=None if args.quiet else report)
     except (RunFileError, ResumeError, OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -153,6 +170,22 @@ def _cmd_run(args, out, err):
     if not args.quiet:
         print(f"wrote {path} and {figure}", file=out)
     return 1 if failed else 0
+
+
+def _flow_report(label, res, was, out):
+    """The line ``densflow run`` prints after a flow."""
+    if was is None:
+        note = ""
+    elif was == "complete":
+        note = ", recorded"
+    else:
+        at = res.info.get("resumed_from", -1)
+        note = f", resumed from step {at}" if at >= 0 else ", restarted"
+    state = "failed" if res.failed else "reached t_end" if res.converged else "stopped"
+    print(f"{label:32s} {res.n_steps:5d} steps  t = {res.t:.4g}  F = {res.energies[-1]:.6e}  "
+          f"{state}  {res.wall_time:6.2f} s{note}", file=out, flush=True)
+    if not res.converged:
+        print(f"    stopped: {res.message}", file=out, flush=True)
 
 
 def _cmd_sweep(args, out, err):
@@ -242,12 +275,47 @@ def _stop_reasons(runfile):
     return lines
 
 
+def _flow_table(runfile):
+    header = ["flow", "metric", "scheme", "energy", "steps", "t", "F(t)", "saved",
+              "Newton/step", "wall time [s]", "status"]
+    rows = []
+    for run in runfile.flows:
+        terms = run.attrs.get("energy_terms", ())
+        weights = run.attrs.get("energy_weights", ())
+        energy = " + ".join(f"{w:g} {t.decode() if isinstance(t, bytes) else t}"
+                            for w, t in zip(weights, terms)) or "-"
+        newton = f"{run.newton_iterations.mean():.1f}" if run.n_steps else "-"
+        wall = f"{run.wall_time:.2f}" if np.isfinite(run.wall_time) else "-"
+        rows.append([run.label, run.metric, run.scheme, energy, str(run.n_steps), f"{run.t:.4g}",
+                     f"{run.energies[-1]:.6e}" if run.energies.size else "-",
+                     str(run.times.size), newton, wall, run.status])
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    stops = []
+    for run in runfile.flows:
+        if run.status == "running":
+            stops.append(f"  {run.label}: unfinished at t = {run.t:.4g} after {run.n_steps} steps "
+                         "(interrupted; densflow run CASE -o FILE --resume continues it)")
+        elif run.status == "failed" and not run.message:
+            stops.append(f"  {run.label}: {run.attrs.get('error', 'failed')}")
+        elif not run.converged:
+            stops.append(f"  {run.label}: {run.message}")
+    if stops:
+        lines += ["not at t_end:"] + stops
+    return "\n".join(lines)
+
+
 def _cmd_inspect(args, out, err):
     runfile = _read(args.file, check=True)
     a = runfile.attrs
     print(f"{runfile.path}: case {a.get('case_name', '-')}, created {a.get('created', '?')}, "
           f"densflow {a.get('densflow_version', '?')}, numpy {a.get('numpy_version', '?')}",
           file=out)
+    if runfile.flows:
+        print(_flow_table(runfile), file=out)
+        if not runfile.runs:
+            return 0
     if not runfile.runs:
         print("no runs", file=out)
         return 0
@@ -261,10 +329,20 @@ def _cmd_inspect(args, out, err):
 
 def _cmd_plot(args, out, err):
     runfile = _read(args.file)
-    if not runfile.runs:
+    if not runfile.runs and not runfile.flows:
         raise UsageError(f"{args.file}: holds no runs to plot")
+    if args.movie and not runfile.flows:
+        raise UsageError(f"{args.file}: --movie animates flows; this file holds none")
     figure = _save_figure(runfile, _figure_path(args.file, args.output))
     print(f"wrote {figure}", file=out)
+    if args.movie:
+        from .flow_figures import save_flow_movie
+
+        try:
+            save_flow_movie(runfile, args.movie)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{args.movie}: cannot write the movie ({exc})") from None
+        print(f"wrote {args.movie}", file=out)
     return 0
 
 

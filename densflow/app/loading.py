@@ -1,17 +1,21 @@
-"""Loading a case file, grid (:class:`~densflow.app.case.Case`) or parametric
-(:class:`~densflow.app.parametric_case.ParametricCase`)."""
+"""Loading a case file, grid (:class:`~densflow.app.case.Case`), parametric
+(:class:`~densflow.app.parametric_case.ParametricCase`) or flow
+(:class:`~densflow.app.flow_case.FlowCase`)."""
 
 import os
 
 from .case import Case, CaseError, Panel, evaluate_expression, load_object, recorded_path  # noqa: F401
+from .flow_case import FlowCase
 from .parametric_case import ParametricCase
 
-__all__ = ["load_case", "Case", "CaseError", "Panel", "ParametricCase", "evaluate_expression"]
+__all__ = ["load_case", "Case", "CaseError", "Panel", "ParametricCase", "FlowCase",
+           "evaluate_expression"]
 
 
 def load_case(path):
     """Import the case file ``path`` and return its ``case`` (a :class:`Case`, or a
-    :class:`densflow.app.parametric_case.ParametricCase`).
+    :class:`densflow.app.parametric_case.ParametricCase`, or a
+    :class:`densflow.app.flow_case.FlowCase`).
 
     Raises
     ------
@@ -21,7 +25,7 @@ def load_case(path):
         a module-level ``case`` that is a :class:`Case`.
     """
     path = os.fspath(path)
-    case, stem = load_object(path, "case", (Case, ParametricCase))
+    case, stem = load_object(path, "case", (Case, ParametricCase, FlowCase))
     if case.name is None:
         case.name = stem
     case.path = path

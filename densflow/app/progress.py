@@ -7,7 +7,7 @@ and a sweep's worker can send them to the client that started the sweep.
 import contextlib
 import time
 
-__all__ = ["Progress", "compile_notice", "COMPILE_MESSAGE"]
+__all__ = ["Progress", "FlowProgress", "compile_notice", "COMPILE_MESSAGE"]
 
 #: The line printed when numba starts compiling one of densflow's kernels.
 COMPILE_MESSAGE = "compiling numba kernels (first run only)…"
@@ -36,6 +36,19 @@ class Progress:
         now = time.monotonic()
         if now - self.start >= self.delay and now - self.last >= self.interval:
             self.emit(f"{self.label}: iteration {k}, E = {value:.3e}, step = {step:.3g}")
+            self.last = now
+        return False
+
+
+class FlowProgress(Progress):
+    """``on_step`` callback of :func:`densflow.flow` that reports ``step, t, dt, F`` of a
+    long flow (parameters as :class:`Progress`)."""
+
+    def __call__(self, k, t, p, info):
+        now = time.monotonic()
+        if now - self.start >= self.delay and now - self.last >= self.interval:
+            self.emit(f"{self.label}: step {k}, t = {t:.4g}, dt = {info['dt']:.3g}, "
+                      f"F = {info['energy']:.6e}")
             self.last = now
         return False
 

@@ -4,6 +4,7 @@ Newton–Krylov in the potential variables, with fixed or adaptive step sizes.""
 
 from .driver import FlowNewton, FlowResult, flow
 from .proximal import FLOW_METRICS, MOBILITIES
+from .recording import read_flow
 from .schemes import SCHEMES
 
-__all__ = ["flow", "FlowResult", "FlowNewton", "FLOW_METRICS", "MOBILITIES", "SCHEMES"]
+__all__ = ["flow", "FlowResult", "FlowNewton", "FLOW_METRICS", "MOBILITIES", "SCHEMES", "read_flow"]

@@ -26,6 +26,7 @@ import numpy as np
 from ..core.operators import LinearSolveError
 from ..core.validation import check_positive_int
 from .proximal import FLOW_METRICS, MOBILITIES, make_proximal
+from .recording import FlowRecording, RecordedFrames, open_flow_record, setup_attributes
 from .result import FlowResult, Frames
 from .schemes import SCHEMES, bdf2_coefficients, estimate_factor, predictor
 from .step import NUMERICAL_ERRORS, FlowNewton, solve_step
@@ -82,7 +83,8 @@ def _check_save_times(save_times, t0, t_end):
 
 def flow(energy, p0, t_end, metric="wasserstein", dt=None, scheme="bdf2", rtol=None, atol=None,
          save_every=None, save_times=None, mobility="arithmetic", t0=0.0, max_steps=100_000,
-         newton=None, on_step=None, max_memory=MAX_MEMORY):
+         newton=None, on_step=None, max_memory=MAX_MEMORY, out=None, resume=False,
+         overwrite=False):
     r"""Integrate the gradient flow :math:`\dot p = -M(p)\nabla F(p)` from ``p0`` to ``t_end``.
 
     Parameters
@@ -125,6 +127,21 @@ def flow(energy, p0, t_end, metric="wasserstein", dt=None, scheme="bdf2", rtol=N
         ``energy``, ``newton``, ``cg``, ``error``); a true return value stops the run.
     max_memory : int
         Bytes the saved densities may take.
+    out : str, os.PathLike, FlowRecord or None
+        Record the flow in an HDF5 run file (:mod:`densflow.flows.recording`): a path
+        writes the group ``flow`` of a new file (an existing file is refused unless
+        ``resume`` or ``overwrite``), ``Recorder.flow(name)`` writes that group. The
+        trajectory, every saved density and, at most ``flush_interval`` seconds apart,
+        a checkpoint of the integrator's state are written as the flow runs.
+    resume : bool
+        With ``out``: continue the recorded flow from its last checkpoint (return the
+        stored result if it is complete; start afresh if there is no checkpoint). The
+        result is bit-identical to an uninterrupted run's. Any change of the setup
+        (energy, p0, metric, scheme, tolerances, steps, saving, Newton settings) is
+        refused with :class:`densflow.io.recorder.ResumeError`.
+    overwrite : bool
+        With a path as ``out``: replace an existing file (never one that another
+        process has open).
 
     Returns
     -------
@@ -175,9 +192,24 @@ def flow(energy, p0, t_end, metric="wasserstein", dt=None, scheme="bdf2", rtol=N
                          f"({8 * grid.size * len(save_times) / 2**20:.0f} MB), above max_memory "
                          f"= {max_memory} bytes")
 
+    record, owned = open_flow_record(out, resume, overwrite)
     run = _Run(energy, grid, metric, scheme, mobility, adaptive, rtol, atol, settings)
-    frames = Frames(save_every, capacity)
-    return run.integrate(p0, t0, t_end, dt, save_times, frames, max_steps, on_step, start)
+    if record is None:
+        frames = Frames(save_every, capacity)
+        return run.integrate(p0, t0, t_end, dt, save_times, frames, max_steps, on_step, start)
+    setup = setup_attributes(energy, grid, metric, scheme, mobility, adaptive, rtol, atol, dt, t0,
+                             t_end, max_steps, save_every, save_times, max_memory, settings)
+    recording = FlowRecording(record, setup, getattr(energy, "mu", None), resume, save_every,
+                              capacity)
+    try:
+        return run.integrate(p0, t0, t_end, dt, save_times, RecordedFrames(save_every, capacity),
+                             max_steps, on_step, start, recording)
+    except BaseException as exc:
+        record.fail(exc)
+        raise
+    finally:
+        if owned is not None:
+            owned.close()
 
 
 class _Run:
@@ -242,7 +274,8 @@ class _Run:
         return out, err, order
 
     # ------------------------------------------------------------------ the loop
-    def integrate(self, p0, t0, t_end, dt, save_times, frames, max_steps, on_step, start):
+    def integrate(self, p0, t0, t_end, dt, save_times, frames, max_steps, on_step, start,
+                  record=None):
         energy = self.energy
         st0 = energy.evaluate(p0)
         g0 = np.asarray(st0.gradient, dtype=float)
@@ -255,12 +288,23 @@ class _Run:
         explicit_times = bool(save_times)
         if save_times and save_times[0] == t0 or not save_times:
             frames.add(0, t0, p0)
+        if save_times and save_times[0] == t0:  # saved: else a first step landing on the
+            save_times.pop(0)                   # next save time would skip it
         span = t_end - t0
         h = dt if dt is not None else self._initial_step(p0, g0, span)
         h_nominal = h
         t, k, est_prev = t0, 0, None
         message, converged, failed = "", False, False
         cuts = 0
+        if record is not None:  # a recorded flow: start it, or continue from its checkpoint
+            resumed = record.begin(p0, t0, float(st0.value), frames)
+            if resumed is not None and resumed.result is not None:
+                return resumed.result
+            if resumed is not None:
+                (hist, step_times, energies, steps, newtons, cgs, errors, rejected, failed_attempts,
+                 newton_total, cg_total, h, h_nominal, t, k, est_prev, frames) = resumed.loop
+                targets = [v for v in targets if v > t + 1e-12 * span]
+                save_times = [v for v in save_times if v > t + 1e-12 * span]
         while True:
             while targets and targets[0] <= t + 1e-12 * span:
                 targets.pop(0)
@@ -328,6 +372,11 @@ class _Run:
                 h = h_new
             else:
                 h = min(h_nominal, 2.0 * h_try) if h_try < h_nominal else h_nominal
+            if record is not None:
+                record.accepted(t, out.value, h_try, out.newton, out.cg, err, dict(
+                    k=k, t=t, h=h, h_nominal=h_nominal, est_prev=est_prev, rejected=rejected,
+                    failed_attempts=failed_attempts, newton_total=newton_total,
+                    cg_total=cg_total), hist, frames, time.perf_counter() - start)
             if on_step is not None and on_step(k, t, p_new, {"dt": h_try, "energy": out.value,
                                                             "newton": out.newton, "cg": out.cg,
                                                             "error": err}):
@@ -340,13 +389,16 @@ class _Run:
         info = {"rejected": rejected, "failed_attempts": failed_attempts,
                 "newton_total": newton_total, "cg_total": cg_total, "adaptive": self.adaptive,
                 "rtol": self.rtol, "atol": self.atol, "dt": dt, "frames_thinned": frames.thinned}
-        return FlowResult(p=p_last.copy(), t=float(t), times=times, densities=dens,
+        result = FlowResult(p=p_last.copy(), t=float(t), times=times, densities=dens,
                           step_times=np.array(step_times), energies=np.array(energies),
                           steps=np.array(steps), newton_iterations=np.array(newtons, dtype=int),
                           cg_iterations=np.array(cgs, dtype=int), errors=np.array(errors),
                           n_steps=k, converged=converged, failed=failed, message=message,
                           scheme=self.scheme, metric=self.metric,
                           wall_time=time.perf_counter() - start, info=info)
+        if record is not None:
+            record.finish(result)
+        return result
 
     def _initial_step(self, p0, g0, span):
         """First adaptive step (as :func:`scipy.integrate.solve_ivp` chooses it, from the

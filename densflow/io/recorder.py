@@ -39,11 +39,12 @@ import numpy as np
 from .h5io import (FORMAT, FORMAT_VERSION, DamagedFileError, DiskFullError, FileLockedError,
                     RunFileError, Space, create_file, open_file, write_error)
 from .runrecord import SETUP_KEYS, Resume, ResumeError, RunRecord, _now, _versions, string_array
+from .flowrecord import FlowRecord
 from .runfile import Run, RunFile, check_format, read_run_file
 
 __all__ = ["Recorder", "RunRecord", "RunFileError", "DamagedFileError", "FileLockedError",
            "DiskFullError", "ResumeError", "RunFile", "Run", "read_run_file",
-           "SETUP_KEYS", "Resume", "FORMAT", "FORMAT_VERSION"]
+           "SETUP_KEYS", "Resume", "FORMAT", "FORMAT_VERSION", "FlowRecord"]
 
 class Recorder:
     """An HDF5 run file open for writing.
@@ -151,6 +152,11 @@ class Recorder:
         if not isinstance(name, str) or not name.strip("/"):
             raise ValueError(f"run name must be a non-empty group path, got {name!r}")
         return RunRecord(self, name.strip("/"), dict(attrs or {}))
+
+    def flow(self, name="flow", attrs=None):
+        """A :class:`~densflow.io.flowrecord.FlowRecord` for the group ``name``, to pass as
+        ``out`` to :func:`densflow.flow`; ``attrs`` as for :meth:`run`."""
+        return FlowRecord(self, name, attrs)
 
     def close(self):
         """Flush and close the file (after a failed write: close only)."""

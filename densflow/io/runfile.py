@@ -8,15 +8,16 @@ traceback from h5py.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
 
+from .flowfile import flow_groups, is_flow_group, read_flow_group
 from .h5io import FORMAT, FORMAT_VERSION, DamagedFileError, RunFileError, open_file
 from ..optim.result import INNER_HISTORIES, SolveResult
 
-__all__ = ["Run", "RunFile", "read_run_file", "check_run_file", "read_monitors", "HISTORIES",
+__all__ = ["Run", "RunFile", "read_run_file", "read_flows", "check_run_file", "read_monitors", "HISTORIES",
            "INNER_HISTORIES", "MONITORS"]
 
 HISTORIES = ("energies", "steps", "decrements", "times")
@@ -84,11 +85,13 @@ class Run:
 
 @dataclass
 class RunFile:
-    """A run file read back: its root attributes and its runs in case order."""
+    """A run file read back: its root attributes, its runs in case order and its
+    time-accurate flows (:class:`densflow.io.flowfile.FlowRun`)."""
 
     path: str
     attrs: dict
     runs: list
+    flows: list = field(default_factory=list)
 
 
 def check_format(f, path):
@@ -186,7 +189,8 @@ def _run_groups(f, path):
     groups = []
     try:
         f.visititems(lambda name, obj: groups.append(obj)
-                     if isinstance(obj, h5py.Group) and "energies" in obj else None)
+                     if isinstance(obj, h5py.Group) and "energies" in obj
+                     and not is_flow_group(obj) else None)
     except READ_ERRORS as exc:
         raise DamagedFileError(f"{path}: damaged run file, its groups cannot be listed "
                                f"({_short(exc)})") from None
@@ -201,13 +205,14 @@ def read_run_file(path, snapshots=False):
     path : str or os.PathLike
         The file.
     snapshots : bool
-        Also load the density snapshots (they can be large).
+        Also load the density snapshots (they can be large), and the saved densities
+        of flows.
 
     Returns
     -------
     RunFile
         Root attributes and the runs, ordered by panel and then as the case lists the
-        metrics (runs outside panels last, by name).
+        metrics (runs outside panels last, by name); the flows in ``flows``.
 
     Raises
     ------
@@ -220,12 +225,22 @@ def read_run_file(path, snapshots=False):
     with open_file(path, "r") as f:
         check_format(f, path)
         runs = sorted((_read_run(g, snapshots, path) for g in _run_groups(f, path)), key=_order)
+        flows = [read_flow_group(g, snapshots, path) for g in flow_groups(f, path)]
         try:
             attrs = dict(f.attrs)
         except READ_ERRORS as exc:
             raise DamagedFileError(f"{path}: damaged run file, root attributes cannot be "
                                    f"read ({_short(exc)})") from None
-        return RunFile(path=path, attrs=attrs, runs=runs)
+        return RunFile(path=path, attrs=attrs, runs=runs, flows=flows)
+
+
+def read_flows(path, densities=True):
+    """The time-accurate flows recorded in the run file ``path`` (a list of
+    :class:`densflow.io.flowfile.FlowRun`, with their saved densities if ``densities``)."""
+    path = os.fspath(path)
+    with open_file(path, "r") as f:
+        check_format(f, path)
+        return [read_flow_group(g, densities, path) for g in flow_groups(f, path)]
 
 
 def check_run_file(path):
@@ -239,13 +254,14 @@ def check_run_file(path):
     """
     runfile = read_run_file(path)
     with open_file(path, "r") as f:
-        for g in _run_groups(f, path):
-            where = f"{path}: damaged run file: run {g.name.lstrip('/')!r}"
+        for g in _run_groups(f, path) + flow_groups(f, path):
+            what = "flow" if is_flow_group(g) else "run"
+            where = f"{path}: damaged run file: {what} {g.name.lstrip('/')!r}"
             for key, obj in g.items():
                 if not isinstance(obj, h5py.Dataset):
                     continue
                 try:
-                    if key == "snapshots" and obj.ndim >= 2:
+                    if key in ("snapshots", "densities") and obj.ndim >= 2:
                         for i in range(obj.shape[0]):
                             obj[i]
                     else:
