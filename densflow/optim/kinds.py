@@ -69,6 +69,11 @@ class Bound:
         :data:`densflow.optim.result.INNER_HISTORIES` (``None``: zeros, not recorded).
     positive : bool
         Whether trial points outside the positive orthant are refused.
+    admissible : callable or None
+        ``admissible(x)``: ``None`` when ``x`` is an acceptable answer, else why not
+        (a grid density with entries ``<= 0``). The loop never returns an iterate that
+        is not: it then returns the last admissible one since its (re)start, with
+        ``converged=False`` and the reason in the message (``None``: every iterate is).
     method : str
         The method's name (``info["method"]`` of the result).
     max_iter : int
@@ -89,6 +94,7 @@ class Bound:
     after_step: object = None
     inner_counts: object = None
     positive: bool = True
+    admissible: object = None
     method: str = "gradient"
     max_iter: int = 1000
 

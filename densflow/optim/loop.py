@@ -80,6 +80,8 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
             before, resumed_from = float(np.sum(times)), k
             inner = {key: list(resumed.inner.get(key, [0] * k)) for key in INNER_HISTORIES}
     state = problem.evaluate(p)
+    admissible = bound.admissible
+    last_ok = (k, state.p) if admissible is not None and admissible(state.p) is None else None
     if not energies:
         energies.append(state.value)
         if record is not None:
@@ -136,6 +138,8 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
             # re-evaluate from the iterate: bounds the drift of the quadratic terms'
             # gradient updates, and is exactly where a resumed run restarts
             state = problem.evaluate(state.p)
+        if admissible is not None and admissible(state.p) is None:
+            last_ok = (k, state.p)
         energies.append(state.value)
         steps.append(eta)
         times.append(time.perf_counter() - t0)
@@ -148,8 +152,16 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
         if callback is not None and callback(k, state.p, state.value, eta, slope):
             message = f"stopped by callback after {k} iterations (E = {state.value:.6e})"
             break
+    p, returned = state.p, k
+    why = admissible(state.p) if admissible is not None else None
+    if why is not None:  # never an inadmissible answer, never "converged" with one
+        converged = False
+        message = f"{message}; but {why} at iteration {k}"
+        if last_ok is not None:
+            returned, p = last_ok
+            message += f": p is iterate {returned}, the last admissible one"
     result = SolveResult(
-        p=state.p,
+        p=p,
         energies=np.asarray(energies),
         steps=np.asarray(steps),
         decrements=np.asarray(decrements),
@@ -159,7 +171,8 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
         message=message,
         metric=bound.metric,
         wall_time=time.perf_counter() - start + before,
-        info={"resumed_from": resumed_from, "method": bound.method},
+        info={"resumed_from": resumed_from, "method": bound.method,
+              **({"returned_iteration": returned} if returned != k else {})},
         **{key: np.asarray(v, dtype=np.int64) for key, v in inner.items()},
     )
     if record is not None:
