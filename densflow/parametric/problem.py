@@ -59,7 +59,8 @@ class TrustRegion:
     radius: float
 
     def __post_init__(self):
-        if not (isinstance(self.radius, numbers.Real) and np.isfinite(self.radius) and self.radius > 0):
+        if isinstance(self.radius, bool) or not (isinstance(self.radius, numbers.Real)
+                                                 and np.isfinite(self.radius) and self.radius > 0):
             raise ValueError(f"trust-region radius must be a finite number > 0, got {self.radius!r}")
 
     #: The smallest step reported in line-search messages (never used: no step is refused).
