@@ -67,10 +67,12 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
     positive = bound.positive
     inner_counts = bound.inner_counts
     inner = {key: [] for key in INNER_HISTORIES}
+    checkpoint = bound.checkpoint if record is not None else None
+    saved = None
     if record is not None:
         snapshot_every = record.snapshot_every
         setup = {**bound.setup, "snapshot_every": int(snapshot_every)}
-        resumed = record.begin(setup, bound.reference, p, resume)
+        resumed = record.begin(setup, bound.reference, p, resume, states=checkpoint is not None)
         if resumed is not None and resumed.result is not None:
             return resumed.result
         if resumed is not None:
@@ -79,13 +81,17 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
                                                   resumed.decrements, resumed.times)
             before, resumed_from = float(np.sum(times)), k
             inner = {key: list(resumed.inner.get(key, [0] * k)) for key in INNER_HISTORIES}
+            if resumed.state is not None and bound.restore is not None:
+                bound.restore(resumed.state)  # e.g. the batches' generator: resumes exactly
+    if checkpoint is not None:
+        saved = checkpoint()
     state = problem.evaluate(p)
     admissible = bound.admissible
     last_ok = (k, state.p) if admissible is not None and admissible(state.p) is None else None
     if not energies:
         energies.append(state.value)
         if record is not None:
-            record.start(state.value, p)
+            record.start(state.value, p, state=saved)
     converged, message = False, None
     while True:
         gap = state.value - e_min if e_min is not None else None
@@ -137,6 +143,8 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
         if snapshot:
             # re-evaluate from the iterate: bounds the drift of the quadratic terms'
             # gradient updates, and is exactly where a resumed run restarts
+            if checkpoint is not None:
+                saved = checkpoint()
             state = problem.evaluate(state.p)
         if admissible is not None and admissible(state.p) is None:
             last_ok = (k, state.p)
@@ -148,7 +156,8 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
             inner[key].append(counts[key] if counts is not None else 0)
         if record is not None:
             record.append(k, state.value, eta, slope, times[-1], state.p if snapshot else None,
-                          {key: v[-1] for key, v in inner.items()} if counts is not None else None)
+                          {key: v[-1] for key, v in inner.items()} if counts is not None else None,
+                          state=saved if snapshot else None)
         if callback is not None and callback(k, state.p, state.value, eta, slope):
             message = f"stopped by callback after {k} iterations (E = {state.value:.6e})"
             break
