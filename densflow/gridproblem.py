@@ -19,7 +19,7 @@ from .optim.linesearch import Armijo
 from .optim.loop import check_loop_settings
 from .newton import Newton, NewtonStep
 
-__all__ = ["prepare", "make_bound", "setup_attributes", "check_method", "METHODS", "DEFAULT_METHOD", "NEWTON_LINE_SEARCH"]
+__all__ = ["prepare", "make_bound", "positive_density", "setup_attributes", "check_method", "METHODS", "DEFAULT_METHOD", "NEWTON_LINE_SEARCH"]
 
 #: Methods of :func:`densflow.solve` on grid energies: the metric's natural-gradient step,
 #: or Newton–Krylov preconditioned by the metric (:mod:`densflow.newton`).
@@ -71,6 +71,17 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
     return make_bound(energy, p, operator, metric.name, line_search, max_iter, setup)
 
 
+def positive_density(p):
+    """``None`` for a density with positive entries, else what is wrong with it (a
+    safeguarded energy without a KL term may step outside the positive orthant; the
+    loop then returns the last positive iterate, not converged)."""
+    low = p.min()
+    if low > 0:
+        return None
+    bad = int(np.count_nonzero(~(p > 0)))
+    return f"the density has {bad} entries <= 0 or NaN (min {low:.3e}), not a probability vector"
+
+
 def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=None):
     """The :class:`~densflow.optim.kinds.Bound` of ``energy`` stepped by ``operator``: a
     bound metric (or its safeguard), whose ``direction(p, g)`` the loop takes, or a
@@ -80,6 +91,7 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
                   setup={} if setup is None else setup, reference=energy.mu,
                   failures=NUMERICAL_FAILURES, max_iter=max_iter,
                   positive=getattr(operator, "requires_positive", True),
+                  admissible=positive_density,
                   direction=lambda p, g, gap: operator.direction(p, g),
                   after_step=getattr(operator, "after_step", None))
     if isinstance(operator, NewtonStep):

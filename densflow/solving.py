@@ -143,11 +143,13 @@ def _open_record(out, resume, overwrite=False):
     """Return ``(record, recorder_to_close)`` for the ``out`` argument of :func:`solve`."""
     if out is None:
         return None, None
+    from .io.h5io import check_target
     from .io.recorder import Recorder, RunFileError, RunRecord
 
     if isinstance(out, RunRecord):
         return out, None
     if isinstance(out, (str, os.PathLike)):
+        check_target(out)
         if not resume and not overwrite and os.path.exists(out):
             raise RunFileError(f"out={os.fspath(out)!r} exists; pass resume=True to continue it "
                                "or overwrite=True to replace it")

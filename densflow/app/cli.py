@@ -105,8 +105,50 @@ def _save_figure(source, figure, case=None):
         raise UsageError(f"{figure}: cannot write the figure ({exc.strerror or exc})") from None
 
 
+def _figure_formats():
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return FigureCanvasBase.get_supported_filetypes()
+
+
 def _figure_path(h5_path, figure=None):
-    return figure if figure else os.path.splitext(h5_path)[0] + ".png"
+    """The file the figure of run file ``h5_path`` is written to, checked before any
+    work: a format matplotlib writes (a name without suffix gets matplotlib's default
+    format, as ``savefig`` does), a regular or new file, never the run file itself."""
+    from matplotlib import rcParams
+
+    from ..io.h5io import RunFileError, check_target
+
+    path = figure if figure else os.path.splitext(h5_path)[0] + ".png"
+    if not path or path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise UsageError(f"{path}: names a folder, not a figure; give a file name")
+    ext = os.path.splitext(path)[1][1:].lower()
+    if not ext:
+        ext = rcParams["savefig.format"]
+        path = f"{path}.{ext}"
+    if os.path.realpath(path) == os.path.realpath(h5_path) or (
+            os.path.exists(path) and os.path.exists(h5_path) and os.path.samefile(path, h5_path)):
+        raise UsageError(f"{path}: the figure would overwrite the run file {h5_path}; "
+                         + ("give another --figure" if figure else
+                            "name the run file FILE.h5 or give --figure"))
+    formats = _figure_formats()
+    if ext not in formats:
+        raise UsageError(f"{path}: cannot write a figure in format {ext!r}; matplotlib writes "
+                         + ", ".join(sorted(formats)))
+    try:
+        check_target(path, "figure")
+    except RunFileError as exc:
+        raise UsageError(str(exc)) from None
+    return path
+
+
+def _check_run_target(path):
+    from ..io.h5io import RunFileError, check_target
+
+    try:
+        check_target(path)
+    except RunFileError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _cmd_run(args, out, err):
@@ -115,6 +157,9 @@ def _cmd_run(args, out, err):
     from ..io.recorder import ResumeError, RunFileError
     from .runner import run_case
 
+    if args.output is not None:  # before any work: the case file may take long to load
+        _check_run_target(args.output)
+        _figure_path(args.output, args.figure)
     try:
         case = load_case(args.case)
     except CaseError as exc:
@@ -130,6 +175,8 @@ def _cmd_run(args, out, err):
     if args.method is not None and args.method != case.method:
         case.method, case.newton = args.method, None
     path = args.output or f"{case.name}.h5"
+    _check_run_target(path)
+    figure = _figure_path(path, args.figure)
     if os.path.exists(path) and not (args.resume or args.overwrite):
         raise UsageError(f"{path} exists; use --resume to continue it or --overwrite to replace it")
     if not args.quiet:
@@ -162,7 +209,7 @@ def _cmd_run(args, out, err):
                                report=None if args.quiet else report)
     except (RunFileError, ResumeError, OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    figure = _save_figure(path, _figure_path(path, args.figure), case)
+    figure = _save_figure(path, figure, case)
     failed = sum("error" in r.info for r in results)
     if failed:
         print(f"densflow: {failed} run(s) ended in a numerical failure (see 'stopped:' above "
@@ -204,6 +251,13 @@ def _cmd_sweep(args, out, err):
     except CaseError as exc:
         raise UsageError(str(exc)) from None
     outdir = args.output or sweep.name
+    from ..io.h5io import RunFileError
+    from .sweep import check_outdir
+
+    try:
+        check_outdir(outdir)
+    except RunFileError as exc:
+        raise UsageError(str(exc)) from None
 
     def report(point, got):
         if args.quiet:
@@ -216,8 +270,11 @@ def _cmd_sweep(args, out, err):
             notes = {r["note"] for r in got if r.get("note")}
             print(f"{where}: {its}" + "".join(f" ({n})" for n in sorted(notes)), file=out, flush=True)
 
-    rows = run_sweep(args.case, outdir, scheduler=args.scheduler, workers=args.workers,
-                     report=report, progress=None if args.quiet else _printer(err, "  "))
+    try:
+        rows = run_sweep(args.case, outdir, scheduler=args.scheduler, workers=args.workers,
+                         report=report, progress=None if args.quiet else _printer(err, "  "))
+    except (ConnectionError, RunFileError) as exc:
+        raise UsageError(str(exc)) from None
     failed = sum(1 for r in rows if r.get("file_status") == "failed")
     if not args.quiet:
         print(f"wrote {os.path.join(outdir, INDEX)} and {os.path.join(outdir, 'summary.png')}"
@@ -328,12 +385,13 @@ def _cmd_inspect(args, out, err):
 
 
 def _cmd_plot(args, out, err):
+    figure = _figure_path(args.file, args.output)
     runfile = _read(args.file)
     if not runfile.runs and not runfile.flows:
         raise UsageError(f"{args.file}: holds no runs to plot")
     if args.movie and not runfile.flows:
         raise UsageError(f"{args.file}: --movie animates flows; this file holds none")
-    figure = _save_figure(runfile, _figure_path(args.file, args.output))
+    figure = _save_figure(runfile, figure)
     print(f"wrote {figure}", file=out)
     if args.movie:
         from .flow_figures import save_flow_movie
@@ -377,7 +435,10 @@ def _dispatch(argv, out, err):
         print(f"densflow: error: {exc}", file=err)
         return 2
     except KeyboardInterrupt:
-        print("densflow: interrupted; rerun with --resume to continue", file=err)
+        again = {"run": "rerun with --resume to continue",
+                 "sweep": "rerun the same command to continue (complete points are kept, "
+                          "partial ones resumed)"}.get(args.command, "")
+        print("densflow: interrupted" + (f"; {again}" if again else ""), file=err)
         return 130
 
 

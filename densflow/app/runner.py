@@ -57,6 +57,10 @@ def run_case(case, path, resume=False, progress=None, report=None, attrs=None, o
     root = case_file_attributes(case)
     root.update(attrs or {})
     results = []
+    # the measure, p0 and every energy are built before the file: a case that cannot
+    # be set up leaves no file behind
+    p0 = case.initial_density()
+    energies = [case.energy(panel) for panel in case.panels]
     mode = "a" if resume else ("w" if overwrite else "x")
     with Recorder(path, mode=mode, snapshot_every=case.snapshot_every,
                   attrs=None if resume else root) as recorder:
@@ -64,11 +68,9 @@ def run_case(case, path, resume=False, progress=None, report=None, attrs=None, o
         if recorded != case.name:
             raise ValueError(f"{path} holds case {recorded!r}, not {case.name!r}; "
                              "use --overwrite to replace it")
-        p0 = case.initial_density()
         total = sum(len(p.metrics) for p in case.panels)
         done = 0
-        for i, panel in enumerate(case.panels, start=1):
-            energy = case.energy(panel)
+        for i, (panel, energy) in enumerate(zip(case.panels, energies), start=1):
             group = recorder.panel(i, panel.title, panel.weights, panel.metric_names)
             for metric in panel.metrics:
                 done += 1

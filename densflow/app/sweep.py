@@ -264,6 +264,14 @@ def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None, progres
     list of dict
         The index rows; a point whose task failed has one row with ``file_status``
         ``"failed"`` and the error.
+
+    Raises
+    ------
+    densflow.io.h5io.RunFileError
+        ``outdir`` exists and is not a folder.
+    ConnectionError
+        No Dask scheduler answers at ``scheduler`` (within Dask's
+        ``distributed.comm.timeouts.connect``).
     """
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -271,14 +279,22 @@ def run_sweep(case_file, outdir, scheduler=None, workers=2, report=None, progres
         raise ImportError("densflow sweep needs Dask's distributed scheduler: "
                           "pip install 'densflow[sweep]'") from None
     sweep = load_sweep(case_file)
-    os.makedirs(outdir, exist_ok=True)
+    check_outdir(outdir)
     case_file = os.path.abspath(case_file)
     jobs = {}
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
-    client = Client(scheduler or cluster)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler)
+        except (OSError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConnectionError(f"scheduler {scheduler!r}: cannot reach a Dask scheduler "
+                                  f"there ({first})") from None
+    os.makedirs(outdir, exist_ok=True)
     try:
         if progress is not None:
             client.subscribe_topic(PROGRESS_TOPIC, lambda event: progress(str(event[1])))
@@ -337,6 +353,19 @@ def _close_workers(cluster):
 
     with contextlib.suppress(Exception):  # the cluster's own close still follows
         cluster.sync(close_all, list(cluster.workers.values()))
+
+
+def check_outdir(outdir):
+    """Refuse an output folder that exists but is not a folder (one-line
+    :class:`densflow.io.h5io.RunFileError`)."""
+    from ..io.h5io import RunFileError
+
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise RunFileError(f"{outdir}: exists and is not a folder; a sweep writes its run "
+                           "files, index.csv and summary.png into a folder")
+    parent = os.path.dirname(os.path.abspath(outdir))
+    if not os.path.isdir(parent):
+        raise RunFileError(f"{outdir}: cannot create (no such directory {parent})")
 
 
 def write_index(rows, path, params):

@@ -4,7 +4,11 @@ import numpy as np
 
 from .validation import as_real_array, check_positive_int, check_probability_vector
 
-__all__ = ["Grid"]
+__all__ = ["Grid", "GIBBS_SPAN"]
+
+#: About the largest ``t`` with ``exp(-t) > 0`` in float64 (745.13, half the smallest
+#: subnormal): a potential spanning more gives a measure with zeros.
+GIBBS_SPAN = 1075 * float(np.log(2.0))  # -log(2**-1075)
 
 
 class Grid:
@@ -56,13 +60,27 @@ class Grid:
         ----------
         potential : callable
             ``V(x)`` in 1D, ``V(x1, x2)`` in 2D, evaluated on arrays of coordinates.
+
+        Raises
+        ------
+        ValueError
+            If ``V`` is not finite on the grid, or spans more than :data:`GIBBS_SPAN`
+            (``exp(-V)`` would underflow to 0 somewhere: the message says where and by
+            how much).
         """
         coords = self.coordinates()
         v = potential(coords) if self.dim == 1 else potential(*coords)
         v = np.broadcast_to(as_real_array(v, "potential V (its values)"), self.shape)
         if not np.all(np.isfinite(v)):
             raise ValueError("potential must return finite values on the grid")
+        spread = float(v.max() - v.min())
         w = np.exp(-(v - v.min()))
+        if not np.all(w > 0):
+            zero = int(np.count_nonzero(w == 0))
+            raise ValueError(
+                f"potential: exp(-V) underflows to 0 at {zero} of {self.size} grid points: "
+                f"V spans {spread:.4g} (max V - min V), beyond the {GIBBS_SPAN:.0f} a float64 "
+                f"exp can span by {spread - GIBBS_SPAN:.4g}; mu would vanish there (scale V down)")
         return w / w.sum()
 
     def check_density(self, p, name="p"):

@@ -105,6 +105,12 @@ def apply_laplacian_pinv(g, symbol=None, inverse=None):
     return sfft.irfftn(ghat, s=g.shape, axes=axes)
 
 
+#: The 1D solve (cumulative sums) is refused, with :class:`LinearSolveError`, when its
+#: relative residual on probe right-hand sides exceeds this: it has then lost every
+#: digit. Its rounding grows with ``max mu / min mu`` (about 1e-16 times it at n = 512:
+#: contrast 5e8 gives 1e-6, 1e13 gives 5e-3, 4e15 gives 1, 3e43 gives 5e7).
+ONE_D_MAX_RESIDUAL = 1e-2
+
 #: The 2D solve applies its FFT preconditioner in float32 (the residual, solution and
 #: every inner product stay float64) when ``max mu / min mu`` is at most this. The
 #: float32 FFT pair takes half the time of the float64 one; the preconditioner's
@@ -185,12 +191,45 @@ class WeightedLaplacianSolver:
             self._inv_symbol32 = self._inv_symbol.astype(np.float32)
             self._inv_sqrt_mu = np.sqrt(self._inv_mu)
         self.last_iterations = 0
+        #: 1D: the largest relative residual of the solve on the probes (see
+        #: :data:`ONE_D_MAX_RESIDUAL`); 2D: None (CG checks every solve)
+        self.accuracy = self._probe() if self.dim == 1 else None
+
+    def _probe(self):
+        """The 1D solve's relative residual :math:`\\|L_\\mu x - (r - \\bar r)\\| /
+        \\|r - \\bar r\\|` on two right-hand sides: uniform minus μ (a first gradient's),
+        and the highest frequency (the largest)."""
+        worst = 0.0
+        for r in (1.0 / self.n - self.mu, np.where(np.arange(self.n) % 2 == 0, 1.0, -1.0)):
+            r = r - r.mean()
+            norm = np.sqrt(dot(r, r))
+            if norm == 0.0:
+                continue
+            x = np.empty_like(r)
+            K.weighted_laplacian_pinv_1d(r, self._inv_mu, self.n, x)
+            res = weighted_laplacian(x, self.mu, self.n) - r
+            rel = np.sqrt(dot(res, res)) / norm
+            worst = max(worst, rel if np.isfinite(rel) else np.inf)
+        return worst
 
     def solve(self, r, rtol=None):
         """Return :math:`L_\\mu^+ r` (the mean of ``r`` is removed first); ``rtol``
-        overrides the CG tolerance for this call (2D)."""
+        overrides the CG tolerance for this call (2D).
+
+        Raises
+        ------
+        LinearSolveError
+            2D: CG did not reach ``rtol``; 1D: the solve loses every digit for this μ
+            (:attr:`accuracy` above :data:`ONE_D_MAX_RESIDUAL`).
+        """
         r = np.ascontiguousarray(r, dtype=float)
         if self.dim == 1:
+            if self.accuracy > ONE_D_MAX_RESIDUAL:
+                raise LinearSolveError(
+                    f"the H^-1 term's linear solve (1D cumulative sums) loses every digit: "
+                    f"relative residual {self.accuracy:.1e} > {ONE_D_MAX_RESIDUAL:g} (mu spans "
+                    f"max/min = {self.contrast:.1e}, beyond about 1e13 in 1D this solve "
+                    f"cannot be done in double precision)")
             out = np.empty_like(r)
             K.weighted_laplacian_pinv_1d(r, self._inv_mu, self.n, out)
             return out

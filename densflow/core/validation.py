@@ -16,7 +16,16 @@ def as_real_array(value, name):
     TypeError
         If ``value`` holds complex numbers (casting would drop the imaginary part),
         booleans, strings or objects that are not real numbers.
+    ValueError
+        If ``value`` is a masked array with masked entries (the mask would be lost).
     """
+    if np.ma.isMaskedArray(value):
+        masked = int(np.count_nonzero(np.ma.getmaskarray(value)))
+        if masked:
+            raise ValueError(f"{name} is a masked array with {masked} masked entries; the "
+                             "mask would be ignored: fill them first (e.g. "
+                             f"{name}.filled(value)) or pass {name}.data explicitly")
+        value = np.ma.getdata(value)
     arr = np.asarray(value)
     kind = arr.dtype.kind
     if kind == "c":

@@ -22,12 +22,14 @@
 
 import errno
 import os
+import stat
 import uuid
 
 import h5py
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RunFileError", "DamagedFileError", "FileLockedError",
-           "DiskFullError", "open_file", "create_file", "Space", "write_error", "probe"]
+           "DiskFullError", "open_file", "create_file", "Space", "write_error", "probe",
+           "check_target"]
 
 FORMAT = "densflow-run"
 FORMAT_VERSION = 1
@@ -95,10 +97,55 @@ def classify(exc, path, mode):
     return RunFileError(f"{path}: cannot create ({reason})")
 
 
+_SPECIAL = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+            (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode):
+    return next((what for test, what in _SPECIAL if test(mode)), "not a regular file")
+
+
+def check_target(path, what="run file"):
+    """Refuse ``path`` unless it is a regular file or a new name in an existing folder.
+
+    A character device (``/dev/null``), a FIFO, a socket, a directory or a name ending
+    in a path separator is never opened, replaced or written beside: opening a FIFO
+    blocks, and replacing a device would put a ``what`` in the system's place.
+
+    Raises
+    ------
+    RunFileError
+        One line naming ``path`` and what it is.
+    """
+    path = os.fspath(path)
+    if not path:
+        raise RunFileError(f"the {what} needs a file name, got ''")
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise RunFileError(f"{path}: names a folder (it ends with {path[-1]!r}), not a {what}; "
+                           "give a file name")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise RunFileError(f"{path}: cannot create (no such directory {folder})") from None
+        return
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot use as a {what} ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise RunFileError(f"{path}: is a directory, not a {what}")
+    if not stat.S_ISREG(mode):
+        raise RunFileError(f"{path}: is {_kind(mode)}, not a {what} (only regular files "
+                           "are read or written)")
+
+
 def open_file(path, mode="r"):
-    """``h5py.File(path, mode)`` for an existing file, errors as :class:`RunFileError`."""
+    """``h5py.File(path, mode)`` for an existing file, errors as :class:`RunFileError`
+    (a path that is not a regular file is refused first, see :func:`check_target`)."""
     if mode != "r" and not os.path.exists(path):
         raise RunFileError(f"{path}: no such file")
+    if os.path.exists(path):
+        check_target(path)
     try:
         return h5py.File(path, mode)
     except OSError as exc:
@@ -140,10 +187,14 @@ def _move_into_place(tmp, path, replace):
     if os.path.isdir(path):
         raise RunFileError(f"{path}: is a directory, not a run file")
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise RunFileError(f"{path}: cannot replace ({exc.strerror})") from None
     try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):  # became a special file after the first check
+            raise RunFileError(f"{path}: is {_kind(kind)}, not a run file (only regular "
+                               "files are read or written)")
         if not _flock_exclusive(fd):
             raise _locked(path, "replace")
         if os.fstat(fd).st_ino != os.stat(path).st_ino:  # replaced meanwhile
@@ -166,9 +217,8 @@ def create_file(path, replace=False, attrs=None):
         ``path`` exists and ``replace`` is false, is open in another process
         (:class:`FileLockedError`), or there is no room (:class:`DiskFullError`).
     """
+    check_target(path)
     folder, base = os.path.split(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise RunFileError(f"{path}: cannot create (no such directory {folder})")
     if os.path.exists(path) and not replace:
         raise RunFileError(f"{path}: already exists")
     tmp = os.path.join(folder, f".{base}.tmp-{uuid.uuid4().hex[:12]}")
@@ -187,6 +237,8 @@ def create_file(path, replace=False, attrs=None):
         f.close()
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # name the file asked for, not the temporary one
+            raise RunFileError(f"{path}: cannot create ({exc.strerror or exc})") from None
         if isinstance(exc, DiskFullError):
             raise DiskFullError(f"{path}: no space left to create the run file") from None
         raise

@@ -186,14 +186,30 @@ def _order(run):
 
 
 def _run_groups(f, path):
-    groups = []
+    """The run groups (those holding ``energies``). A group holding no run, no group
+    and no ``energies`` that is neither a panel (attribute ``index``) nor inside a run
+    (its monitors) is a run whose data is missing: the file is damaged."""
+    groups, hollow = [], []
+
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Group):
+            return
+        if "energies" in obj:
+            if not is_flow_group(obj):
+                groups.append(obj)
+        elif (not any(obj.get(k, getclass=True) is h5py.Group for k in obj)
+              and "index" not in obj.attrs
+              and "energies" not in obj.parent):  # a run's monitors: the run's own checks
+            hollow.append(name)
+
     try:
-        f.visititems(lambda name, obj: groups.append(obj)
-                     if isinstance(obj, h5py.Group) and "energies" in obj
-                     and not is_flow_group(obj) else None)
+        f.visititems(visit)
     except READ_ERRORS as exc:
         raise DamagedFileError(f"{path}: damaged run file, its groups cannot be listed "
                                f"({_short(exc)})") from None
+    if hollow:
+        raise DamagedFileError(f"{path}: damaged run file: run {hollow[0]!r} has no dataset "
+                               "'energies' (its data is missing)")
     return groups
 
 

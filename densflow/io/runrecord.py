@@ -26,6 +26,8 @@ DATASET_ATTRS = {
     "times": ("s", "wall time of each iteration"),
     "snapshots": ("1", "density p_k (probability per cell) every snapshot_every iterations"),
     "snapshot_iterations": ("1", "the iteration k of each snapshot"),
+    "snapshot_states": ("1", "problem state before each snapshot's evaluation (a random "
+                             "generator's, JSON as zero-padded ASCII bytes), for exact resume"),
     "cg_iterations": ("1", "Newton: preconditioned CG iterations of each step"),
     "hessian_products": ("1", "Newton: Hessian-vector products of each step"),
     "inner_iterations": ("1", "Newton, 2D: CG iterations of the L_mu^+ solves of each step"),
@@ -35,6 +37,28 @@ DATASET_ATTRS = {
 #: Checksums and compression of the datasets.
 _CHECKED = {"fletcher32": True}
 _PACKED = {"compression": "gzip", "shuffle": True, "fletcher32": True}
+
+
+#: Bytes of one recorded problem state (``snapshot_states``); a longer state is not
+#: recorded (that run then resumes with the generator as it is, statistically).
+STATE_BYTES = 1024
+
+
+def encode_state(text):
+    """A problem state (text) as a zero-padded row of :data:`STATE_BYTES` bytes, or
+    ``None`` when it does not fit."""
+    raw = text.encode("ascii")
+    if len(raw) > STATE_BYTES:
+        return None
+    row = np.zeros(STATE_BYTES, dtype=np.uint8)
+    row[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    return row
+
+
+def decode_state(row):
+    """The text of a row written by :func:`encode_state` (``None`` for an empty row)."""
+    raw = bytes(np.asarray(row, dtype=np.uint8)).rstrip(b"\0")
+    return raw.decode("ascii") if raw else None
 
 
 class ResumeError(ValueError):
@@ -107,6 +131,8 @@ class Resume:
     times: list = field(default_factory=list)
     result: SolveResult = None
     inner: dict = field(default_factory=dict)
+    #: The problem's state recorded with the snapshot (``None``: none was recorded).
+    state: str = None
 
 
 class RunRecord:
@@ -143,8 +169,9 @@ class RunRecord:
                                 f"{what} cannot be read ({str(exc).splitlines()[0][:120]})")
 
     # -- called by the solver --------------------------------------------------------
-    def begin(self, setup, mu, p0, resume):
-        """Start the run, or with ``resume`` continue the recorded one.
+    def begin(self, setup, mu, p0, resume, states=False):
+        """Start the run, or with ``resume`` continue the recorded one (``states``: the
+        snapshots carry the problem's state, see :meth:`append`).
 
         Returns ``None`` for a fresh start (then call :meth:`start`), else a
         :class:`Resume`. Raises :class:`ResumeError` when anything that alters the
@@ -184,26 +211,33 @@ class RunRecord:
             _describe(g.create_dataset("snapshots", shape=(0, *p0.shape),
                                        maxshape=(None, *p0.shape), chunks=(1, *p0.shape),
                                        dtype=float, **_PACKED), "snapshots")
+            if states:
+                _describe(g.create_dataset("snapshot_states", shape=(0, STATE_BYTES),
+                                           maxshape=(None, STATE_BYTES),
+                                           chunks=(1, STATE_BYTES), dtype=np.uint8, **_PACKED),
+                          "snapshot_states")
             if mu is not None:
                 _describe(g.create_dataset("mu", data=mu, **_PACKED), "mu")
         return None
 
-    def start(self, value, p0):
-        """Record ``E(p_0)`` and the snapshot of ``p_0`` of a fresh run, and flush."""
+    def start(self, value, p0, state=None):
+        """Record ``E(p_0)`` and the snapshot of ``p_0`` (with the problem's ``state``
+        before it was evaluated) of a fresh run, and flush."""
         self._pending["energies"].append(value)
-        self._snapshots.append((0, p0.copy()))
+        self._snapshots.append((0, p0.copy(), state))
         self.flush()
 
-    def append(self, k, value, step, decrement, seconds, p=None, inner=None):
-        """Record iteration ``k`` (and the snapshot ``p`` when given; ``inner``: Newton's
-        counts of the step, by :data:`INNER_HISTORIES` key); flushes the file when
-        ``flush_interval`` has passed since the last flush."""
+    def append(self, k, value, step, decrement, seconds, p=None, inner=None, state=None):
+        """Record iteration ``k`` (and the snapshot ``p`` when given, with ``state``, the
+        problem's state just before ``p`` was evaluated, which a resume restores;
+        ``inner``: Newton's counts of the step, by :data:`INNER_HISTORIES` key); flushes
+        the file when ``flush_interval`` has passed since the last flush."""
         for key, v in zip(HISTORIES, (value, step, decrement, seconds)):
             self._pending[key].append(v)
         for key, v in (inner or {}).items():
             self._pending[key].append(v)
         if p is not None:
-            self._snapshots.append((k, p.copy()))
+            self._snapshots.append((k, p.copy(), state))
         if time.monotonic() - self._last_flush >= self.recorder.flush_interval:
             self.flush()
 
@@ -289,7 +323,8 @@ class RunRecord:
     # -- internals -------------------------------------------------------------------
     def _pending_bytes(self):
         n = sum(len(buf) for buf in self._pending.values()) * 8
-        return n + sum(p.nbytes + 64 for _, p in self._snapshots) * 11 // 10
+        return n + sum(p.nbytes + 64 + (STATE_BYTES if s is not None else 0)
+                       for _, p, s in self._snapshots) * 11 // 10
 
     def _write_snapshots(self):
         if not self._snapshots:
@@ -297,11 +332,17 @@ class RunRecord:
         g = self._group
         its, snaps = g["snapshot_iterations"], g["snapshots"]
         m = its.shape[0]
+        states = g["snapshot_states"] if "snapshot_states" in g else None
         its.resize((m + len(self._snapshots),))
         snaps.resize((m + len(self._snapshots), *snaps.shape[1:]))
-        for i, (k, p) in enumerate(self._snapshots, start=m):
+        if states is not None:
+            states.resize((m + len(self._snapshots), STATE_BYTES))
+        for i, (k, p, state) in enumerate(self._snapshots, start=m):
             its[i] = k
             snaps[i] = p
+            if states is not None:
+                row = encode_state(state) if state is not None else None
+                states[i] = row if row is not None else np.zeros(STATE_BYTES, np.uint8)
         self._snapshots.clear()
 
     def _refuse(self, what):
@@ -344,6 +385,9 @@ class RunRecord:
                                        f"at iteration {k} needs {n}")
                 data[key] = [v.item() for v in g[key][:n]]
             p = g["snapshots"][m - 1]
+            states = g["snapshot_states"] if "snapshot_states" in g else None
+            state = (decode_state(states[m - 1]) if states is not None and states.shape[0] >= m
+                     else None)
         except ResumeError:
             raise
         except READ_ERRORS as exc:
@@ -353,6 +397,8 @@ class RunRecord:
                 g[key].resize((n,))
             g["snapshot_iterations"].resize((m,))
             g["snapshots"].resize((m, *g["snapshots"].shape[1:]))
+            if states is not None and states.shape[0] >= m:
+                states.resize((m, STATE_BYTES))
             for key in ("p_final", "error"):
                 if key in g:
                     del g[key]
@@ -363,4 +409,4 @@ class RunRecord:
         self._group = g
         self.resumed_from = k
         inner = {key: data.pop(key) for key in INNER_HISTORIES if key in data}
-        return Resume(k=k, p=p, inner=inner, **data)
+        return Resume(k=k, p=p, inner=inner, state=state, **data)

@@ -69,6 +69,16 @@ class Bound:
         :data:`densflow.optim.result.INNER_HISTORIES` (``None``: zeros, not recorded).
     positive : bool
         Whether trial points outside the positive orthant are refused.
+    admissible : callable or None
+        ``admissible(x)``: ``None`` when ``x`` is an acceptable answer, else why not
+        (a grid density with entries ``<= 0``). The loop never returns an iterate that
+        is not: it then returns the last admissible one since its (re)start, with
+        ``converged=False`` and the reason in the message (``None``: every iterate is).
+    checkpoint, restore : callable or None
+        ``checkpoint()`` returns the problem's state as text (a fresh-batch problem's
+        generator), taken just before the state at iteration 0 and at every snapshot is
+        evaluated and recorded with the snapshot; ``restore(text)`` puts it back when a
+        run resumes from that snapshot, so that it continues bit for bit.
     method : str
         The method's name (``info["method"]`` of the result).
     max_iter : int
@@ -89,6 +99,9 @@ class Bound:
     after_step: object = None
     inner_counts: object = None
     positive: bool = True
+    admissible: object = None
+    checkpoint: object = None
+    restore: object = None
     method: str = "gradient"
     max_iter: int = 1000
 

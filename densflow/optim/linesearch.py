@@ -83,7 +83,8 @@ class FixedStep:
     eta: float
 
     def __post_init__(self):
-        if not (isinstance(self.eta, numbers.Real) and np.isfinite(self.eta) and self.eta > 0):
+        if isinstance(self.eta, bool) or not (isinstance(self.eta, numbers.Real)
+                                              and np.isfinite(self.eta) and self.eta > 0):
             raise ValueError(f"fixed step eta must be a finite number > 0, got {self.eta!r}")
 
     @property

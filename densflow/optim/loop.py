@@ -69,10 +69,12 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
     # a problem without a known minimum may ask to stop on the predicted relative change
     change_tol = tol if e_min is None and getattr(problem, "stops_on_change", False) else None
     inner = {key: [] for key in INNER_HISTORIES}
+    checkpoint = bound.checkpoint if record is not None else None
+    saved = None
     if record is not None:
         snapshot_every = record.snapshot_every
         setup = {**bound.setup, "snapshot_every": int(snapshot_every)}
-        resumed = record.begin(setup, bound.reference, p, resume)
+        resumed = record.begin(setup, bound.reference, p, resume, states=checkpoint is not None)
         if resumed is not None and resumed.result is not None:
             return resumed.result
         if resumed is not None:
@@ -81,11 +83,17 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
                                                   resumed.decrements, resumed.times)
             before, resumed_from = float(np.sum(times)), k
             inner = {key: list(resumed.inner.get(key, [0] * k)) for key in INNER_HISTORIES}
+            if resumed.state is not None and bound.restore is not None:
+                bound.restore(resumed.state)  # e.g. the batches' generator: resumes exactly
+    if checkpoint is not None:
+        saved = checkpoint()
     state = problem.evaluate(p)
+    admissible = bound.admissible
+    last_ok = (k, state.p) if admissible is not None and admissible(state.p) is None else None
     if not energies:
         energies.append(state.value)
         if record is not None:
-            record.start(state.value, p)
+            record.start(state.value, p, state=saved)
     converged, message = False, None
     while True:
         gap = state.value - e_min if e_min is not None else None
@@ -142,7 +150,11 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
         if snapshot:
             # re-evaluate from the iterate: bounds the drift of the quadratic terms'
             # gradient updates, and is exactly where a resumed run restarts
+            if checkpoint is not None:
+                saved = checkpoint()
             state = problem.evaluate(state.p)
+        if admissible is not None and admissible(state.p) is None:
+            last_ok = (k, state.p)
         energies.append(state.value)
         steps.append(eta)
         times.append(time.perf_counter() - t0)
@@ -151,12 +163,21 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
             inner[key].append(counts[key] if counts is not None else 0)
         if record is not None:
             record.append(k, state.value, eta, slope, times[-1], state.p if snapshot else None,
-                          {key: v[-1] for key, v in inner.items()} if counts is not None else None)
+                          {key: v[-1] for key, v in inner.items()} if counts is not None else None,
+                          state=saved if snapshot else None)
         if callback is not None and callback(k, state.p, state.value, eta, slope):
             message = f"stopped by callback after {k} iterations (E = {state.value:.6e})"
             break
+    p, returned = state.p, k
+    why = admissible(state.p) if admissible is not None else None
+    if why is not None:  # never an inadmissible answer, never "converged" with one
+        converged = False
+        message = f"{message}; but {why} at iteration {k}"
+        if last_ok is not None:
+            returned, p = last_ok
+            message += f": p is iterate {returned}, the last admissible one"
     result = SolveResult(
-        p=state.p,
+        p=p,
         energies=np.asarray(energies),
         steps=np.asarray(steps),
         decrements=np.asarray(decrements),
@@ -166,7 +187,8 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
         message=message,
         metric=bound.metric,
         wall_time=time.perf_counter() - start + before,
-        info={"resumed_from": resumed_from, "method": bound.method},
+        info={"resumed_from": resumed_from, "method": bound.method,
+              **({"returned_iteration": returned} if returned != k else {})},
         **{key: np.asarray(v, dtype=np.int64) for key, v in inner.items()},
     )
     if callable(getattr(problem, "kkt_residual", None)):

@@ -18,7 +18,9 @@ class SolveResult:
     Attributes
     ----------
     p : ndarray
-        The last iterate.
+        The last iterate; or, when the last is not admissible (a grid density with
+        entries ``<= 0``, see :class:`densflow.optim.kinds.Bound`), the last admissible
+        one, ``info["returned_iteration"]`` (then ``converged=False``).
     energies : ndarray
         ``energies[k] = E(p_k)`` for ``k = 0 … n_iter``.
     steps : ndarray

@@ -266,6 +266,15 @@ class Monitored:
         """The problem's operator for ``metric`` (its directions are the problem's)."""
         return self.problem.bind(metric)
 
+    def random_state(self):
+        """The problem's random state (see :meth:`densflow.parametric.Problem.random_state`)."""
+        get = getattr(self.problem, "random_state", None)
+        return get() if callable(get) else None
+
+    def set_random_state(self, text):
+        """Restore the problem's random state."""
+        self.problem.set_random_state(text)
+
     def wrap(self, inner):
         """The monitored state of the problem's state ``inner`` (kept as ``parts``)."""
         return State(inner.p, float(self.monitor(inner.p)), inner.gradient, parts=inner)

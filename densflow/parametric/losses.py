@@ -14,6 +14,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from ._sinkhorn import potentials, symmetric_potential
+from ..core.validation import as_real_array
 from .models import Gaussian
 
 __all__ = ["Loss", "W2Gaussian", "MMD", "Sinkhorn", "SinkhornError", "sq_distances"]
@@ -26,7 +27,7 @@ def _positive(value, name):
 
 
 def _samples(y, name):
-    arr = np.asarray(y, dtype=float)
+    arr = as_real_array(y, name)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] < 2 or not np.all(np.isfinite(arr)):
@@ -62,6 +63,19 @@ def _psd_sqrt(S, inverse=False):
     if inverse:
         r = 1.0 / r
     return (V * r) @ V.T
+
+
+def _check_regular(Sigma, what):
+    """Raise ``numpy.linalg.LinAlgError`` (a run reports it) unless the model's covariance
+    is finite and regular."""
+    if not np.all(np.isfinite(Sigma)):
+        raise np.linalg.LinAlgError(f"{what} needs a finite covariance; the model's holds "
+                                    "NaN or inf (NaN parameters?)")
+    low = float(np.linalg.eigvalsh(0.5 * (Sigma + Sigma.T)).min())
+    if not low > 1e-300:
+        raise np.linalg.LinAlgError(f"{what} needs a regular covariance; the model's is "
+                                    f"singular at theta (smallest eigenvalue {low:.3e}: a zero "
+                                    "scale?)")
 
 
 class Loss:
@@ -102,10 +116,14 @@ class W2Gaussian(Loss):
     name = "w2_gaussian"
 
     def __init__(self, target_mean, target_cov):
-        self.mean = np.atleast_1d(np.asarray(target_mean, dtype=float))
+        self.mean = np.atleast_1d(as_real_array(target_mean, "target_mean"))
+        if self.mean.ndim != 1 or not np.all(np.isfinite(self.mean)):
+            raise ValueError(f"target_mean must be a finite 1D array, got {target_mean!r}")
         d = self.mean.size
-        S = np.asarray(target_cov, dtype=float)
+        S = as_real_array(target_cov, "target_cov")
         S = S * np.eye(d) if S.ndim == 0 else S
+        if not np.all(np.isfinite(S)):
+            raise ValueError(f"target_cov must be finite, got {np.asarray(target_cov).tolist()!r}")
         if S.shape != (d, d) or not np.allclose(S, S.T) or np.linalg.eigvalsh(S).min() <= 0:
             raise ValueError(f"target_cov must be a symmetric positive definite ({d}, {d}) "
                              f"matrix (or a positive scalar), got {np.asarray(target_cov)!r}")
@@ -117,6 +135,7 @@ class W2Gaussian(Loss):
             raise ValueError(f"W2Gaussian needs a Gaussian model of dimension {self.mean.size}, "
                              f"got {model!r}")
         m, Sigma = model.moments(theta)
+        _check_regular(Sigma, "W2Gaussian: the gradient")
         R = self._sqrt
         M = R @ Sigma @ R
         Mh = _psd_sqrt(M)
@@ -169,6 +188,11 @@ class MMD(Loss):
         return np.exp(K, out=K)
 
     def value_and_grad_samples(self, x):
+        x = np.asarray(x, dtype=float)
+        if x.size and not np.all(np.isfinite(x)):  # diverged parameters or a NaN batch
+            raise FloatingPointError(f"MMD: the model's samples hold "
+                                     f"{np.count_nonzero(~np.isfinite(x))} NaN or inf entries "
+                                     "(NaN parameters or a NaN latent batch?)")
         x = _samples(x, "samples")
         if x.shape[1] != self.y.shape[1]:
             raise ValueError(f"samples have dimension {x.shape[1]}, the target {self.y.shape[1]}")

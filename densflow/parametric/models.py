@@ -37,6 +37,9 @@ class Model:
     latent_dim = None
     #: Dimension of a sample ``x``.
     out_dim = None
+    #: Unit roundoff of the model's arithmetic (float64 here; a float32 torch module's
+    #: is 1.2e-7): the metrics' CG tolerances follow it.
+    precision = float(np.finfo(float).eps)
 
     @property
     def n_params(self):
@@ -59,6 +62,9 @@ class Model:
         if arr.ndim != 2 or arr.shape[1] != self.latent_dim or arr.shape[0] < 1:
             raise ValueError(f"{name} must have shape (B, {self.latent_dim}) with B >= 1, "
                              f"got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite: the latent batch holds "
+                             f"{np.count_nonzero(~np.isfinite(arr))} NaN or inf entries")
         return arr
 
     def latent(self, rng, batch_size):

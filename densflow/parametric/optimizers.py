@@ -1,8 +1,21 @@
 """First-order optimisers on flat parameter vectors."""
 
+import numbers
+
 import numpy as np
 
-__all__ = ["Adam"]
+__all__ = ["Adam", "check_adam"]
+
+
+def check_adam(beta1, beta2, eps):
+    """Refuse Adam's settings unless ``0 <= beta1, beta2 < 1`` and ``eps`` is a finite
+    number > 0 (a negative or NaN ``eps`` divides by zero or poisons every step)."""
+    for key, v in (("beta1", beta1), ("beta2", beta2)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
+            raise ValueError(f"{key} must lie in [0, 1), got {v!r}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) \
+            or not eps > 0:
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
 
 
 class Adam:
@@ -17,9 +30,11 @@ class Adam:
     """
 
     def __init__(self, lr, beta1=0.5, beta2=0.999, eps=1e-8):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
-        self.lr, self.beta1, self.beta2, self.eps = float(lr), beta1, beta2, eps
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not np.isfinite(lr) \
+                or not lr > 0:
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        check_adam(beta1, beta2, eps)
+        self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), float(eps)
         self.m = self.v = None
         self.t = 0
 

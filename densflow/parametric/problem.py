@@ -12,12 +12,15 @@ Recording (``solve(..., out=...)``): a parametric run is written like a grid run
 histories ``energies`` (the loss), ``steps``, ``decrements``, ``times`` and snapshots of
 the parameters (or particles) every ``snapshot_every`` iterations — with the attributes of
 :func:`setup_attributes` (``kind = "parametric"``, the problem's and the metric's
-descriptions, the stopping rules and the step rule). Resuming a run with fresh batches
-continues from its last snapshot with the problem's random state as it is then, so the
-continuation is a statistically equivalent run, not the same numbers (a fixed batch
-resumes exactly).
+descriptions, the stopping rules and the step rule). A run with fresh batches records
+its generator's state with every snapshot (``snapshot_states``), and resuming restores
+it: a killed and resumed run continues bit for bit, as a fixed batch does. What is not
+recorded is state kept elsewhere: a metric that learns along the run (``Adam``'s
+moments, ``KWNG(adaptive=True)``'s damping) starts afresh at the resume point, and
+such a run resumes statistically, not to the same numbers.
 """
 
+import json
 import numbers
 import zlib
 from dataclasses import dataclass
@@ -59,7 +62,8 @@ class TrustRegion:
     radius: float
 
     def __post_init__(self):
-        if not (isinstance(self.radius, numbers.Real) and np.isfinite(self.radius) and self.radius > 0):
+        if isinstance(self.radius, bool) or not (isinstance(self.radius, numbers.Real)
+                                                 and np.isfinite(self.radius) and self.radius > 0):
             raise ValueError(f"trust-region radius must be a finite number > 0, got {self.radius!r}")
 
     #: The smallest step reported in line-search messages (never used: no step is refused).
@@ -111,12 +115,16 @@ def prepare(problem, theta0, metric=None, line_search=None, tol=None, gtol=None,
     if callable(getattr(problem, "check_line_search", None)):
         problem.check_line_search(line_search)
     operator = problem.bind(metric)
+    random = getattr(problem, "random_state", None)
+    exact = callable(random) and random() is not None
     return Bound(problem=problem, x0=theta, metric=operator.metric.name, line_search=line_search,
                  setup=setup_attributes(problem, operator.metric, tol, gtol, max_iter, line_search),
                  reference=problem.mu, failures=NUMERICAL_FAILURES + PARAMETRIC_FAILURES,
                  direction=lambda theta, g, gap: operator.direction(theta, g),
                  positive=getattr(operator, "requires_positive", True),
-                 after_step=getattr(operator, "after_step", None), max_iter=max_iter)
+                 after_step=getattr(operator, "after_step", None), max_iter=max_iter,
+                 checkpoint=random if exact else None,
+                 restore=problem.set_random_state if exact else None)
 
 
 class Problem:
@@ -191,6 +199,18 @@ class Problem:
         if not self.fixed:
             self.z = z
         return State(theta, float(value), np.asarray(grad, dtype=float), parts=z)
+
+    def random_state(self):
+        """The batches' generator state as JSON text (``None`` for a fixed batch): a run
+        file records it with every snapshot, so that a resumed run draws the batches
+        the uninterrupted run would have drawn."""
+        if self.fixed:
+            return None
+        return json.dumps(self.rng.bit_generator.state)
+
+    def set_random_state(self, text):
+        """Restore a state returned by :meth:`random_state`."""
+        self.rng.bit_generator.state = json.loads(text)
 
     def line(self, state, s, positive=False):
         """The search line :math:`\\theta - \\eta s` from ``state`` (``positive`` is ignored:

@@ -30,6 +30,8 @@ optionally ``hess_log_p(x)`` (→ ``(B, d, d)``): :class:`GaussianTarget`,
 """
 
 
+import numbers
+
 import numpy as np
 import scipy.linalg
 
@@ -209,6 +211,9 @@ def vi_problem(target, dim, estimator="stl", expectations="mc", n_samples=100, o
 
     model = Gaussian(dim, "full")
     if expectations == "mc":
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
+                or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
         return Problem(model, ReverseKL(target, "batch", estimator=estimator),
                        batch_size=n_samples, rng=rng)
     return Problem(model, ReverseKL(target, "cubature", order=order, estimator=estimator),

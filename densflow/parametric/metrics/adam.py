@@ -1,9 +1,10 @@
 r""":class:`Adam` as a direction rule, so that Adam runs in :func:`densflow.solve` (with
 ``line_search=FixedStep(lr)``) beside the natural-gradient metrics."""
 
-import numbers
 
 import numpy as np
+
+from ..optimizers import check_adam
 
 __all__ = ["Adam"]
 
@@ -19,9 +20,7 @@ class Adam:
     name = "adam"
 
     def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
-        for key, v in (("beta1", beta1), ("beta2", beta2)):
-            if not (isinstance(v, numbers.Real) and 0 <= v < 1):
-                raise ValueError(f"{key} must lie in [0, 1), got {v!r}")
+        check_adam(beta1, beta2, eps)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.m = self.v = None
         self.t = 0

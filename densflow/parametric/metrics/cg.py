@@ -24,6 +24,10 @@ def conjugate_gradient(apply, b, rtol=1e-10, max_iter=None, name="metric"):
         reach the tolerance. The message names ``name`` and suggests ``damping``.
     """
     b = np.asarray(b, dtype=float)
+    if not np.all(np.isfinite(b)):
+        raise CGError(f"{name}: the gradient holds {np.count_nonzero(~np.isfinite(b))} NaN or "
+                      "inf entries (a NaN loss, batch or parameter?); there is nothing to "
+                      "precondition")
     bnorm = float(np.linalg.norm(b))
     x = np.zeros_like(b)
     if bnorm == 0.0:
@@ -35,6 +39,9 @@ def conjugate_gradient(apply, b, rtol=1e-10, max_iter=None, name="metric"):
     for _ in range(max_iter):
         Gp = apply(p)
         pGp = float(p @ Gp)
+        if not np.isfinite(pGp):
+            raise CGError(f"{name}: G v is NaN or inf along a CG direction (p.Gp = {pGp}): the "
+                          "model's Jacobian products are not finite (NaN parameters or batch?)")
         if not pGp > 0:
             raise CGError(f"{name}: G is singular or indefinite along a CG direction "
                           f"(p.Gp = {pGp:.3e}); use damping > 0")

@@ -10,6 +10,19 @@ from .base import ParametricMetric
 __all__ = ["ExactWasserstein", "Fisher", "gaussian_sim_1d", "gaussian_sinkhorn_1d"]
 
 
+def _check_regular(S, name):
+    """Raise ``numpy.linalg.LinAlgError`` (a run reports it) unless :math:`\\Sigma` is
+    finite and regular: the exact metrics are defined only there."""
+    if not np.all(np.isfinite(S)):
+        raise np.linalg.LinAlgError(f"{name}: the model's covariance holds NaN or inf "
+                                    "(NaN parameters?)")
+    low = float(np.linalg.eigvalsh(S).min())
+    if not low > 1e-300:
+        raise np.linalg.LinAlgError(f"{name}: the metric needs a regular covariance; at theta "
+                                    f"it is singular (smallest eigenvalue {low:.3e}: a zero "
+                                    "scale?)")
+
+
 class ExactWasserstein(ParametricMetric):
     r"""Wasserstein information matrix of a :class:`Gaussian` model (needs a regular
     :math:`\Sigma`).
@@ -38,6 +51,7 @@ class ExactWasserstein(ParametricMetric):
         dm, dA = model.tangent(theta, v)
         A = model.factor(theta)
         S = A @ A.T
+        _check_regular(S, self.name)
         U = solve_continuous_lyapunov(S, dA @ A.T + A @ dA.T)
         return model.cotangent(theta, dm, U @ A)
 
@@ -63,6 +77,7 @@ class Fisher(ParametricMetric):
         dm, dA = model.tangent(theta, v)
         A = model.factor(theta)
         S = A @ A.T
+        _check_regular(S, self.name)
         dS = dA @ A.T + A @ dA.T
         P = np.linalg.solve(S, np.linalg.solve(S, dS).T)
         return model.cotangent(theta, np.linalg.solve(S, dm), P @ A)

@@ -83,6 +83,9 @@ class TorchModel(Model):
             if probe.ndim != 2 or probe.shape[0] != 2:
                 raise ValueError(f"latent(rng, 2) must return an array of shape (2, k), "
                                  f"got shape {probe.shape}")
+            if not np.all(np.isfinite(probe)):
+                raise ValueError("latent(rng, 2) returned NaN or inf entries; the latent "
+                                 "sampler must return finite points")
             self.latent_dim = probe.shape[1]
         else:
             if isinstance(latent, bool) or not isinstance(latent, numbers.Integral) or latent < 1:
@@ -105,6 +108,11 @@ class TorchModel(Model):
     @property
     def n_params(self):
         return self._n
+
+    @property
+    def precision(self):
+        """Unit roundoff of the evaluations' dtype (float32: 1.2e-7)."""
+        return float(torch.finfo(self.dtype).eps)
 
     # parameters --------------------------------------------------------------------
     def _params(self):
@@ -156,13 +164,31 @@ class TorchModel(Model):
     def _numpy(self, t):
         return t.detach().to(torch.float64).cpu().numpy()
 
+    def _checked(self, theta, z):
+        """``theta`` (``(n_params,)``) and ``z`` (``(B, latent_dim)``, finite) checked: a
+        wrong shape is a ValueError naming the argument, not torch's error; NaN
+        parameters (a diverged run) a FloatingPointError, which a run reports."""
+        arr = np.asarray(theta, dtype=float)
+        if arr.shape != (self._n,):
+            raise ValueError(f"theta must be a flat array of {self._n} parameters, "
+                             f"got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise FloatingPointError(f"theta holds {np.count_nonzero(~np.isfinite(arr))} NaN "
+                                     "or inf parameters")
+        return arr, self.check_z(z)
+
     def sample(self, theta, z):
         """Samples :math:`g_\\theta(z_b)`, shape ``(B, out_dim)``."""
+        theta, z = self._checked(theta, z)
         with torch.no_grad():
             return self._numpy(self._call(self._theta_tensor(theta), self._z(z)))
 
     def jvp(self, theta, z, v):
         """:math:`J_b v` for every ``b`` (forward mode), shape ``(B, out_dim)``."""
+        theta, z = self._checked(theta, z)
+        v = np.asarray(v, dtype=float)
+        if v.shape != (self._n,):
+            raise ValueError(f"v must be a flat array of {self._n} parameters, got shape {v.shape}")
         zt = self._z(z)
         _, tangent = jvp(lambda t: self._call(t, zt), (self._theta_tensor(theta),),
                          (self._theta_tensor(v),))
@@ -170,8 +196,10 @@ class TorchModel(Model):
 
     def vjp(self, theta, z, u):
         """:math:`\\sum_b J_b^\\top u_b` (reverse mode), shape ``(n_params,)``."""
-        theta = np.asarray(theta, dtype=float)
-        z = np.asarray(z, dtype=float)
+        theta, z = self._checked(theta, z)
+        if np.size(u) != z.shape[0] * self.out_dim:
+            raise ValueError(f"u must have shape ({z.shape[0]}, {self.out_dim}) (one cotangent "
+                             f"per sample), got shape {np.shape(u)}")
         key = (theta.tobytes(), z.tobytes(), z.shape)
         if key != self._key:
             zt = self._z(z)
@@ -206,6 +234,9 @@ class GaussianModule(torch.nn.Module):
                                    None if parametrization == "mean" else
                                    (scale if scale is not None else
                                     {"diag": np.ones(d), "logdiag": np.zeros(d)}.get(parametrization, np.eye(d))))
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"GaussianModule mean and scale must be finite, got mean={mean!r}, "
+                             f"scale={scale!r}")
         self.mean = torch.nn.Parameter(torch.as_tensor(theta[:d], dtype=dtype))
         if parametrization != "mean":
             self.scale = torch.nn.Parameter(torch.as_tensor(theta[d:], dtype=dtype))
@@ -234,6 +265,12 @@ def mlp(latent_dim, hidden, out_dim, activation="tanh", dtype=torch.float64):
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "softplus": torch.nn.Softplus}[activation]
+    for name, v in (("latent_dim", latent_dim), ("out_dim", out_dim)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if isinstance(hidden, (str, bytes)) or not all(
+            isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in hidden):
+        raise ValueError(f"hidden must be a list of layer widths, integers >= 1, got {hidden!r}")
     sizes = [latent_dim, *hidden, out_dim]
     layers = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):

@@ -53,10 +53,11 @@ class NaturalGradient(torch.optim.Optimizer):
     """
 
     def __init__(self, params, metric="rwp", lr=0.1, module=None, model=None, radius=None):
-        if radius is None and not (isinstance(lr, numbers.Real) and np.isfinite(lr) and lr > 0):
+        if radius is None and (isinstance(lr, bool) or not (isinstance(lr, numbers.Real)
+                                                            and np.isfinite(lr) and lr > 0)):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        if radius is not None and not (isinstance(radius, numbers.Real) and np.isfinite(radius)
-                                       and radius > 0):
+        if radius is not None and (isinstance(radius, bool) or not (
+                isinstance(radius, numbers.Real) and np.isfinite(radius) and radius > 0)):
             raise ValueError(f"radius must be a finite number > 0 or None, got {radius!r}")
         super().__init__(params, {"lr": float(lr) if radius is None else 0.0})
         if len(self.param_groups) != 1:
