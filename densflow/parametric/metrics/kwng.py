@@ -40,8 +40,10 @@ class KWNG:
     the damped inverse of the estimated Wasserstein information :math:`W^\top W` with the
     damping :math:`\varepsilon\operatorname{diag}(\|W_{:,j}\| + 10^{-8})`, computed in the
     first (Woodbury, :math:`M\times M`) form. :math:`D` enters once and is capped at
-    :math:`10^8`: for a parameter whose columns of :math:`W` and :math:`g` scale like
-    :math:`s \to 0`, :math:`u_j` grows at most like :math:`s^{-1}`.
+    :math:`10^8`: on an output row scaled by :math:`s` (its columns of :math:`W` and of
+    the loss gradient :math:`\propto s`) the direction on that row stays :math:`O(1)` as
+    :math:`s \to 0`, where the raw-:math:`T` diagonal of
+    :class:`~densflow.parametric.metrics.KWNGVariant` grows like :math:`1/s` (tests).
 
     Parameters
     ----------
