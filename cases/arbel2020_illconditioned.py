@@ -18,12 +18,12 @@ Methods (through ``densflow.solve``, ``FixedStep``):
 * SGD: ``metric="euclidean"``;
 * Adam: ``metrics.Adam()`` (betas 0.9, 0.999);
 * KWNG: ``metrics.KWNG``, the estimator of the authors' public code (whitened features,
-  their diagonal damping ``eps (|W column| + 1e-8)``, their bandwidth rule; issue 27), with
-  the settings of their configuration files -- 5 basis points, initial damping 1e-5 with
-  their adaptive rule (every 5 steps, factor 0.85, thresholds 1/4 and 3/4) -- and, as in
+  their diagonal damping ``eps (|W column| + 1e-8)``, their bandwidth rule; see
+  ``docs/audit.rst``), with the settings of their configuration files -- 5 basis points,
+  initial damping 1e-5 with their adaptive rule (every 5 steps, factor 0.85, thresholds 1/4 and 3/4) -- and, as in
   their optimizer wrapper, the direction clipped to norm 1 (``ClippedDirection``). The
   KWNG "samples" are the logits of the batch (the model pushes the data forward to its
-  outputs). (Until issue 27 this case ran densflow's variant, whose diagonal entered
+  outputs). (Until the audit this case ran densflow's variant, whose diagonal entered
   twice without a floor, and a ridge form the authors' code does not have; both stayed
   at chance for kappa >= 1e4.)
 

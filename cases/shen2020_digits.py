@@ -24,7 +24,7 @@ marginal error. Methods, each one step per iteration, 60 iterations, 5 seeds:
 * KWNG variant: densflow's variant (``metrics.KWNGVariant``), **not the authors'
   recipe**: ridgeless, eps 0.1, M = min(N, ceil(d sqrt N)) = 64 basis points, median
   bandwidth, no diagonal, no clipping, step 0.5 -- the settings this case ran as "KWNG"
-  before issue 27;
+  before the audit of ``docs/audit.rst``;
 * SiNG: eq. (11) on the Sinkhorn ball of radius r = 0.05 (eSIM at the batch with the same
   eps, damping 1e-3): ``TrustRegion(0.05)``; for a translation-like move the ball bounds
   the mean squared displacement of the samples by r, i.e. 0.22 per image.
@@ -37,7 +37,7 @@ These settings were fixed before any run of this case and are not tuned (the ste
 of RWP, KWNG variant and SiNG are those of ``cases/sing_matching.py``, the radius rescaled
 to the digits' distances; the batch of 64 instead of 128 and the CG tolerance were set
 from the timings of a few iterations, before the first full run; the KWNG row with the
-authors' recipe was added by issue 27 with the same step, before its first run).
+authors' recipe was added by that audit with the same step, before its first run).
 
 Recorded value: the loss of each iterate's own batch. The summary also computes S_eps
 between 512 generated images and the 1285 held-out digits.

@@ -13,7 +13,7 @@ __all__ = ["KWNGVariant"]
 class KWNGVariant(KWNG):
     r"""densflow's variant of KWNG (issue 7), **not the authors' estimator**: it differs
     from :class:`KWNG` (their public code) in the three places below, kept for the
-    consistency study and the cases that were run with it (issue 27).
+    consistency study and the cases that were run with it (``docs/audit.rst``).
 
     With :math:`T`, :math:`CC^\top` and the features of :class:`KWNG` and the RKHS Gram
     matrix :math:`K_{mm'} = \partial_{i_m}\partial_{i_{m'}+d}k(Y_m, Y_{m'})`,
