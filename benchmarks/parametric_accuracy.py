@@ -23,7 +23,7 @@ from densflow.parametric import MLP, Gaussian, Problem, fixed_step_path  # noqa:
 from densflow.parametric._kwng import VarianceGaussian  # noqa: E402
 from densflow.parametric._sing import SinkhornHessian  # noqa: E402
 from densflow.parametric.losses import Sinkhorn  # noqa: E402
-from densflow.parametric.metrics import (KWNG, SiNG, gaussian_sim_1d,  # noqa: E402
+from densflow.parametric.metrics import (KWNGVariant, SiNG, gaussian_sim_1d,  # noqa: E402
                                          gaussian_sinkhorn_1d)
 from densflow.parametric.monoflow import ProbabilityFlow, distill  # noqa: E402
 from densflow.parametric.vi import (GaussianTarget, LogisticRegressionPosterior,  # noqa: E402
@@ -48,10 +48,10 @@ def kwng():
     theta = model.init(rng, bias_scale=0.3)
     z = rng.standard_normal((300, 2))
     g = rng.standard_normal(model.n_params)
-    ref = KWNG(eps=1e-3, n_basis=10, seed=7).direction(model, theta, g, z)
-    gaps = [np.linalg.norm(KWNG(eps=1e-3, ridge=lam, n_basis=10, seed=7).direction(model, theta, g, z)
+    ref = KWNGVariant(eps=1e-3, n_basis=10, seed=7).direction(model, theta, g, z)
+    gaps = [np.linalg.norm(KWNGVariant(eps=1e-3, ridge=lam, n_basis=10, seed=7).direction(model, theta, g, z)
                            - ref) / np.linalg.norm(ref) for lam in (1e-1, 1e-3, 1e-5, 1e-7, 1e-9)]
-    row("KWNG ridge -> ridgeless, lambda = 1e-1 ... 1e-9", fmt(gaps))
+    row("KWNGVariant ridge -> ridgeless, lambda = 1e-1 ... 1e-9", fmt(gaps))
 
 
 def sing():

@@ -1,6 +1,9 @@
-"""KWNG (issue 7): the estimator against an independent dense build of the slides'
-formula (finite-difference T and C), against the exact natural gradient of the
-variance-parametrised Gaussian (consistency in N), ridge -> ridgeless, the fallback."""
+"""KWNG (issues 7, 27): the authors' estimator against a dense, independent transcription
+of their code's formulas (finite-difference T and C, a last-layer row scaled by 1e-4), the
+Woodbury and direct forms against each other, the growth of the direction on a scaled
+row; densflow's variant against the slides' formula; consistency in N against the exact
+natural gradient of the variance-parametrised Gaussian; ridge -> ridgeless, the fallback,
+the adaptive damping."""
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ import pytest
 from densflow.parametric import MLP, Gaussian
 from densflow.parametric._kwng import VarianceGaussian
 from densflow.parametric.losses import W2Gaussian
-from densflow.parametric.metrics import KWNG, ExactWasserstein
+from densflow.parametric.metrics import KWNG, ExactWasserstein, KWNGVariant
 
 
 def problem(d, seed=0):
@@ -47,8 +50,8 @@ def test_variance_gaussian_oracles():
 
 
 @pytest.mark.parametrize("ridge", [0.0, 1e-3])
-def test_matches_dense_slides_formula(ridge):
-    """The estimator equals the slides' (1/eps)(I - T^T (TT^T + lam eps K + eps CC^T)^+ T) g
+def test_variant_matches_dense_slides_formula(ridge):
+    """densflow's variant equals the slides' (1/eps)(I - T^T (TT^T + lam eps K + eps CC^T)^+ T) g
     built independently: T by central differences of tau(theta)_m = mean_n phi_m(g_theta(Z_n)),
     C and K by central differences of the kernel, pinv from numpy."""
     model = MLP(2, [5], 2)
@@ -57,7 +60,7 @@ def test_matches_dense_slides_formula(ridge):
     z = rng.standard_normal((40, 2))
     g = rng.standard_normal(model.n_params)
     eps, sigma, M = 1e-2, 0.8, 9
-    est = KWNG(eps=eps, ridge=ridge, n_basis=M, bandwidth=sigma, seed=5)
+    est = KWNGVariant(eps=eps, ridge=ridge, n_basis=M, bandwidth=sigma, seed=5)
     out = est.direction(model, theta, g, z)
     # replicate the basis draw
     r = np.random.default_rng(5)
@@ -91,10 +94,126 @@ def test_matches_dense_slides_formula(ridge):
                                if ridge else 2e-5, atol=2e-5 * np.linalg.norm(ref))
 
 
-def mean_error(d, N, ridge=0.0, reps=6):
+class ScaledMLP:
+    """x = diag(U) MLP(z): the last layer's rows scaled by U (the ill-conditioned classifier
+    of the case in miniature)."""
+
+    def __init__(self, U, hidden=5):
+        self.net, self.U = MLP(2, [hidden], len(U)), np.asarray(U, dtype=float)
+        self.n_params = self.net.n_params
+
+    def sample(self, theta, z):
+        return self.net.sample(theta, z) * self.U
+
+    def vjp(self, theta, z, u):
+        return self.net.vjp(theta, z, np.asarray(u) * self.U)
+
+
+def authors_direction(model, theta, z, g, eps, M, seed):
+    """Dense transcription of the authors' code (kwng.py: compute_cond_matrix,
+    compute_natural_gradient, make_system; gaussian.py: _dkdxdy with a mask): the basis
+    rows and coordinates of ``KWNG(seed=seed)``'s draw; the kernel exp(-|x-y|^2/(2 s2))
+    with s2 the mean squared distance from the basis to the batch; their closed forms
+    dkdx[m,n] = -k (x-y)_{i_m}/s2 and dkdxdy[m,n,r] = k (delta_{i_m r}/s2
+    - (x-y)_{i_m}(x-y)_r/s2^2) (x = basis_m, y = sample_n); T by central differences of
+    aux(theta)_m = mean_n dkdx[m,n] (fourth-order central differences) with the basis and s2
+    held fixed (their detach); their
+    "K" = (1/N) sum_{n,r} dkdxdy[m,n,r] dkdxdy[k,n,r]; an SVD K = V S V^T;
+    W = S^{-1/2} V^T T; D = 1/(|W column| + 1e-8); G = W diag(D) W^T + eps I;
+    u = D (g - W^T G^{-1} W D g) / eps. Returns u and the direct form
+    (W^T W + eps diag(1/D))^{-1} g."""
+    r = np.random.default_rng(seed)
+    X = model.sample(theta, z)
+    N, d = X.shape
+    sel = r.choice(N, M, replace=False)
+    idx = r.integers(0, d, M)
+    Y = X[sel]
+    s2 = np.mean([[np.sum((Y[m] - X[n]) ** 2) for n in range(N)] for m in range(M)])
+
+    def kernel_terms(x):
+        diff = Y[:, None, :] - x[None, :, :]                       # (M, N, d): basis - sample
+        k = np.exp(-0.5 * np.sum(diff ** 2, axis=-1) / s2)
+        di = diff[np.arange(M), :, idx]                              # (M, N): (x - y)_{i_m}
+        dkdx = -k * di / s2
+        dkdxdy = k[:, :, None] * (np.eye(d)[idx][:, None, :] / s2 - di[:, :, None] * diff / s2 ** 2)
+        return dkdx, dkdxdy
+
+    def aux(t):
+        return kernel_terms(model.sample(t, z))[0].mean(axis=1)
+
+    h = 1e-3                                # fourth-order differences: error ~ h^4 + 1e-16/h
+    T = np.column_stack([(8 * (aux(theta + h * e) - aux(theta - h * e))
+                          - aux(theta + 2 * h * e) + aux(theta - 2 * h * e)) / (12 * h)
+                         for e in np.eye(model.n_params)])
+    dkdxdy = kernel_terms(X)[1]
+    K = np.einsum("mni,kni->mk", dkdxdy, dkdxdy) / N
+    _, S, Vt = np.linalg.svd(K)
+    assert S.min() > 0                      # the authors drop only exact zeros
+    W = (Vt / np.sqrt(S)[:, None]) @ T
+    D = 1.0 / (np.sqrt(np.sum(W * W, axis=0)) + 1e-8)
+    G = W @ np.diag(D) @ W.T + eps * np.eye(M)
+    woodbury = D * (g - W.T @ np.linalg.solve(G, W @ (D * g))) / eps
+    direct = np.linalg.solve(W.T @ W + eps * np.diag(1.0 / D), g)
+    return woodbury, direct
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-4])
+def test_matches_authors_formulas(scale):
+    """KWNG() equals a dense transcription of the authors' code on a small model whose
+    second output row is scaled by ``scale`` (a column of W and of g of size ~1e-4 for
+    that row's 6 parameters), and the Woodbury and direct forms agree."""
+    model = ScaledMLP([1.0, scale])
+    rng = np.random.default_rng(3)
+    theta = model.net.init(rng, bias_scale=0.3)
+    z = rng.standard_normal((40, 2))
+    g = model.vjp(theta, z, rng.standard_normal((40, 2)) / 40)   # a gradient through the model
+    eps, M = 1e-3, 5
+    woodbury, direct = authors_direction(model, theta, z, g, eps, M, seed=5)
+    np.testing.assert_allclose(woodbury, direct, rtol=1e-8, atol=1e-9 * np.abs(direct).max())
+    out = KWNG(eps=eps, n_basis=M, seed=5).direction(model, theta, g, z)
+    np.testing.assert_allclose(out, woodbury, rtol=2e-5, atol=2e-5 * np.abs(woodbury).max())
+
+
+def test_scaled_row_growth():
+    """On an output row scaled by s (its columns of T and of the gradient ~ s), the
+    authors' direction stays O(1) (the damping eps (|W col| + 1e-8) ~ s divides a gradient
+    ~ s outside the features' span); densflow's variant with the raw-T diagonal applied as
+    a change of coordinates (eps mean(T^2) ~ s^2) grows like 1/s: slopes of log |u_row|
+    against log s over s = 1e-2..1e-4, same basis, bandwidth and batch (measured 0.001
+    and -1.000)."""
+    rng = np.random.default_rng(3)
+    theta = MLP(2, [5], 2).init(rng, bias_scale=0.3)
+    z = rng.standard_normal((60, 2))
+    y = rng.standard_normal((60, 2)) / 60
+    mark = np.zeros(theta.size)
+    W, b = MLP(2, [5], 2).layers(mark)[-1]          # views into mark
+    W[1], b[1] = 1.0, 1.0
+    row = mark != 0                                  # the second output row's 6 parameters
+    assert row.sum() == 6
+    slopes = {}
+    for label, make in [("authors", lambda: KWNG(eps=1e-5, n_basis=5, seed=1)),
+                        ("variant", lambda: KWNGVariant(eps=1e-5, n_basis=5, bandwidth="mean",
+                                                        diagonal="rms", seed=1))]:
+        norms = []
+        for s in (1e-2, 1e-3, 1e-4):
+            model = ScaledMLP([1.0, s])
+            g = model.vjp(theta, z, y)
+            u = make().direction(model, theta, g, z)
+            norms.append(np.linalg.norm(u[row]))
+        slopes[label] = np.polyfit(np.log([1e-2, 1e-3, 1e-4]), np.log(norms), 1)[0]
+    assert slopes["authors"] == pytest.approx(0.0, abs=0.1), slopes
+    assert slopes["variant"] == pytest.approx(-1.0, abs=0.1), slopes
+
+
+ESTIMATORS = {"authors": lambda: KWNG(seed=11), "authors, D = I": lambda: KWNG(diagonal=False, seed=11),
+              "variant ridgeless": lambda: KWNGVariant(seed=11),
+              "variant ridge 1e-6": lambda: KWNGVariant(ridge=1e-6, seed=11)}
+
+
+def mean_error(d, N, form, reps=6):
     model, theta, g, exact = problem(d)
     errs = []
-    est = KWNG(ridge=ridge, seed=11)
+    est = ESTIMATORS[form]()
     for rep in range(reps):
         z = np.random.default_rng(100 + rep).standard_normal((N, d))
         errs.append(np.linalg.norm(est.direction(model, theta, g, z) - exact) / np.linalg.norm(exact))
@@ -103,18 +222,21 @@ def mean_error(d, N, ridge=0.0, reps=6):
 
 
 @pytest.mark.parametrize("d", [1, 2])
-@pytest.mark.parametrize("ridge", [0.0, 1e-6])
-def test_consistency_error_falls_with_N(d, ridge):
+@pytest.mark.parametrize("form", list(ESTIMATORS))
+def test_consistency_error_falls_with_N(d, form):
     """Relative error to the exact natural gradient (G_W^{-1} g, closed form) falls
-    with N; measured means (6 reps): d=1 0.14, 0.08, 0.05; d=2 0.16, 0.04, 0.02."""
-    e = [mean_error(d, N, ridge) for N in (100, 1000, 3000)]
+    with N = 100, 1000, 3000 (means of 6 reps), measured: authors d=1 0.13, 0.081, 0.043,
+    d=2 0.15, 0.037, 0.022 (D = I the same to 1e-5); variant ridgeless d=1 0.13, 0.083,
+    0.045, d=2 0.15, 0.037, 0.023; variant ridge 1e-6 d=1 0.13, 0.088, 0.053, d=2 0.16,
+    0.038, 0.026."""
+    e = [mean_error(d, N, form) for N in (100, 1000, 3000)]
     assert e[0] > e[1] > e[2]
     assert e[2] < 0.08
     assert e[0] / e[2] > 2
 
 
 def test_ridge_tends_to_ridgeless():
-    """Same basis (same seed): the ridge estimator tends to the ridgeless one (computed
+    """densflow's variant, same basis (same seed): the ridge estimator tends to the ridgeless one (computed
     by the different SVD route) as lambda -> 0, linearly in lambda (measured gaps
     0.10, 1.5e-2, 1.8e-4, 1.8e-6, 1.2e-8). M = 10 keeps CC^T well conditioned; with
     M = 35 the two routes keep different near-null directions of CC^T and differ by
@@ -124,8 +246,8 @@ def test_ridge_tends_to_ridgeless():
     theta = model.init(rng, bias_scale=0.3)
     z = rng.standard_normal((300, 2))
     g = rng.standard_normal(model.n_params)
-    ref = KWNG(eps=1e-3, ridge=0.0, n_basis=10, seed=7).direction(model, theta, g, z)
-    gaps = [np.linalg.norm(KWNG(eps=1e-3, ridge=lam, n_basis=10, seed=7).direction(model, theta, g, z)
+    ref = KWNGVariant(eps=1e-3, ridge=0.0, n_basis=10, seed=7).direction(model, theta, g, z)
+    gaps = [np.linalg.norm(KWNGVariant(eps=1e-3, ridge=lam, n_basis=10, seed=7).direction(model, theta, g, z)
                            - ref) / np.linalg.norm(ref) for lam in (1e-1, 1e-3, 1e-5, 1e-7, 1e-9)]
     assert all(a > 5 * b for a, b in zip(gaps, gaps[1:])), gaps
     assert gaps[0] > 1e-2 and gaps[-1] < 1e-7, gaps
@@ -187,22 +309,33 @@ def test_adaptive_damping_rule():
     assert low.update_damping(1.0, 1.0) == 1e-10
 
 
-def test_diagonal_preconditioning_is_a_change_of_coordinates():
-    """With eps -> 0 the damping term vanishes, so D (D W^T W D)^{-1} D g = (W^T W)^{-1} g
-    when W^T W is invertible: the diagonal option changes only the damping."""
+@pytest.mark.parametrize("make", [lambda **kw: KWNG(diagonal=True, **kw),
+                                  lambda **kw: KWNGVariant(diagonal="rms", bandwidth="mean", **kw)])
+def test_diagonal_changes_only_the_damping(make):
+    """With eps -> 0 the damping term vanishes, so (W^T W + eps D^-1)^{-1} g (the authors')
+    and D (D W^T W D + eps)^{-1} D g (the variant's) both tend to (W^T W)^{-1} g when W^T W
+    is invertible: the diagonal changes only the damping."""
     model, theta, g, _ = problem(2)
     z = np.random.default_rng(3).standard_normal((2000, 2))
-    a = KWNG(eps=1e-9, seed=2).direction(model, theta, g, z)
-    b = KWNG(eps=1e-9, seed=2, diagonal=True).direction(model, theta, g, z)
+    a = KWNG(eps=1e-9, diagonal=False, seed=2).direction(model, theta, g, z)
+    b = make(eps=1e-9, seed=2).direction(model, theta, g, z)
     np.testing.assert_allclose(a, b, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kw", [dict(eps=0), dict(ridge=-1), dict(n_basis=0), dict(bandwidth="x"),
+@pytest.mark.parametrize("kw", [dict(eps=0), dict(n_basis=0), dict(bandwidth="x"),
+                                dict(bandwidth="median"), dict(diagonal="rms"),
                                 dict(window=0), dict(factor=1.0), dict(rcond=0)])
 def test_bad_arguments(kw):
     name = next(iter(kw))
     with pytest.raises(ValueError, match=name):
         KWNG(**kw)
+
+
+@pytest.mark.parametrize("kw", [dict(ridge=-1), dict(diagonal=True), dict(bandwidth=-1.0)])
+def test_bad_variant_arguments(kw):
+    name = next(iter(kw))
+    with pytest.raises(ValueError, match=name):
+        KWNGVariant(**kw)
 
 
 class _Recording(KWNG):

@@ -89,7 +89,7 @@ def test_lin2021_digits_case(tmp_path, capsys):
 
 
 def test_arbel2020_illconditioned_case(tmp_path, capsys):
-    case, m = _quick("arbel2020_illconditioned", tmp_path, 4, labels={"SGD", "KWNG ridge"},
+    case, m = _quick("arbel2020_illconditioned", tmp_path, 4, labels={"SGD", "KWNG"},
                      groups={"kappa = 1", "kappa = 1e7"})
     rf, _ = _run(case, tmp_path, capsys)
     assert len(rf.runs) == 4
@@ -105,7 +105,7 @@ def test_arbel2020_illconditioned_case(tmp_path, capsys):
             logits = net(torch.tensor(Xtest)).numpy() * m["scale"](kappa)
         assert run.energies[-1] == np.mean(logits.argmax(1) != ytest)
         assert np.isclose(m["scale"](kappa).max() / m["scale"](kappa).min(), kappa)
-    kwng = [r for r in rf.runs if r.attrs["experiment"] == "KWNG ridge"]
+    kwng = [r for r in rf.runs if r.attrs["experiment"] == "KWNG"]
     # the direction is clipped to norm 1: each step moves theta by at most the step size
     for r in kwng:
         assert r.attrs["metric"] == "kwng" and "ClippedDirection" in r.attrs["metric_repr"]

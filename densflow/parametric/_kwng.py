@@ -10,7 +10,8 @@ import numpy as np
 
 from .models import Model, _check_int
 
-__all__ = ["feature_gradients", "feature_gram", "median_bandwidth", "VarianceGaussian"]
+__all__ = ["feature_gradients", "feature_gram", "mean_square_bandwidth", "median_bandwidth",
+           "whiten", "VarianceGaussian"]
 
 
 def feature_gradients(Y, idx, X, sigma):
@@ -36,6 +37,23 @@ def feature_gram(Y, idx, sigma):
     = \partial_{i_m}\partial_{i_{m'}+d} k(Y_m, Y_{m'})`, shape ``(M, M)``."""
     G = feature_gradients(Y, idx, Y, sigma)                 # (M, M, d): d/dx_b phi_m(Y_m')
     return np.take_along_axis(G, idx[None, :, None], axis=2)[:, :, 0]
+
+
+def mean_square_bandwidth(Y, X):
+    r"""The bandwidth rule of the authors' code: :math:`\sigma^2 = \frac{1}{MN}\sum_{m,n}
+    |Y_m - X_n|^2`, the mean squared distance from the basis points to the batch (their
+    ``log_bandwidth = 0``); :math:`\sigma = 1` if it vanishes."""
+    d2 = np.mean(np.sum((Y[:, None, :] - X[None, :, :]) ** 2, axis=-1))
+    return float(np.sqrt(d2)) if d2 > 0 else 1.0
+
+
+def whiten(CCt, T, rcond):
+    r""":math:`W = S^{-1/2}U^\top T` from :math:`CC^\top = USU^\top`, the eigenvalues at or
+    below ``rcond`` times the largest dropped with their rows (the slides' "ridgeless
+    version", :math:`P = S^\dagger S`). Returns ``W`` of shape ``(r, q)``, ``r`` the rank kept."""
+    w, U = np.linalg.eigh(0.5 * (CCt + CCt.T))
+    keep = w > rcond * max(w.max(), 0.0)
+    return (U[:, keep].T @ T) / np.sqrt(w[keep])[:, None]
 
 
 def median_bandwidth(X, rng, max_points=500):

@@ -16,7 +16,8 @@ class                      :math:`G(\theta)`                                    
 :class:`O2DiagSBE`         :math:`\bar J^\top\bar J + \sum_i c_i c_i^\top/\operatorname{Var}(x_{\cdot i})`  :mod:`.proximal`
 :class:`ExactWasserstein`  Wasserstein information matrix of a :class:`Gaussian`                            :mod:`.gaussian`
 :class:`Fisher`            Fisher information matrix of a :class:`Gaussian`                                 :mod:`.gaussian`
-:class:`KWNG`              kernel estimate of the Wasserstein information matrix                            :mod:`.kwng`
+:class:`KWNG`              kernel estimate of the Wasserstein information matrix (the authors' estimator)   :mod:`.kwng`
+:class:`KWNGVariant`       densflow's variant of KWNG (ridge, median bandwidth, another diagonal)           :mod:`.kwng_variant`
 :class:`SiNG`              empirical Sinkhorn information matrix :math:`J^\top HJ`                          :mod:`.sing`
 =========================  ===============================================================================  ================
 
@@ -34,16 +35,18 @@ from .base import Euclidean, ParametricMetric
 from .cg import CGError, conjugate_gradient
 from .gaussian import ExactWasserstein, Fisher, gaussian_sim_1d, gaussian_sinkhorn_1d
 from .kwng import KWNG
+from .kwng_variant import KWNGVariant
 from .proximal import O1SBE, RWP, O2DiagSBE
 from .sing import SiNG
 
 __all__ = ["ParametricMetric", "Euclidean", "RWP", "O1SBE", "O2DiagSBE", "ExactWasserstein",
-           "Fisher", "KWNG", "SiNG", "gaussian_sim_1d", "gaussian_sinkhorn_1d", "CGError",
+           "Fisher", "KWNG", "KWNGVariant", "SiNG", "gaussian_sim_1d", "gaussian_sinkhorn_1d",
+           "CGError",
            "conjugate_gradient", "get", "NAMES", "Adam"]
 
 
 _CLASSES = {cls.name: cls for cls in (Euclidean, RWP, O1SBE, O2DiagSBE, ExactWasserstein,
-                                      Fisher, KWNG, SiNG, Adam)}
+                                      Fisher, KWNG, KWNGVariant, SiNG, Adam)}
 #: Names accepted by :func:`get` (each class with its default settings).
 NAMES = tuple(_CLASSES)
 

@@ -1,69 +1,63 @@
-r"""Kernelized Wasserstein natural gradient (Arbel et al. 2020); helpers in
+r"""Kernelized Wasserstein natural gradient (Arbel et al. 2020), the authors' estimator;
+densflow's variants (ridge, median bandwidth, the earlier diagonal) are
+:class:`~densflow.parametric.metrics.kwng_variant.KWNGVariant`. Helpers in
 :mod:`densflow.parametric._kwng`."""
 
 import numbers
 
 import numpy as np
 
-from .base import _nonneg
-
 __all__ = ["KWNG"]
 
 
 class KWNG:
-    r"""Kernelized Wasserstein natural gradient (Arbel et al. 2020,
-    ``seeds/arbel2020-kernelized-wasserstein-natural-gradient-slides.txt``), issue 7.
+    r"""Kernelized Wasserstein natural gradient (Arbel et al. 2020), the estimator of the
+    authors' public code (``KWNG.compute_cond_matrix``, ``compute_natural_gradient`` and
+    ``make_system`` in their ``kwng.py``), issues 7 and 27.
 
     From the samples :math:`X_n = g_\theta(Z_n)`, :math:`n = 1\dots N`, pick :math:`M` basis
     points :math:`Y_m` among them (without replacement) and coordinates
     :math:`i_m \in \{1\dots d\}` uniformly at random; the features are
     :math:`\varphi_m(x) = \partial_{i_m} k(Y_m, x)` for the Gaussian kernel
-    :math:`k(y, x) = \exp(-|x-y|^2/(2\sigma^2))`. With the matrices of the slides
-    ("KWNG: Sample based version"),
+    :math:`k(y, x) = \exp(-|x-y|^2/(2\sigma^2))` with the authors' bandwidth
+    :math:`\sigma^2 = \frac1{MN}\sum_{m,n}|Y_m - X_n|^2`. With
 
     .. math::
 
-        T_{m,:} = \nabla_\theta\,\frac1N\sum_n\varphi_m(g_\theta(Z_n))
-                = \frac1N\sum_n J_n^\top\nabla\varphi_m(X_n), \quad
-        K_{mm'} = \partial_{i_m}\partial_{i_{m'}+d}k(Y_m, Y_{m'}), \quad
-        C_{m,(n,i)} = \tfrac{1}{\sqrt N}\,\partial_{x_i}\varphi_m(X_n),
+        T_{m,:} = \nabla_\theta\,\frac1N\sum_n\varphi_m(g_\theta(Z_n)), \qquad
+        CC^\top_{mm'} = \frac1N\sum_n\nabla\varphi_m(X_n)\cdot\nabla\varphi_{m'}(X_n)
+        = USU^\top,
 
-    ``direction`` returns the slides' estimator of :math:`(G_W + \varepsilon I)^{-1}\nabla L`,
+    the whitened features :math:`W = S^{-1/2}U^\top T` (the slides' ridgeless version,
+    :math:`\lambda = 0`) and the diagonal :math:`D_{jj} = 1/(\|W_{:,j}\| + 10^{-8})`
+    computed from them, ``direction`` returns
 
     .. math::
 
-        \widehat{\nabla^W L} = \frac1\varepsilon\Bigl(I - T^\top\bigl(TT^\top
-            + \lambda\varepsilon K + \varepsilon CC^\top\bigr)^{\dagger} T\Bigr)\nabla L ,
+        u = \frac1\varepsilon D\bigl(g - W^\top(WDW^\top + \varepsilon I)^{-1}WDg\bigr)
+          = \bigl(W^\top W + \varepsilon D^{-1}\bigr)^{-1} g ,
 
-    (the maximiser :math:`\alpha` of the dual over :math:`f = \sum_m\alpha_m\varphi_m` of
-    :math:`\nabla L^\top u + \nabla_\theta\mathbb E f(X)^\top u - \tfrac12\mathbb E|\nabla f|^2
-    - \tfrac\lambda2\|f\|^2_{\mathcal H} + \tfrac\varepsilon2|u|^2`). For
-    ``ridge`` :math:`\lambda = 0` the ridgeless form of the slides is used: with
-    :math:`CC^\top = USU^\top` (eigenvalues below ``rcond`` times the largest dropped) and
-    :math:`W = S^{-1/2}U^\top T`, since :math:`T = CB/\sqrt N` (chain rule, :math:`B` the
-    stacked Jacobians),
-
-    .. math:: \widehat{\nabla^W L} = \frac1\varepsilon\bigl(I - W^\top(WW^\top
-              + \varepsilon I)^{-1}W\bigr)\nabla L = (W^\top W + \varepsilon I)^{-1}\nabla L .
+    the damped inverse of the estimated Wasserstein information :math:`W^\top W` with the
+    damping :math:`\varepsilon\operatorname{diag}(\|W_{:,j}\| + 10^{-8})`, computed in the
+    first (Woodbury, :math:`M\times M`) form. :math:`D` enters once and is capped at
+    :math:`10^8`: on an output row scaled by :math:`s` (its columns of :math:`W` and of
+    the loss gradient :math:`\propto s`) the direction on that row stays :math:`O(1)` as
+    :math:`s \to 0`, where the raw-:math:`T` diagonal of
+    :class:`~densflow.parametric.metrics.KWNGVariant` grows like :math:`1/s` (tests).
 
     Parameters
     ----------
     eps : float
-        Damping :math:`\varepsilon > 0` (default ``1e-5``).
-    ridge : float
-        :math:`\lambda \ge 0` (default ``0``: the ridgeless estimator).
+        Damping :math:`\varepsilon > 0` (default ``1e-5``, the authors').
     n_basis : int or None
-        :math:`M`; default :math:`\lceil d\sqrt N\,\rceil` (capped at :math:`N`).
-    bandwidth : float or "median"
-        :math:`\sigma`; ``"median"`` (default) is the median pairwise distance of (at most
-        500 of) the samples.
+        :math:`M`; default :math:`\lceil d\sqrt N\,\rceil` (capped at :math:`N`), the order
+        of the slides' consistency result. The authors' classification code uses 5.
+    bandwidth : "mean" or float
+        ``"mean"`` (default): the authors' rule above (their ``log_bandwidth = 0``); a
+        number fixes :math:`\sigma`.
     diagonal : bool
-        Diagonal pre-conditioning (default ``False``): the estimator is applied in the
-        coordinates :math:`u = D\tilde u`, :math:`D_{jj} = (\frac1M\sum_m T_{mj}^2)^{-1/2}`
-        (ones where that column of :math:`T` vanishes), i.e. :math:`T\to TD`,
-        :math:`\nabla L\to D\nabla L` and the result multiplied by :math:`D`; it changes
-        only the damping term :math:`\varepsilon|D^{-1}u|^2`. (The slides do not fix
-        :math:`D`; this is our choice in the spirit of the authors' code.)
+        The authors' ``with_diag_mat``: ``True`` (default) for :math:`D` above, ``False``
+        for :math:`D = I`, i.e. :math:`u = (W^\top W + \varepsilon I)^{-1} g`.
     adaptive : bool
         Adapt :math:`\varepsilon` with :meth:`update_damping` (default ``False``).
     window, factor : int, float
@@ -77,48 +71,52 @@ class KWNG:
         \leftarrow \varepsilon/\omega` and :math:`\rho > 3/4 \Rightarrow \varepsilon
         \leftarrow \omega\varepsilon` (Levenberg–Marquardt), keeping
         :math:`10^{-10} \le \varepsilon \le 10^5` as they do. ``densflow.solve`` reports
-        each accepted step (:meth:`update_damping`).
+        each accepted step (:meth:`update_damping`) with the decrease measured on the
+        step's own batch (the authors compare the losses of two consecutive batches).
     rcond : float
-        Relative cut-off of the pseudo-inverses (default ``1e-12``).
+        Eigenvalues of :math:`CC^\top` at or below ``rcond`` times the largest are dropped
+        (default ``1e-12``; the authors' code drops only exact zeros, which in float64
+        lets rounding noise into :math:`W`).
     seed : int, Generator or None
-        Random source of the basis points, coordinates and bandwidth subsample.
+        Random source of the basis points and coordinates.
 
     Notes
     -----
     If the result has a non-positive inner product with ``grad`` (a known failure of KWNG
-    reported by Shen et al. 2020), ``direction`` returns ``grad`` instead and increments
-    :attr:`n_fallback` (:attr:`n_calls` counts all calls). In exact arithmetic both forms
-    are :math:`\nabla L` times a symmetric positive definite matrix
-    (:math:`T^\top(TT^\top + R)^\dagger T \preceq I` for :math:`R \succeq 0`), so the
-    fallback can only be triggered by rounding (float32 in the SiNG paper's setting);
-    in float64 we have not seen it happen (0 of the calls in the tests and cases).
+    reported by Shen et al. 2020; the authors' wrapper does the same), ``direction``
+    returns ``grad`` instead and increments :attr:`n_fallback` (:attr:`n_calls` counts all
+    calls). In exact arithmetic :math:`u` is ``grad`` times a symmetric positive definite
+    matrix, so the fallback can only be triggered by rounding.
 
     Cost per call, for :math:`q` parameters and samples in :math:`\mathbb R^d`:
     :math:`O(MNd^2)` for the feature gradients, :math:`M` calls of ``model.vjp``
     (:math:`O(MNq)` for an MLP; :math:`T` is built row by row), :math:`O(M^2Nd)` for
-    :math:`CC^\top`, :math:`O(M^3 + M^2q)` for the :math:`M\times M` solve. Memory
-    :math:`O(MNd + Mq)`.
+    :math:`CC^\top`, :math:`O(M^3 + M^2q)` for the whitening and the :math:`M\times M`
+    solve. Memory :math:`O(MNd + Mq)`.
     """
 
     name = "kwng"
     #: Bounds of ``eps`` under the adaptive rule (those of the authors' code).
     EPS_MIN, EPS_MAX = 1e-10, 1e5
+    #: The floor added to the column norms of :math:`W` (the authors' ``1e-8``).
+    FLOOR = 1e-8
+    _bandwidths = ("mean",)
 
-    def __init__(self, eps=1e-5, ridge=0.0, n_basis=None, bandwidth="median", diagonal=False,
-                 adaptive=False, window=5, factor=0.85, rcond=1e-12, seed=None):
+    def __init__(self, eps=1e-5, n_basis=None, bandwidth="mean", diagonal=True, adaptive=False,
+                 window=5, factor=0.85, rcond=1e-12, seed=None):
         if not (isinstance(eps, numbers.Real) and np.isfinite(eps) and eps > 0):
             raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         self.eps = float(eps)
-        self.ridge = _nonneg(ridge, "ridge")
         if n_basis is not None and (isinstance(n_basis, bool) or not isinstance(n_basis, numbers.Integral)
                                     or n_basis < 1):
             raise ValueError(f"n_basis must be an integer >= 1 or None, got {n_basis!r}")
         self.n_basis = n_basis
-        if not (bandwidth == "median" or (isinstance(bandwidth, numbers.Real)
-                                          and np.isfinite(bandwidth) and bandwidth > 0)):
-            raise ValueError(f"bandwidth must be 'median' or a finite number > 0, got {bandwidth!r}")
+        if not ((isinstance(bandwidth, str) and bandwidth in self._bandwidths)
+                or (isinstance(bandwidth, numbers.Real) and np.isfinite(bandwidth) and bandwidth > 0)):
+            raise ValueError(f"bandwidth must be one of {self._bandwidths} or a finite number > 0, "
+                             f"got {bandwidth!r}")
         self.bandwidth = bandwidth
-        self.diagonal = bool(diagonal)
+        self.diagonal = self._check_diagonal(diagonal)
         self.adaptive = bool(adaptive)
         if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
@@ -134,20 +132,22 @@ class KWNG:
         self.n_fallback = 0
         self._ratios = []
 
+    @staticmethod
+    def _check_diagonal(diagonal):
+        if not isinstance(diagonal, (bool, np.bool_)):
+            raise ValueError(f"diagonal must be True or False, got {diagonal!r}")
+        return bool(diagonal)
+
     def __repr__(self):
-        return f"KWNG(eps={self.eps:g}, ridge={self.ridge:g}, n_basis={self.n_basis})"
+        return (f"KWNG(eps={self.eps:g}, n_basis={self.n_basis}, bandwidth={self.bandwidth!r}, "
+                f"diagonal={self.diagonal})")
 
     def check_model(self, model):
         pass
 
-    def _pinv_solve(self, A, b):
-        w, V = np.linalg.eigh(0.5 * (A + A.T))
-        keep = w > self.rcond * max(w.max(), 0.0)
-        return V[:, keep] @ ((V[:, keep].T @ b) / w[keep])
-
     def direction(self, model, theta, grad, z=None):
-        r"""The estimate of :math:`(G_W + \varepsilon I)^{-1}` ``grad`` (``z``: the batch),
-        or ``grad`` itself if the estimate fails the descent test (see Notes)."""
+        r"""The estimate of the damped natural gradient of ``grad`` (``z``: the batch), or
+        ``grad`` itself if the estimate fails the descent test (see Notes)."""
         if z is None:
             raise ValueError("KWNG needs the batch z of latent points, got None")
         grad = np.asarray(grad, dtype=float)
@@ -158,38 +158,37 @@ class KWNG:
             return grad.copy()
         return out
 
-    def _estimate(self, model, theta, grad, z):
-        from .._kwng import feature_gradients, feature_gram, median_bandwidth
-        g = grad
+    def _basis(self, X, M):
+        """Basis rows, coordinates and bandwidth, drawn in the authors' order."""
+        from .._kwng import mean_square_bandwidth
+        N, d = X.shape
+        sel = self.rng.choice(N, M, replace=False)
+        idx = self.rng.integers(0, d, M)
+        sigma = (mean_square_bandwidth(X[sel], X) if self.bandwidth == "mean"
+                 else float(self.bandwidth))
+        return sel, idx, sigma
+
+    def _features(self, model, theta, z):
+        """``T`` (M, q), ``CC^T`` (M, M), the basis points, coordinates and bandwidth."""
+        from .._kwng import feature_gradients
         X = model.sample(theta, z)
         N, d = X.shape
         M = min(N, self.n_basis if self.n_basis is not None else int(np.ceil(d * np.sqrt(N))))
-        sigma = (median_bandwidth(X, self.rng) if self.bandwidth == "median"
-                 else float(self.bandwidth))
-        sel = self.rng.choice(N, M, replace=False)
-        idx = self.rng.integers(0, d, M)
+        sel, idx, sigma = self._basis(X, M)
         Y = X[sel]
         F = feature_gradients(Y, idx, X, sigma)              # (M, N, d)
         T = np.stack([model.vjp(theta, z, F[m]) for m in range(M)]) / N   # (M, q)
         Ff = F.reshape(M, N * d)
-        CCt = Ff @ Ff.T / N
-        D = None
-        if self.diagonal:
-            rms = np.sqrt(np.mean(T * T, axis=0))
-            D = np.divide(1.0, rms, out=np.ones_like(rms), where=rms > 0)
-            T = T * D
-            g = g * D
+        return T, Ff @ Ff.T / N, Y, idx, sigma
+
+    def _estimate(self, model, theta, grad, z):
+        from .._kwng import whiten
+        T, CCt, _, _, _ = self._features(model, theta, z)
+        W = whiten(CCt, T, self.rcond)
+        D = 1.0 / (np.linalg.norm(W, axis=0) + self.FLOOR) if self.diagonal else np.ones(W.shape[1])
         eps = self.eps
-        if self.ridge > 0:
-            A = T @ T.T + self.ridge * eps * feature_gram(Y, idx, sigma) + eps * CCt
-            out = (g - T.T @ self._pinv_solve(A, T @ g)) / eps
-        else:
-            w, U = np.linalg.eigh(0.5 * (CCt + CCt.T))
-            keep = w > self.rcond * max(w.max(), 0.0)
-            W = (U[:, keep].T @ T) / np.sqrt(w[keep])[:, None]
-            r = W.shape[0]
-            out = (g - W.T @ np.linalg.solve(W @ W.T + eps * np.eye(r), W @ g)) / eps
-        return out * D if D is not None else out
+        G = (W * D) @ W.T + eps * np.eye(W.shape[0])
+        return D * (grad - W.T @ np.linalg.solve(G, W @ (D * grad))) / eps
 
     def update_damping(self, actual, predicted):
         r"""Record one step's actual decrease :math:`L(\theta_k) - L(\theta_{k+1})` and its
