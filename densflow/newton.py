@@ -160,8 +160,8 @@ class NewtonStep:
         self.requires_positive = getattr(preconditioning, "requires_positive", True)
         self.has_kl = energy.weights["fisher_rao"] > 0
         self._solvers = [t.solver for _, t in energy.active_terms if hasattr(t, "solver")]
-        # 1D energies of the three standard terms on one mu: PCG in one compiled call
-        self._fused = energy.grid.dim == 1 and energy.min_value is not None and all(
+        # 1D periodic energies of the three standard terms on one mu: PCG in one compiled call
+        self._fused = energy.grid.dim == 1 and energy.grid.periodic and energy.min_value is not None and all(
             type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
         self.stats = dict.fromkeys(INNER_COUNTS, 0)
         self.newton_direction = True

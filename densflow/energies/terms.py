@@ -23,7 +23,8 @@ from ..kernels import energy as EK
 from ..core.validation import check_probability_vector, check_weight
 from ..core.grid import Grid
 from .lines import EnergyLine, KLLine, QuadraticLine, State
-from ..core.operators import WeightedLaplacianSolver, dot, laplacian
+from ..core.operators import dot
+from ..core.box import laplacian_for, weighted_laplacian_solver
 
 __all__ = ["Term", "HMinus1", "KL", "Dirichlet", "Energy", "KINDS"]
 
@@ -127,7 +128,7 @@ class HMinus1(_Quadratic):
 
     def __init__(self, grid, mu):
         super().__init__(grid, mu)
-        self.solver = WeightedLaplacianSolver(self.mu, grid.n)
+        self.solver = weighted_laplacian_solver(self.mu, grid)  # FFT or DCT (no-flux box)
 
     def _apply(self, r):
         return self.solver.solve(r)
@@ -154,8 +155,12 @@ class Dirichlet(_Quadratic):
     kind = "mahalanobis"
     name = "Dirichlet"
 
+    def __init__(self, grid, mu):
+        super().__init__(grid, mu)
+        self._laplacian = laplacian_for(grid)  # periodic or no-flux box
+
     def _apply(self, r):
-        return laplacian(r, self.grid.n)
+        return self._laplacian(r)
 
 
 class KL(Term):
