@@ -112,6 +112,7 @@ def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search)
         "metric": metric.name,
         "grid_n": energy.grid.n,
         "grid_dim": energy.grid.dim,
+        **({} if energy.grid.periodic else {"grid_boundary": energy.grid.boundary}),
         "energy_terms": string_array(d["term"] for d in desc),
         "energy_kinds": string_array(d["kind"] for d in desc),
         "energy_weights": np.array([d["weight"] for d in desc], dtype=float),

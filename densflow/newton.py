@@ -175,8 +175,8 @@ class NewtonStep:
         self._revive = self.has_kl and all(t.mu is not None for _, t in energy.active_terms)
         self.negative_curvature = False
         self._solvers = [t.solver for _, t in energy.active_terms if hasattr(t, "solver")]
-        # 1D energies of the three standard terms on one mu: PCG in one compiled call
-        self._fused = energy.grid.dim == 1 and energy.min_value is not None and all(
+        # 1D periodic energies of the three standard terms on one mu: PCG in one compiled call
+        self._fused = energy.grid.dim == 1 and energy.grid.periodic and energy.min_value is not None and all(
             type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
         self.stats = dict.fromkeys(INNER_COUNTS, 0)
         self.newton_direction = True

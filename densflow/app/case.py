@@ -37,7 +37,7 @@ from .. import energies as _energies_free
 from ..energies import terms as _energies
 from ..metrics import natural as _metrics
 from ..core.validation import check_positive_int, check_real_or_none, check_safeguard
-from ..core.grid import Grid
+from ..core.grid import BOUNDARIES, Grid
 from ..gridproblem import DEFAULT_METHOD
 from ..gridproblem import check_method as _check_method
 from ..optim.linesearch import Armijo
@@ -216,7 +216,7 @@ class Case:
     Parameters
     ----------
     grid : Grid
-        The periodic grid.
+        The grid (periodic, or a no-flux box: ``Grid(n, dim, boundary="neumann")``).
     potential : str
         :math:`V` as an expression of ``x`` (1D) or ``x1, x2`` (2D); the reference
         measure is :math:`\\mu \\propto \\exp(-V)` (:meth:`Grid.gibbs`).
@@ -237,13 +237,25 @@ class Case:
         overrides ``method``.
     snapshot_every : int
         Store the density every this many iterations in the run file.
+    boundary : {"periodic", "neumann"} or None
+        Put the case on the torus or the no-flux box of ``grid``'s size (:ref:`boxes`);
+        ``None`` keeps ``grid``'s boundary. The run file records it (a box run's
+        ``grid_boundary``) and a resume that changes it is refused.
     """
 
     def __init__(self, grid, potential, panels, p0="uniform", name=None, title=None,
                  tol=1e-12, gtol=None, max_iter=1000, line_search=None, snapshot_every=10,
-                 safeguard=0.1, method=DEFAULT_METHOD, newton=None):
+                 safeguard=0.1, method=DEFAULT_METHOD, newton=None, boundary=None):
         if not isinstance(grid, Grid):
             raise TypeError(f"Case grid must be a densflow.Grid, got {type(grid).__name__}")
+        if boundary is not None:
+            if not isinstance(boundary, str) or boundary not in BOUNDARIES:
+                raise ValueError(f"Case boundary must be one of {', '.join(map(repr, BOUNDARIES))} "
+                                 f"or None, got {boundary!r}")
+            if not grid.periodic and boundary != grid.boundary:
+                raise ValueError(f"Case boundary={boundary!r} contradicts its grid's "
+                                 f"boundary {grid.boundary!r}; give one of them")
+            grid = Grid(grid.n, grid.dim, boundary=boundary)
         self.grid = grid
         self.potential = potential
         self.mu = self._gibbs(potential)
@@ -321,6 +333,8 @@ class Case:
         from ..core.wavelets import valid_levels
 
         notes = []
+        if not self.grid.periodic:  # the box's basis has its own default level
+            return notes
         n, levels = self.grid.n, valid_levels(self.grid.n)
         for i, panel in enumerate(self.panels, start=1):
             for m in panel.metrics:

@@ -376,6 +376,9 @@ def _cmd_inspect(args, out, err):
     if not runfile.runs:
         print("no runs", file=out)
         return 0
+    boundaries = {str(r.attrs["grid_boundary"]) for r in runfile.runs if "grid_boundary" in r.attrs}
+    if boundaries:  # periodic runs record no boundary
+        print(f"boundary: {', '.join(sorted(boundaries))} (no-flux box)", file=out)
     print(_table(runfile), file=out)
     reasons = _stop_reasons(runfile)
     if reasons:

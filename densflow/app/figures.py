@@ -102,9 +102,18 @@ def convergence_figure(source, dpi=100):
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     title = runfile.attrs.get("case_title")
+    boundaries = boundary_of(runfile)
+    if boundaries:  # runs on a no-flux box (a periodic run records no boundary)
+        title = f"{title or ''}{chr(10) if title else ''}boundary: {', '.join(boundaries)}"
     if title:
         fig.suptitle(str(title), fontsize=12)
     return fig
+
+
+def boundary_of(runfile):
+    """The non-periodic boundaries the runs of ``runfile`` record (``grid_boundary``), sorted."""
+    found = {run.attrs.get("grid_boundary") for run in runfile.runs}
+    return sorted(str(b.decode() if isinstance(b, bytes) else b) for b in found if b is not None)
 
 
 def save_convergence_figure(source, path, dpi=100):

@@ -1,21 +1,28 @@
-"""Periodic grids on the unit interval and the unit square."""
+"""Uniform grids on the unit interval and the unit square: periodic (the torus) or a
+no-flux (Neumann) box."""
 
 import numpy as np
 
 from .validation import as_real_array, check_positive_int, check_probability_vector
 
-__all__ = ["Grid", "GIBBS_SPAN"]
+__all__ = ["Grid", "GIBBS_SPAN", "BOUNDARIES"]
 
 #: About the largest ``t`` with ``exp(-t) > 0`` in float64 (745.13, half the smallest
 #: subnormal): a potential spanning more gives a measure with zeros.
 GIBBS_SPAN = 1075 * float(np.log(2.0))  # -log(2**-1075)
 
+#: Boundary conditions of a :class:`Grid`: the periodic torus (the default) and the
+#: no-flux box :math:`[0, 1]^{\mathrm{dim}}` (Neumann; :ref:`boxes`).
+BOUNDARIES = ("periodic", "neumann")
+
 
 class Grid:
-    r"""A uniform periodic grid on :math:`[0, 1)^{\mathrm{dim}}`.
+    r"""A uniform grid on :math:`[0, 1)^{\mathrm{dim}}`, periodic or a no-flux box.
 
-    The grid has ``n`` points per axis at :math:`x_i = i/n`, so ``N = n**dim``
-    unknowns. Densities on it are probability vectors stored with shape ``(n,)`` in
+    The periodic grid has ``n`` points per axis at :math:`x_i = i/n`; the no-flux box
+    (``boundary="neumann"``) has ``n`` cells per axis with centres
+    :math:`x_i = (i + \tfrac12)/n` and no flux through its walls (:ref:`boxes`). Either
+    way ``N = n**dim`` unknowns. Densities on it are probability vectors stored with shape ``(n,)`` in
     1D and ``(n, n)`` in 2D (axis ``d`` of the array is coordinate :math:`x_{d+1}`).
 
     Parameters
@@ -24,13 +31,24 @@ class Grid:
         Points per axis, at least 2.
     dim : {1, 2}
         Spatial dimension.
+    boundary : {"periodic", "neumann"}
+        The torus (default) or the no-flux box.
     """
 
-    def __init__(self, n, dim=1):
+    def __init__(self, n, dim=1, boundary="periodic"):
         self.n = check_positive_int(n, "n", minimum=2)
         if dim not in (1, 2) or isinstance(dim, bool):
             raise ValueError(f"dim must be 1 or 2, got {dim!r}")
         self.dim = int(dim)
+        if not isinstance(boundary, str) or boundary not in BOUNDARIES:
+            raise ValueError(f"boundary must be one of {', '.join(map(repr, BOUNDARIES))}, "
+                             f"got {boundary!r}")
+        self.boundary = boundary
+
+    @property
+    def periodic(self):
+        """Whether the grid is the periodic torus."""
+        return self.boundary == "periodic"
 
     @property
     def shape(self):
@@ -44,7 +62,7 @@ class Grid:
 
     def coordinates(self):
         """Grid coordinates: ``x`` in 1D, ``(x1, x2)`` (``indexing="ij"``) in 2D."""
-        x = np.arange(self.n) / self.n
+        x = np.arange(self.n) / self.n if self.periodic else (np.arange(self.n) + 0.5) / self.n
         if self.dim == 1:
             return x
         return tuple(np.meshgrid(x, x, indexing="ij"))
@@ -89,10 +107,13 @@ class Grid:
         return check_probability_vector(p, self.shape, name=name)
 
     def __eq__(self, other):
-        return isinstance(other, Grid) and (self.n, self.dim) == (other.n, other.dim)
+        return isinstance(other, Grid) and (self.n, self.dim, self.boundary) == (
+            other.n, other.dim, other.boundary)
 
     def __hash__(self):
-        return hash((self.n, self.dim))
+        return hash((self.n, self.dim) if self.periodic else (self.n, self.dim, self.boundary))
 
     def __repr__(self):
-        return f"Grid(n={self.n}, dim={self.dim})"
+        if self.periodic:
+            return f"Grid(n={self.n}, dim={self.dim})"
+        return f"Grid(n={self.n}, dim={self.dim}, boundary={self.boundary!r})"

@@ -28,7 +28,8 @@ from ..kernels import energy as EK
 from ..core.validation import check_probability_vector, check_weight
 from ..core.grid import Grid
 from .lines import EnergyLine, KLLine, QuadraticLine, State
-from ..core.operators import WeightedLaplacianSolver, dot, laplacian
+from ..core.operators import dot
+from ..core.box import laplacian_for, weighted_laplacian_solver
 
 __all__ = ["Term", "HMinus1", "KL", "Dirichlet", "Energy", "KINDS"]
 
@@ -179,7 +180,7 @@ class HMinus1(_Quadratic):
 
     def __init__(self, grid, mu):
         super().__init__(grid, mu)
-        self.solver = WeightedLaplacianSolver(self.mu, grid.n)
+        self.solver = weighted_laplacian_solver(self.mu, grid)  # FFT or DCT (no-flux box)
 
     def _apply(self, r):
         return self.solver.solve(r)
@@ -209,8 +210,12 @@ class Dirichlet(_Quadratic):
     #: weights of such terms before scaling it).
     diagonal_is_h3 = True
 
+    def __init__(self, grid, mu):
+        super().__init__(grid, mu)
+        self._laplacian = laplacian_for(grid)  # periodic or no-flux box
+
     def _apply(self, r):
-        return laplacian(r, self.grid.n)
+        return self._laplacian(r)
 
     def wavelet_diagonal(self, basis):
         return basis.h3

@@ -71,6 +71,21 @@ RESIDUE_SHARE = 1.0
 FUSED_DIRECTION_MAX = 1 << 13
 
 
+#: Binders of the metrics on grids that are not periodic, ``{(boundary, metric name):
+#: bind(metric, energy)}``; the module of a boundary registers its own
+#: (:mod:`densflow.metrics.box` for the no-flux box).
+BOUNDARY_BINDERS = {}
+
+
+def _bind_on_boundary(metric, energy):
+    try:
+        binder = BOUNDARY_BINDERS[(energy.grid.boundary, metric.name)]
+    except KeyError:
+        raise ValueError(f"the {metric.name} metric has no binding on a {energy.grid.boundary} "
+                         f"grid") from None
+    return binder(metric, energy)
+
+
 class Metric:
     """Base class: a named description of a metric, bound to an energy per run."""
 
@@ -119,6 +134,8 @@ class Wasserstein(Metric):
     name = "wasserstein"
 
     def bind(self, energy):
+        if not energy.grid.periodic:
+            return _bind_on_boundary(self, energy)
         return _BoundWasserstein(energy.grid.n)
 
 
@@ -163,6 +180,8 @@ class Mahalanobis(Metric):
     name = "mahalanobis"
 
     def bind(self, energy):
+        if not energy.grid.periodic:
+            return _bind_on_boundary(self, energy)
         return _BoundMahalanobis(inverse_symbol(laplacian_symbol(energy.grid.n, energy.grid.dim)))
 
 
@@ -220,6 +239,8 @@ class Combined(Metric):
 
     def bind(self, energy):
         energy.check_weights()
+        if not energy.grid.periodic:
+            return _bind_on_boundary(self, energy)
         basis = cached_basis(energy.grid, self.wavelet, self.level)
         return _BoundCombined(basis, energy)
 

@@ -1,0 +1,117 @@
+"""The no-flux box against the torus: iteration counts over grid sizes (mesh independence)
+and the time per iteration of every metric.
+
+Usage::
+
+    python benchmarks/boxes.py                 # both tables
+    python benchmarks/boxes.py --counts        # mesh independence only
+    python benchmarks/boxes.py --cost          # time per iteration only
+    python benchmarks/boxes.py --quick         # smaller sizes
+
+Counts: the paper's energy with all three terms (1D weights (1, 1e-3, 1e-4), 2D
+(1, 3e-4, 1e-4)), μ ∝ exp(-V) with the paper's V, uniform start, ``tol = 1e-12``; the
+combined metric's first-order method (the paper's plain Armijo, ``safeguard=None``) and
+the default Newton method, on both boundaries at 1D n = 64 … 1024 and 2D 32² … 512².
+
+Cost: the median time of one first-order iteration (direction, line search, gradient)
+from a smooth start away from μ, per metric, on the torus and on the box of the same
+size, measured in one process on one thread, the two boundaries interleaved, the
+minimum over ``--repeats`` rounds. The median iteration and the cheapest one are both
+shown: on a shared machine a preempted iteration takes 10-50 times as long, and such
+iterations move the medians; the cheapest iteration (one line-search trial) is the
+cost of the arithmetic.
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import densflow as df  # noqa: E402
+from _tables import print_rst_table  # noqa: E402  (benchmarks/ is on sys.path)
+
+METRICS = ["combined", "wasserstein", "fisher_rao", "mahalanobis"]
+BOUNDARIES = ["periodic", "neumann"]
+
+
+def problem(dim, n, boundary):
+    grid = df.Grid(n, dim, boundary=boundary)
+    if dim == 1:
+        mu = grid.gibbs(lambda x: np.sin(4 * np.pi * x))
+        a = (1.0, 1e-3, 1e-4)
+    else:
+        mu = grid.gibbs(lambda x1, x2: np.sin(4 * np.pi * x1) * np.sin(4 * np.pi * x2))
+        a = (1.0, 3e-4, 1e-4)
+    E = (a[0] * df.energies.HMinus1(grid, mu) + a[1] * df.energies.KL(grid, mu)
+         + a[2] * df.energies.Dirichlet(grid, mu))
+    x = grid.coordinates()
+    bump = 1 + 0.5 * (np.cos(2 * np.pi * x) if dim == 1 else np.cos(2 * np.pi * x[0]) * np.cos(2 * np.pi * x[1]))
+    return grid, E, bump / bump.sum()
+
+
+def counts(sizes):
+    rows = []
+    for dim, n in sizes:
+        row = [f"{n}" if dim == 1 else f"{n}^2"]
+        for boundary in BOUNDARIES:
+            grid, E, _ = problem(dim, n, boundary)
+            first = df.solve(E, grid.uniform(), metric="combined", method="gradient",
+                             safeguard=None, tol=1e-12, max_iter=1000)
+            newton = df.solve(E, grid.uniform(), metric="combined", tol=1e-12, max_iter=100)
+            row += [f"{first.n_iter}{'' if first.converged else '*'}",
+                    f"{newton.n_iter}{'' if newton.converged else '*'}"]
+        rows.append(row)
+        print("  ".join(row), flush=True)
+    print_rst_table(["size", "torus first-order", "torus Newton", "box first-order", "box Newton"], rows)
+
+
+def cost(sizes, repeats, iters):
+    rows = []
+    for dim, n in sizes:
+        best = {}
+        for metric in METRICS:
+            setups = {b: problem(dim, n, b) for b in BOUNDARIES}
+            for b, (_, E, p0) in setups.items():  # warm-up: kernels, bases, solvers
+                df.solve(E, p0, metric=metric, method="gradient", max_iter=2)
+            for _ in range(repeats):
+                for b, (_, E, p0) in setups.items():
+                    res = df.solve(E, p0, metric=metric, method="gradient", max_iter=iters)
+                    for key, t in (("median", np.median(res.times)), ("min", np.min(res.times))):
+                        best[b, metric, key] = min(best.get((b, metric, key), np.inf), float(t))
+        for metric in METRICS:
+            row = [f"{n}" if dim == 1 else f"{n}^2", metric]
+            for key in ("median", "min"):
+                tp, tb = best["periodic", metric, key], best["neumann", metric, key]
+                row += [f"{1e3 * tp:.3f}", f"{1e3 * tb:.3f}", f"{tb / tp:.2f}"]
+            rows.append(row)
+            print("  ".join(rows[-1]), flush=True)
+    print_rst_table(["size", "metric", "torus ms/it", "box ms/it", "box/torus",
+                     "torus min", "box min", "min ratio"], rows)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--counts", action="store_true")
+    ap.add_argument("--cost", action="store_true")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=20)
+    args = ap.parse_args()
+    both = not (args.counts or args.cost)
+    with threadpool_limits(1):
+        if args.counts or both:
+            sizes = ([(1, n) for n in (64, 256)] + [(2, n) for n in (32, 64)] if args.quick else
+                     [(1, n) for n in (64, 128, 256, 512, 1024)]
+                     + [(2, n) for n in (32, 64, 128, 256, 512)])
+            counts(sizes)
+        if args.cost or both:
+            sizes = ([(1, 1024), (2, 64)] if args.quick else
+                     [(1, 1024), (1, 2**14), (1, 2**17), (2, 64), (2, 256), (2, 512)])
+            cost(sizes, args.repeats, args.iters)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""numba kernels of the no-flux (Neumann) box: difference stencils without the
+wrap-around edge, the exact 1D weighted-Laplacian solve and the fused vector work of
+the 2D weighted-Laplacian CG (the box twins of :mod:`densflow.kernels.stencils` and
+:mod:`densflow.kernels.cg`).
+
+On a line of ``n`` cells the edges are ``(i, i+1)`` for ``i = 0 .. n-2``; the flux on
+edge ``(i, i+1)`` is ``mu[i] * n * (x[i+1] - x[i])`` (the mobility of the edge's left
+cell, as on the periodic grid), and no flux crosses the walls.
+"""
+
+import numba as nb
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@nb.njit(**_JIT)
+def weighted_laplacian_box_1d(x, mu, n, out):
+    """``out = D^T (mu * D x)`` on a line of ``n`` cells with no-flux walls."""
+    n2 = float(n) * float(n)
+    for i in range(n):
+        v = 0.0
+        if i > 0:
+            v += mu[i - 1] * (x[i] - x[i - 1])
+        if i < n - 1:
+            v -= mu[i] * (x[i + 1] - x[i])
+        out[i] = n2 * v
+
+
+@nb.njit(**_JIT)
+def weighted_laplacian_box_2d(x, mu, n, out):
+    """``out = sum_d D_d^T (mu * D_d x)`` on an ``n x n`` box; returns ``x.out``."""
+    n2 = float(n) * float(n)
+    curvature = 0.0
+    for i in range(n):
+        for j in range(n):
+            xc = x[i, j]
+            v = 0.0
+            if i > 0:
+                v += mu[i - 1, j] * (xc - x[i - 1, j])
+            if i < n - 1:
+                v -= mu[i, j] * (x[i + 1, j] - xc)
+            if j > 0:
+                v += mu[i, j - 1] * (xc - x[i, j - 1])
+            if j < n - 1:
+                v -= mu[i, j] * (x[i, j + 1] - xc)
+            v *= n2
+            out[i, j] = v
+            curvature += xc * v
+    return curvature
+
+
+@nb.njit(**_JIT)
+def laplacian_box_1d(x, n, out):
+    """``out = D^T D x``, the Neumann ``-Delta`` on a line of ``n`` cells."""
+    n2 = float(n) * float(n)
+    for i in range(n):
+        v = 0.0
+        if i > 0:
+            v += x[i] - x[i - 1]
+        if i < n - 1:
+            v -= x[i + 1] - x[i]
+        out[i] = n2 * v
+
+
+@nb.njit(**_JIT)
+def laplacian_box_2d(x, n, out):
+    """``out = (D_1^T D_1 + D_2^T D_2) x`` on an ``n x n`` box."""
+    n2 = float(n) * float(n)
+    for i in range(n):
+        for j in range(n):
+            xc = x[i, j]
+            v = 0.0
+            if i > 0:
+                v += xc - x[i - 1, j]
+            if i < n - 1:
+                v -= x[i + 1, j] - xc
+            if j > 0:
+                v += xc - x[i, j - 1]
+            if j < n - 1:
+                v -= x[i, j + 1] - xc
+            out[i, j] = n2 * v
+
+
+@nb.njit(**_JIT)
+def weighted_laplacian_pinv_box_1d(r, inv_mu, n, out):
+    """Zero-mean solution of ``D^T (mu D x) = r - mean(r)`` on a line with no-flux walls.
+
+    ``D^T q = r - mean r`` with ``q_{-1} = q_{n-1} = 0`` gives the flux
+    ``q_i = -(1/n) sum_{j<=i} (r_j - mean r)``; then ``x_{i+1} = x_i + q_i / (n mu_i)``.
+    """
+    mean_r = 0.0
+    for i in range(n):
+        mean_r += r[i]
+    mean_r /= n
+    q = 0.0
+    x = 0.0
+    total = 0.0
+    out[0] = 0.0
+    for i in range(n - 1):
+        q -= (r[i] - mean_r) / n
+        x += q * inv_mu[i] / n
+        out[i + 1] = x
+        total += x
+    total /= n
+    for i in range(n):
+        out[i] -= total
+
+
+@nb.njit(**_JIT)
+def cg_update_box(x, res, d, ld, mu, n, rz, scale, t, inv_rho):
+    """:func:`densflow.kernels.cg.cg_update` with the box stencil."""
+    curvature = weighted_laplacian_box_2d(d, mu, n, ld)
+    alpha = rz / curvature
+    rr = 0.0
+    for i in range(n):
+        for j in range(n):
+            x[i, j] += alpha * d[i, j]
+            r = res[i, j] - alpha * ld[i, j]
+            res[i, j] = r
+            rr += r * r
+            t[i, j] = scale[i, j] * r * inv_rho
+    return rr, curvature
