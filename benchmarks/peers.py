@@ -63,6 +63,7 @@ from scipy.optimize import Bounds, minimize  # noqa: E402
 import densflow as df  # noqa: E402
 from densflow.core.operators import dot, laplacian, laplacian_symbol  # noqa: E402
 from _tables import print_rst_table  # noqa: E402  (benchmarks/ is on sys.path as a script)
+import _potential_peers as PP  # noqa: E402
 
 TOL = 1e-12
 
@@ -198,7 +199,7 @@ def _sum(a):
 
 def run_densflow(E, p0, caps, time_cap, **kw):
     """``df.solve`` with the time cap as a callback; ``kw`` are solve's keywords."""
-    newton = kw.get("method") == "newton"
+    newton = kw.get("method") in ("newton", "newton_potential") or kw.get("method") is None
     clock = _Clock(time_cap)
     try:
         res = df.solve(E, p0, tol=TOL, max_iter=caps["newton"] if newton else caps["first"],
@@ -216,6 +217,17 @@ def run_densflow(E, p0, caps, time_cap, **kw):
     return _outcome(res.n_iter, res.p, elapsed, note, extra=extra,
                     hvp=_sum(getattr(res, "hessian_products", None)) if newton else None,
                     cg=_sum(getattr(res, "cg_iterations", None)) if newton else None)
+
+
+def run_potential_densflow(E, p0, caps, time_cap, preconditioner):
+    """``method="newton_potential"`` with one linear solver ("n/a" where it does not
+    apply: no H⁻¹ term, or ``direct`` outside 1D)."""
+    from densflow.potential_newton import PotentialNewton, applies
+    if not applies(E) or (preconditioner == "direct" and E.grid.dim != 1):
+        return None
+    out = run_densflow(E, p0, caps, time_cap, method="newton_potential",
+                       newton=PotentialNewton(preconditioner=preconditioner))
+    return out
 
 
 def run_gradient(E, p0, caps, time_cap):
@@ -503,8 +515,33 @@ def run_mirror(E, p0, caps, time_cap, t0=1e3, c1=1e-4, grow=2.0):
     return _outcome(k, st.p, elapsed, note)
 
 
+# ------------------------------------------------------------------ the potential peers
+def run_potential_peer(E, p0, caps, time_cap, forcing_max=1e-2):
+    """Newton–CG on the potential (:func:`_potential_peers.potential_newton_cg`); "n/a"
+    without an H⁻¹ term."""
+    a1, a2, a3, _ = _terms(E)
+    if not a1:
+        return None
+    clock = _Clock(time_cap)
+    with np.errstate(all="ignore"):
+        p, k, hv, note = PP.potential_newton_cg((a1, a2, a3), E.mu, p0, TOL, caps["newton"],
+                                                clock.over, forcing_max=forcing_max)
+    return _outcome(k, p, clock.elapsed(), note, hvp=hv, cg=hv)
+
+
+def run_banded_peer(E, p0, caps, time_cap):
+    """Banded Newton (:func:`_potential_peers.banded_newton_1d`); "n/a" in 2D."""
+    if E.grid.dim != 1:
+        return None
+    clock = _Clock(time_cap)
+    with np.errstate(all="ignore"):
+        p, k, note = PP.banded_newton_1d(E, p0, TOL, caps["newton"], clock.over)
+    return _outcome(k, p, clock.elapsed(), note)
+
+
 # ------------------------------------------------------------------------------- methods
 NEWTON_METRICS = ("combined", "wasserstein", "fisher_rao", "mahalanobis")
+POTENTIAL_SOLVERS = ("direct", "fourier", "metric")
 
 
 def methods(args):
@@ -515,11 +552,19 @@ def methods(args):
     for m in NEWTON_METRICS:
         out.append((f"densflow newton/{m}", "densflow",
                     partial(run_densflow, metric=m, method="newton")))
+    for k in POTENTIAL_SOLVERS:
+        out.append((f"densflow newton_potential/{k}", "densflow",
+                    partial(run_potential_densflow, preconditioner=k)))
     out += [("L-BFGS-B softmax", "peer", partial(run_lbfgs, form="softmax")),
             ("L-BFGS-B normalised", "peer", partial(run_lbfgs, form="normalised")),
             ("Newton-CG Fourier" + ("" if args.nk_precond == "scaled" else " (plain)"), "peer",
              partial(run_newton_cg, scaled=args.nk_precond == "scaled")),
-            ("mirror descent", "peer", run_mirror)]
+            ("mirror descent", "peer", run_mirror),
+            ("Newton-CG potential", "peer", run_potential_peer),
+            ("banded Newton (1D)", "peer", run_banded_peer)]
+    if args.methods:
+        keep = [m.strip() for m in args.methods.split(",")]
+        out = [o for o in out if o[1] == "default" or any(k in o[0] for k in keep)]
     return out
 
 
@@ -696,6 +741,9 @@ def main():
                     help="iteration cap of the Newton methods")
     ap.add_argument("--nk-precond", choices=("scaled", "plain"), default="scaled",
                     help="Newton-CG peer's Fourier preconditioner (see run_newton_cg)")
+    ap.add_argument("--methods", default="",
+                    help="comma-separated substrings: run only the methods whose name contains "
+                         "one of them (and the default)")
     ap.add_argument("--json", help="write all results to this JSON file")
     ap.add_argument("--plot", help="draw time to solution per problem to this PNG")
     args = ap.parse_args()
