@@ -32,7 +32,7 @@ the line search its solve (:meth:`PotentialLines.line`).
 
 *Linear solves.*
 
-* ``"direct"`` (1D, the three standard terms): the exact Hessian is a cyclic band of
+* ``"direct"`` (1D, the three standard terms, up to :data:`DIRECT_MAX_N` points): the exact Hessian is a cyclic band of
   half-width 3; banded Cholesky with a Woodbury correction for the corners and the
   constants (:func:`densflow.kernels.potential.cyclic_band_solve`), :math:`O(N)`.
 * ``"fourier"``: preconditioned CG with :math:`T^{-1} F T^{-1}`, :math:`T =
@@ -64,7 +64,7 @@ from .newton import Newton, NewtonStep
 from .optim.result import INNER_HISTORIES
 
 __all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
-           "applies", "choose_preconditioner"]
+           "DIRECT_MAX_N", "applies", "choose_preconditioner"]
 
 #: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
 PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
@@ -112,12 +112,20 @@ def applies(energy):
     return bool(h) and all(np.array_equal(h[0][2].solver.mu, t.solver.mu) for _, _, t in h[1:])
 
 
+#: 1D grids up to this size solve the Newton system directly. The Hessian in the
+#: potential carries :math:`L_w` twice, so its condition number grows like
+#: :math:`n^6` with a Dirichlet term; measured on the paper's 1D panels, the banded
+#: Cholesky keeps Newton's iteration counts up to n = 2048, costs an extra outer step
+#: at 4096 (weights (1, 0, 1e-4)), three at 8192 and fails its pivots at 16384.
+DIRECT_MAX_N = 2048
+
+
 def choose_preconditioner(energy):
-    """``"direct"`` in 1D when the other terms are KL and Dirichlet (the exact Hessian
-    is a band), else ``"fourier"`` (measured faster than ``"metric"``: docs
-    :ref:`newton-potential`)."""
+    """``"direct"`` in 1D up to :data:`DIRECT_MAX_N` points when the other terms are KL
+    and Dirichlet (the exact Hessian is a band), else ``"fourier"`` (measured faster
+    than ``"metric"``: docs :ref:`newton-potential`)."""
     standard = all(type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
-    if energy.grid.dim == 1 and standard and energy.grid.n >= 8:
+    if energy.grid.dim == 1 and standard and 8 <= energy.grid.n <= DIRECT_MAX_N:
         return "direct"
     return "fourier"
 
