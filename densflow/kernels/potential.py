@@ -155,19 +155,27 @@ def _cholesky_band(a, b):
 
 @nb.njit(**_JIT)
 def _cholesky_solve(c, b, x):
-    """Solve ``C C^T y = x`` in place for every column of ``x``."""
+    """Solve ``C C^T y = x`` in place for every column of ``x`` (the columns advance
+    together, so that their recurrences overlap; multiplications by the pivots'
+    inverses, no divisions)."""
     n, m = x.shape
-    for col in range(m):
-        for i in range(n):
-            s = x[i, col]
-            for k in range(max(0, i - b), i):
-                s -= c[i, i - k] * x[k, col]
-            x[i, col] = s / c[i, 0]
-        for i in range(n - 1, -1, -1):
-            s = x[i, col]
-            for k in range(i + 1, min(n, i + b + 1)):
-                s -= c[k, k - i] * x[k, col]
-            x[i, col] = s / c[i, 0]
+    inv = np.empty(n)
+    for i in range(n):
+        inv[i] = 1.0 / c[i, 0]
+    for i in range(n):
+        for k in range(max(0, i - b), i):
+            cik = c[i, i - k]
+            for col in range(m):
+                x[i, col] -= cik * x[k, col]
+        for col in range(m):
+            x[i, col] *= inv[i]
+    for i in range(n - 1, -1, -1):
+        for k in range(i + 1, min(n, i + b + 1)):
+            cki = c[k, k - i]
+            for col in range(m):
+                x[i, col] -= cki * x[k, col]
+        for col in range(m):
+            x[i, col] *= inv[i]
 
 
 @nb.njit(**_JIT)
