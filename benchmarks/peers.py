@@ -14,8 +14,12 @@ installed densflow has no ``method=``). Peers, written on the same energy object
 numpy/scipy as a user would, each in its strongest reasonable form (see the docstrings
 of :func:`run_lbfgs`, :func:`run_newton_cg` and :func:`run_mirror`):
 L-BFGS-B on a softmax parametrisation and on ``p = q/Σq`` with ``q > 0`` bounds;
-Newton-CG with exact Hessian products and a diagonally scaled Fourier preconditioner;
-entropic mirror descent with Armijo backtracking.
+Newton-CG with exact Hessian products and a diagonally scaled Fourier preconditioner,
+and unpreconditioned with a wide forcing term (0.5);
+entropic mirror descent with Armijo backtracking; Newton-CG on the potential
+(p = mu + L_mu phi) and a banded Newton in 1D, both in :mod:`_potential_peers`
+(numpy/scipy only). densflow's ``method="newton_potential"`` runs with each of its
+linear solvers ("direct", "fourier", "metric"). ``--methods`` restricts the run.
 
 How. BLAS/OpenMP are pinned to one thread before numpy is imported, scipy.fft runs on
 one worker. Per problem, every method first runs once untimed with a small iteration
