@@ -187,9 +187,9 @@ def cyclic_band_solve(h, rhs, out):
 
     With ``U = [e_0..e_{b-1}, e_{N-b}..e_{N-1}]`` the wrap-around part of ``H`` is
     ``U E U^T``, ``E = [[0, K^T], [K, 0]]``. ``B = H - U E U^T + s U U^T``,
-    ``s = 2 |K|_F``, is a plain band and positive definite (``H`` plus the positive
-    definite ``U (sI - E) U^T`` on a span that meets no constant vector's orthogonal
-    complement only), and ``H + rho 1 1^T = B - V G V^T`` with ``V = [U, 1]``,
+    ``s = 2 |K|_F``, is a plain band and positive definite (``H`` plus
+    ``U (sI - E) U^T``, which is positive definite on the span of ``U``; a vector
+    both in ``H``'s null space, the constants, and orthogonal to that span is 0), and ``H + rho 1 1^T = B - V G V^T`` with ``V = [U, 1]``,
     ``G = diag(sI - E, -rho)``: Woodbury with ``2b + 1`` columns. The constants are
     fixed by ``rho``: the solution of the regularised system has zero mean since
     ``rhs`` has.
