@@ -14,8 +14,12 @@ installed densflow has no ``method=``). Peers, written on the same energy object
 numpy/scipy as a user would, each in its strongest reasonable form (see the docstrings
 of :func:`run_lbfgs`, :func:`run_newton_cg` and :func:`run_mirror`):
 L-BFGS-B on a softmax parametrisation and on ``p = q/Σq`` with ``q > 0`` bounds;
-Newton-CG with exact Hessian products and a diagonally scaled Fourier preconditioner;
-entropic mirror descent with Armijo backtracking.
+Newton-CG with exact Hessian products and a diagonally scaled Fourier preconditioner,
+and unpreconditioned with a wide forcing term (0.5);
+entropic mirror descent with Armijo backtracking; Newton-CG on the potential
+(p = mu + L_mu phi) and a banded Newton in 1D, both in :mod:`_potential_peers`
+(numpy/scipy only). densflow's ``method="newton_potential"`` runs with each of its
+linear solvers ("direct", "fourier", "metric"). ``--methods`` restricts the run.
 
 How. BLAS/OpenMP are pinned to one thread before numpy is imported, scipy.fft runs on
 one worker. Per problem, every method first runs once untimed with a small iteration
@@ -63,6 +67,7 @@ from scipy.optimize import Bounds, minimize  # noqa: E402
 import densflow as df  # noqa: E402
 from densflow.core.operators import dot, laplacian, laplacian_symbol  # noqa: E402
 from _tables import print_rst_table  # noqa: E402  (benchmarks/ is on sys.path as a script)
+import _potential_peers as PP  # noqa: E402
 
 TOL = 1e-12
 
@@ -198,7 +203,7 @@ def _sum(a):
 
 def run_densflow(E, p0, caps, time_cap, **kw):
     """``df.solve`` with the time cap as a callback; ``kw`` are solve's keywords."""
-    newton = kw.get("method") == "newton"
+    newton = kw.get("method") in ("newton", "newton_potential") or kw.get("method") is None
     clock = _Clock(time_cap)
     try:
         res = df.solve(E, p0, tol=TOL, max_iter=caps["newton"] if newton else caps["first"],
@@ -216,6 +221,17 @@ def run_densflow(E, p0, caps, time_cap, **kw):
     return _outcome(res.n_iter, res.p, elapsed, note, extra=extra,
                     hvp=_sum(getattr(res, "hessian_products", None)) if newton else None,
                     cg=_sum(getattr(res, "cg_iterations", None)) if newton else None)
+
+
+def run_potential_densflow(E, p0, caps, time_cap, preconditioner):
+    """``method="newton_potential"`` with one linear solver ("n/a" where it does not
+    apply: no H⁻¹ term, or ``direct`` outside 1D)."""
+    from densflow.potential_newton import PotentialNewton, applies
+    if not applies(E) or (preconditioner == "direct" and E.grid.dim != 1):
+        return None
+    out = run_densflow(E, p0, caps, time_cap, method="newton_potential",
+                       newton=PotentialNewton(preconditioner=preconditioner))
+    return out
 
 
 def run_gradient(E, p0, caps, time_cap):
@@ -364,7 +380,7 @@ def _pcg(hvp, b, prec, rtol, maxit):
 
 
 def run_newton_cg(E, p0, caps, time_cap, scaled=True, forcing_max=1e-3, c1=1e-4,
-                  cg_max=1000, boundary=0.995, tol_aware=True):
+                  cg_max=1000, boundary=0.995, tol_aware=True, precondition=True):
     r"""Inexact Newton-CG with exact Hessian products, written with numpy + scipy.fft.
 
     At :math:`p` with :math:`g = \nabla E`: PCG on the mass-zero subspace for
@@ -392,6 +408,12 @@ def run_newton_cg(E, p0, caps, time_cap, scaled=True, forcing_max=1e-3, c1=1e-4,
     :math:`p > 0`; trials in :math:`O(N)` with ``E.line``. If no step is accepted, one
     try along the preconditioned gradient, else the run stops. The state is
     re-evaluated from the density every 5 steps and before convergence is declared.
+
+    ``precondition=False`` (with a wide ``forcing_max = 0.5``): plain CG on the
+    mass-zero subspace. Without an H⁻¹ term the Hessian :math:`\alpha_2/p + \alpha_3 A`
+    is well conditioned on the paper's grids (2D 64², weights (0, 3e-4, 1e-4), near μ:
+    :math:`\alpha_2/p` between about 0.6 and 4.2, :math:`\alpha_3\hat A` at most 3.3),
+    so CG needs a few products per step, each a stencil and no transform.
     """
     a1, a2, a3, solver = _terms(E)
     n = E.grid.n
@@ -426,7 +448,8 @@ def run_newton_cg(E, p0, caps, time_cap, scaled=True, forcing_max=1e-3, c1=1e-4,
             out -= out.mean()
             return out
 
-        prec = _fourier_preconditioner(E, p, a1, a2, a3, scaled)
+        prec = (_fourier_preconditioner(E, p, a1, a2, a3, scaled) if precondition
+                else (lambda r: r - r.mean()))
         d, its = _pcg(hvp, -(g - g.mean()), prec, eta, cg_max)
         hv += its
         cg += its
@@ -503,8 +526,33 @@ def run_mirror(E, p0, caps, time_cap, t0=1e3, c1=1e-4, grow=2.0):
     return _outcome(k, st.p, elapsed, note)
 
 
+# ------------------------------------------------------------------ the potential peers
+def run_potential_peer(E, p0, caps, time_cap, forcing_max=1e-2):
+    """Newton–CG on the potential (:func:`_potential_peers.potential_newton_cg`); "n/a"
+    without an H⁻¹ term."""
+    a1, a2, a3, _ = _terms(E)
+    if not a1:
+        return None
+    clock = _Clock(time_cap)
+    with np.errstate(all="ignore"):
+        p, k, hv, note = PP.potential_newton_cg((a1, a2, a3), E.mu, p0, TOL, caps["newton"],
+                                                clock.over, forcing_max=forcing_max)
+    return _outcome(k, p, clock.elapsed(), note, hvp=hv, cg=hv)
+
+
+def run_banded_peer(E, p0, caps, time_cap):
+    """Banded Newton (:func:`_potential_peers.banded_newton_1d`); "n/a" in 2D."""
+    if E.grid.dim != 1:
+        return None
+    clock = _Clock(time_cap)
+    with np.errstate(all="ignore"):
+        p, k, note = PP.banded_newton_1d(E, p0, TOL, caps["newton"], clock.over)
+    return _outcome(k, p, clock.elapsed(), note)
+
+
 # ------------------------------------------------------------------------------- methods
 NEWTON_METRICS = ("combined", "wasserstein", "fisher_rao", "mahalanobis")
+POTENTIAL_SOLVERS = ("direct", "fourier", "metric")
 
 
 def methods(args):
@@ -515,11 +563,21 @@ def methods(args):
     for m in NEWTON_METRICS:
         out.append((f"densflow newton/{m}", "densflow",
                     partial(run_densflow, metric=m, method="newton")))
+    for k in POTENTIAL_SOLVERS:
+        out.append((f"densflow newton_potential/{k}", "densflow",
+                    partial(run_potential_densflow, preconditioner=k)))
     out += [("L-BFGS-B softmax", "peer", partial(run_lbfgs, form="softmax")),
             ("L-BFGS-B normalised", "peer", partial(run_lbfgs, form="normalised")),
             ("Newton-CG Fourier" + ("" if args.nk_precond == "scaled" else " (plain)"), "peer",
              partial(run_newton_cg, scaled=args.nk_precond == "scaled")),
-            ("mirror descent", "peer", run_mirror)]
+            ("Newton-CG unpreconditioned, forcing 0.5", "peer",
+             partial(run_newton_cg, precondition=False, forcing_max=0.5)),
+            ("mirror descent", "peer", run_mirror),
+            ("Newton-CG potential", "peer", run_potential_peer),
+            ("banded Newton (1D)", "peer", run_banded_peer)]
+    if args.methods:
+        keep = [m.strip() for m in args.methods.split(",")]
+        out = [o for o in out if o[1] == "default" or any(k in o[0] for k in keep)]
     return out
 
 
@@ -696,6 +754,9 @@ def main():
                     help="iteration cap of the Newton methods")
     ap.add_argument("--nk-precond", choices=("scaled", "plain"), default="scaled",
                     help="Newton-CG peer's Fourier preconditioner (see run_newton_cg)")
+    ap.add_argument("--methods", default="",
+                    help="comma-separated substrings: run only the methods whose name contains "
+                         "one of them (and the default)")
     ap.add_argument("--json", help="write all results to this JSON file")
     ap.add_argument("--plot", help="draw time to solution per problem to this PNG")
     args = ap.parse_args()

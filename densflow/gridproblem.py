@@ -3,8 +3,10 @@ r"""Grid energies as a problem kind of the descent loop (:mod:`densflow.optim.ki
 :func:`prepare` checks a grid run's arguments and binds what the loop steps with: the
 metric (:mod:`densflow.metrics`), wrapped in the :class:`~densflow.metrics.Safeguard`
 unless ``safeguard=None``, and for ``method="newton"`` the Newton–Krylov steps of
-:mod:`densflow.newton` preconditioned by it. :func:`setup_attributes` describes the run
-for its run file. Importing :mod:`densflow` registers this kind.
+:mod:`densflow.newton` preconditioned by it, for ``method="newton_potential"`` Newton's
+method in the potential (:mod:`densflow.potential_newton`), which falls back to that
+metric. :func:`setup_attributes` describes the run for its run file. Importing
+:mod:`densflow` registers this kind.
 """
 
 import numpy as np
@@ -18,14 +20,21 @@ from .optim.kinds import Bound, register
 from .optim.linesearch import Armijo
 from .optim.loop import check_loop_settings
 from .newton import Newton, NewtonStep
+from .potential_newton import PotentialLines, PotentialNewton, PotentialNewtonStep, applies as _potential_applies
 
-__all__ = ["prepare", "make_bound", "positive_density", "setup_attributes", "check_method", "METHODS", "DEFAULT_METHOD", "NEWTON_LINE_SEARCH"]
+__all__ = ["prepare", "make_bound", "positive_density", "setup_attributes", "check_method",
+           "resolve_method", "METHODS", "DEFAULT_METHOD", "NEWTON_METHODS", "NEWTON_LINE_SEARCH"]
 
-#: Methods of :func:`densflow.solve` on grid energies: the metric's natural-gradient step,
-#: or Newton–Krylov preconditioned by the metric (:mod:`densflow.newton`).
-METHODS = ("gradient", "newton")
+#: Methods of :func:`densflow.solve` on grid energies: the metric's natural-gradient step
+#: (``"gradient"``), Newton–Krylov in the density preconditioned by the metric
+#: (``"newton"``, :mod:`densflow.newton`), Newton in the potential
+#: (``"newton_potential"``, :mod:`densflow.potential_newton`; energies with an H⁻¹
+#: term), or ``"auto"``: ``"newton_potential"`` where it applies, else ``"newton"``.
+METHODS = ("auto", "gradient", "newton", "newton_potential")
+#: The second-order methods (their settings are a :class:`densflow.newton.Newton`).
+NEWTON_METHODS = ("newton", "newton_potential")
 #: The method of :func:`densflow.solve` (and of case files) unless one is chosen.
-DEFAULT_METHOD = "newton"
+DEFAULT_METHOD = "auto"
 
 #: The line search of ``method="newton"`` unless one is given: the textbook sufficient
 #: decrease constant (a full Newton step on a quadratic decreases E by exactly half
@@ -41,9 +50,18 @@ def check_method(method, newton):
         if not isinstance(newton, Newton):
             raise TypeError(f"newton must be a densflow.newton.Newton instance or None, "
                             f"got {type(newton).__name__}")
-        if method != "newton":
-            raise ValueError("newton= settings need method='newton'")
+        if method not in NEWTON_METHODS + ("auto",):
+            raise ValueError("newton= settings need method='newton', 'newton_potential' or 'auto'")
     return method
+
+
+def resolve_method(method, energy):
+    """The method ``"auto"`` stands for on ``energy``: ``"newton_potential"`` when the
+    energy has an H⁻¹ term (:func:`densflow.potential_newton.applies`), else
+    ``"newton"``; other names are returned as they are."""
+    if method != "auto":
+        return method
+    return "newton_potential" if _potential_applies(energy) else "newton"
 
 
 def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None, max_iter=1000,
@@ -56,10 +74,11 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
     energy.check_weights()
     p = energy.grid.check_density(p0, name="p0").copy()
     metric = _metrics.get(metric)
-    method = check_method(DEFAULT_METHOD if method is None else method, newton)
+    method = resolve_method(check_method(DEFAULT_METHOD if method is None else method, newton),
+                            energy)
     max_iter, line_search = check_loop_settings(
         max_iter, tol, gtol, line_search, (Armijo,),
-        default=NEWTON_LINE_SEARCH if method == "newton" else None)
+        default=NEWTON_LINE_SEARCH if method in NEWTON_METHODS else None)
     safeguard = check_safeguard(safeguard)
 
     operator = metric.bind(energy)
@@ -67,6 +86,9 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
         operator = _metrics.Safeguard(operator, energy, floor=safeguard)
     if method == "newton":
         operator = NewtonStep(energy, operator, Newton() if newton is None else newton, tol)
+    elif method == "newton_potential":
+        operator = PotentialNewtonStep(energy, operator, PotentialNewton() if newton is None else newton,
+                                       tol)
     setup = setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search)
     return make_bound(energy, p, operator, metric.name, line_search, max_iter, setup)
 
@@ -87,7 +109,8 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
     bound metric (or its safeguard), whose ``direction(p, g)`` the loop takes, or a
     :class:`~densflow.newton.NewtonStep`, whose fallback, first trial step and inner
     counts the loop uses too."""
-    bound = Bound(problem=energy, x0=p, metric=metric_name, line_search=line_search,
+    problem = PotentialLines(energy, operator) if isinstance(operator, PotentialNewtonStep) else energy
+    bound = Bound(problem=problem, x0=p, metric=metric_name, line_search=line_search,
                   setup={} if setup is None else setup, reference=energy.mu,
                   failures=NUMERICAL_FAILURES, max_iter=max_iter,
                   positive=getattr(operator, "requires_positive", True),
@@ -99,6 +122,9 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
         bound.direction = operator.direction
         bound.fallback = operator.fallback
         bound.fallback_ready = lambda: operator.stats["cg_iterations"] > 0
+        if isinstance(operator, PotentialNewtonStep):
+            bound.method = "newton_potential"
+            bound.fallback_ready = operator.fallback_ready
         bound.first_step = lambda p, s, search: operator.first_step(p, s, search.eta0)
         bound.inner_counts = lambda: operator.stats
     return bound
@@ -131,9 +157,12 @@ def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search)
         attrs["metric_wavelet"] = str(params["wavelet"])
     attrs["safeguard_floor"] = float(getattr(operator, "floor", np.nan))
     newton = getattr(operator, "settings", None)  # a densflow.newton.NewtonStep
-    attrs["method"] = "gradient" if newton is None else "newton"
+    attrs["method"] = ("gradient" if newton is None else "newton_potential"
+                       if isinstance(operator, PotentialNewtonStep) else "newton")
     if newton is not None:
         attrs.update({f"newton_{key}": value for key, value in newton.params().items()})
+    if isinstance(operator, PotentialNewtonStep):
+        attrs["newton_preconditioner"] = operator.kind  # as resolved
     basis = getattr(getattr(operator, "bound", operator), "basis", None)  # resolved level
     if basis is not None:
         attrs["metric_level"] = int(basis.level)

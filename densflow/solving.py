@@ -81,14 +81,19 @@ def solve(energy, p0, metric="combined", tol=1e-12, gtol=None, max_iter=1000,
         energies without a KL term are then evaluated outside the positive orthant too
         (they are quadratics). ``None``: the paper's plain method (metric at ``p``,
         :math:`E = +\infty` outside the positive orthant for every energy).
-    method : {"newton", "gradient"} or None
-        ``None``: ``"newton"`` for grid energies (:data:`DEFAULT_METHOD`), ``"gradient"``
+    method : {"auto", "newton_potential", "newton", "gradient"} or None
+        ``None``: ``"auto"`` for grid energies (:data:`DEFAULT_METHOD`), ``"gradient"``
         for parametric problems. ``"gradient"``: the paper's step
-        :math:`s = \tilde M(p)(g - c\mathbf 1)`. ``"newton"``: Newton–Krylov steps, the
-        Newton system solved by conjugate gradients preconditioned by the metric
-        (:mod:`densflow.newton`); its line search defaults to ``Armijo(c1=1e-4)``.
+        :math:`s = \tilde M(p)(g - c\mathbf 1)`. ``"newton"``: Newton–Krylov steps in
+        the density, the Newton system solved by conjugate gradients preconditioned by
+        the metric (:mod:`densflow.newton`). ``"newton_potential"``: the same Newton
+        steps computed in the potential :math:`\varphi`, :math:`p = \mu + L_\mu\varphi`
+        (energies with an H⁻¹ term; :mod:`densflow.potential_newton`).
+        ``"auto"``: ``"newton_potential"`` where it applies, else ``"newton"``. The
+        Newton methods' line search defaults to ``Armijo(c1=1e-4)``.
     newton : densflow.newton.Newton or None
-        Settings of ``method="newton"`` (forcing, caps, boundary rule, damping).
+        Settings of the Newton methods (forcing, caps, boundary rule, damping;
+        :class:`densflow.potential_newton.PotentialNewton` adds the linear solver).
 
     Returns
     -------

@@ -166,7 +166,7 @@ def test_newton_falls_back_to_the_metric_step_when_the_line_search_fails():
 def test_method_and_settings_are_checked():
     grid = df.Grid(16, 1)
     E = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 0))
-    with pytest.raises(ValueError, match="method must be one of 'gradient', 'newton'"):
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'gradient', 'newton', 'newton_potential'"):
         df.solve(E, grid.uniform(), method="Newton-CG")
     with pytest.raises(ValueError, match="newton= settings need method='newton'"):
         df.solve(E, grid.uniform(), method="gradient", newton=Newton())

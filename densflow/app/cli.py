@@ -61,7 +61,10 @@ def _parser():
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     run.add_argument("--method", choices=METHODS,
                      help="override the case's method: 'gradient' (first-order natural "
-                          "gradient) or 'newton' (Newton-Krylov preconditioned by the metric)")
+                          "gradient), 'newton' (Newton-Krylov in the density preconditioned "
+                          "by the metric), 'newton_potential' (Newton in the potential, "
+                          "energies with an H^-1 term) or 'auto' (the default: "
+                          "newton_potential where it applies, else newton)")
 
     sweep = sub.add_parser("sweep", help="run every point of a case file's sweep on Dask")
     sweep.add_argument("case", metavar="CASE", help="case file defining 'sweep'")

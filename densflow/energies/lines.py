@@ -57,14 +57,19 @@ class EnergyLine:
     :meth:`delta` (:math:`E(p-\eta s) - E(p)`, computed as a difference so that it
     stays accurate when both values are tiny) and :meth:`state_at` cost :math:`O(N)`.
     Outside the positive orthant the energy is :math:`+\infty` (:ref:`stepping`) unless
-    ``positive=False`` and no term is (KL, porous medium).
+    ``positive=False`` and no term is (KL, porous medium). ``known`` maps the index of a
+    quadratic active term to its operator applied to ``s`` when the caller has it
+    already (Newton in the potential knows :math:`L_\mu^+ s` exactly), which saves
+    that term's solve.
     """
 
-    def __init__(self, energy, state, s, positive=True):
+    def __init__(self, energy, state, s, positive=True, known=None):
         self.energy, self.state = energy, state
         self.s = s = np.ascontiguousarray(s, dtype=float)
         self.positive = positive
-        self.lines = [(a, t.line(st, s)) for (a, t), st in zip(energy.active_terms, state.parts)]
+        known = {} if known is None else known
+        self.lines = [(a, QuadraticLine(st, s, known[j], t.center) if j in known else t.line(st, s))
+                      for j, ((a, t), st) in enumerate(zip(energy.active_terms, state.parts))]
         # a KL line is +inf outside the orthant by itself
         self._check_sign = positive and not energy._has_kl
         self._fused = energy._fused_line

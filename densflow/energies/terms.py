@@ -439,14 +439,16 @@ class Energy:
             out += a * t.hessian_product(p, v, rtol=rtol)
         return out
 
-    def line(self, state, s, positive=True):
+    def line(self, state, s, positive=True, known=None):
         """The restriction :math:`\\eta \\mapsto E(p - \\eta s)` as an :class:`EnergyLine`.
 
         With ``positive=False`` an energy without a KL or porous-medium term is evaluated
         outside the positive orthant too (its terms are defined for every ``p``); an
-        energy with one is always :math:`+\\infty` there.
+        energy with one is always :math:`+\\infty` there. ``known``: ``{index of
+        a quadratic term in active_terms: its operator applied to s}``, products the
+        caller already has (they save those terms' solves).
         """
-        return EnergyLine(self, state, s, positive=positive or self.positive_domain)
+        return EnergyLine(self, state, s, positive=positive or self.positive_domain, known=known)
 
     def __repr__(self):
         inner = " + ".join(f"{a:g} * {t.name}" for a, t in self.terms)

@@ -201,7 +201,7 @@ class RunRecord:
             for key in HISTORIES:
                 _describe(g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,),
                                            dtype=float, **_CHECKED), key)
-            if identity.get("method") == "newton":
+            if identity.get("method") in ("newton", "newton_potential"):
                 for key in INNER_HISTORIES:
                     _describe(g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(1024,),
                                                dtype=np.int64, **_CHECKED), key)

@@ -1,0 +1,322 @@
+r"""Newton's method in the potential: the default second-order method of energies with
+an :math:`H^{-1}` term (:ref:`newton-potential`).
+
+With the change of variables :math:`p = \mu + L_w\varphi` (:math:`L_w = \sum_d
+D_d^\top\operatorname{diag}(w) D_d`, :math:`w` the weight of the energy's
+:class:`~densflow.energies.HMinus1` term, :math:`w = \mu` for the paper's energies) the
+:math:`H^{-1}` term becomes the quadratic :math:`\tfrac{\alpha_1}{2}\varphi^\top
+L_w\varphi` and
+
+.. math::
+
+    \nabla_\varphi E = L_w \nabla_p E, \qquad
+    \nabla^2_\varphi E = L_w \nabla^2_p E\, L_w
+        = \alpha_1 L_w + L_w \nabla^2_p E_{\mathrm{rest}}\, L_w ,
+
+where :math:`E_{\mathrm{rest}}` is the rest of the energy (KL: :math:`\operatorname{diag}
+(\alpha_2/p)`, Dirichlet: :math:`\alpha_3 A`, any term with a Hessian product). A
+Hessian product is two weighted-Laplacian stencils around the rest's product — no
+inner :math:`L_w^+` solve, which is what each product of the Newton in :math:`p`
+(:mod:`densflow.newton`) needs in 2D. The Newton step :math:`\nabla^2_\varphi E\,
+\delta = L_w g` gives the density step :math:`s = L_w\delta` (the loop moves to
+:math:`p - t s`), which is exactly the Newton step in :math:`p` on the mass-zero
+subspace when the systems are solved exactly. Only the way the linear system is
+solved changes: the iterates, the line search and the run state stay in :math:`p`.
+
+*Nothing is carried between iterations.* The gradient :math:`\nabla_p E` comes from the
+loop's state (its :math:`H^{-1}` part :math:`L_w^+(p - \mu)` is computed once at the
+start and at every snapshot, and updated exactly along each step), so the direction is
+a function of the current density alone and a resumed run repeats the same arithmetic.
+Along the step, :math:`L_w^+ s = \delta - \bar\delta` is known exactly, which spares
+the line search its solve (:meth:`PotentialLines.line`).
+
+*Linear solves.*
+
+* ``"direct"`` (1D, the three standard terms, up to :data:`DIRECT_MAX_N` points): the exact Hessian is a cyclic band of
+  half-width 3; banded Cholesky with a Woodbury correction for the corners and the
+  constants (:func:`densflow.kernels.potential.cyclic_band_solve`), :math:`O(N)`.
+* ``"fourier"``: preconditioned CG with :math:`T^{-1} F T^{-1}`, :math:`T =
+  \operatorname{diag}(w^{1/2})`, :math:`F = (\alpha_1\hat A + \alpha_2 c_2\hat A^2 +
+  \alpha_3 c_3\hat A^3)^{-1}` (zero on the constants), :math:`c_2 =
+  \overline{w/p}`, :math:`c_3 = \bar w`, from :math:`L_w \approx T A T`.
+* ``"metric"``: preconditioned CG with the run's metric :math:`M(p)` (the wavelet
+  combined metric of Ying 2021 by default, an approximate inverse of
+  :math:`\nabla^2_p E`) transported to :math:`\varphi`: :math:`(\nabla^2_\varphi
+  E)^{-1} = L_w^+ (\nabla^2_p E)^{-1} L_w^+ \approx S M(p) S`, :math:`S = T^{-1} A^+
+  T^{-1} \approx L_w^+`.
+
+The forcing term, the Fisher–Rao damping of steps the positivity rule would cut, the
+revival of nearly empty cells by the metric's first-order step and the fallback to it
+are those of :class:`densflow.newton.NewtonStep`.
+"""
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft as sfft
+
+from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
+from .energies.terms import KL, Dirichlet, HMinus1
+from .kernels import potential as PK
+from .metrics.natural import mass_fix
+from .newton import Newton, NewtonStep
+from .optim.result import INNER_HISTORIES
+
+__all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
+           "DIRECT_MAX_N", "applies", "choose_preconditioner"]
+
+#: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
+PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
+
+
+@dataclass(frozen=True)
+class PotentialNewton(Newton):
+    """Settings of ``solve(..., method="newton_potential")``: those of
+    :class:`densflow.newton.Newton` (``inner_factor`` is unused: there is no inner
+    solve) and the linear solver.
+
+    Parameters
+    ----------
+    preconditioner : {"auto", "direct", "fourier", "metric"}
+        How the Newton system is solved (module docstring); ``"auto"``:
+        :func:`choose_preconditioner`.
+
+    ``damping_tries`` defaults to 0 here: the Fisher–Rao damping's extra solves cost
+    more than they save in the potential (2D 128², high contrast, bump start: 9 outer
+    steps with 426 Hessian products with 3 tries, 9 with 230 without).
+    """
+
+    damping_tries: int = 0
+    preconditioner: str = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.preconditioner not in PRECONDITIONERS:
+            raise ValueError(f"PotentialNewton preconditioner must be one of "
+                             f"{', '.join(map(repr, PRECONDITIONERS))}, got {self.preconditioner!r}")
+
+    def params(self):
+        return {name: (v if isinstance(v, str) else int(v) if isinstance(v, numbers.Integral)
+                       else float(v)) for name, v in vars(self).items()}
+
+
+def _hminus1_terms(energy):
+    return [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if isinstance(t, HMinus1)]
+
+
+def applies(energy):
+    """Whether the energy has an :math:`H^{-1}` term (all of them on one weight), the
+    condition of ``method="newton_potential"``."""
+    h = _hminus1_terms(energy)
+    return bool(h) and all(np.array_equal(h[0][2].solver.mu, t.solver.mu) for _, _, t in h[1:])
+
+
+#: 1D grids up to this size solve the Newton system directly. The Hessian in the
+#: potential carries :math:`L_w` twice, so its condition number grows like
+#: :math:`n^6` with a Dirichlet term; measured on the paper's 1D panels, the banded
+#: Cholesky keeps Newton's iteration counts up to n = 2048, costs an extra outer step
+#: at 4096 (weights (1, 0, 1e-4)), three at 8192 and fails its pivots at 16384.
+DIRECT_MAX_N = 2048
+
+
+def choose_preconditioner(energy):
+    """``"direct"`` in 1D up to :data:`DIRECT_MAX_N` points when the other terms are KL
+    and Dirichlet (the exact Hessian is a band), else ``"fourier"`` (measured faster
+    than ``"metric"``: docs :ref:`newton-potential`)."""
+    standard = all(type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
+    if energy.grid.dim == 1 and standard and 8 <= energy.grid.n <= DIRECT_MAX_N:
+        return "direct"
+    return "fourier"
+
+
+class PotentialNewtonStep(NewtonStep):
+    """Newton directions computed in the potential (see the module docstring).
+
+    Parameters are those of :class:`densflow.newton.NewtonStep`; ``settings`` may be a
+    :class:`PotentialNewton` (a plain :class:`~densflow.newton.Newton` means
+    ``preconditioner="auto"``). After each :meth:`direction`, :attr:`stats` holds the
+    step's CG iterations, Hessian products (a direct solve counts one, for the
+    Hessian it forms) and 0 inner iterations.
+    """
+
+    def __init__(self, energy, preconditioning, settings, tol=None):
+        if not applies(energy):
+            raise ValueError("method='newton_potential' needs an energy with an HMinus1 term "
+                             "(several on one weight μ); use method='newton'")
+        super().__init__(energy, preconditioning, settings, tol)
+        self._fused = False
+        h = _hminus1_terms(energy)
+        self.h_index = tuple(j for j, _, _ in h)
+        self.a1 = float(sum(a for _, a, _ in h))
+        grid = energy.grid
+        self.n, self.dim = grid.n, grid.dim
+        self.w = np.array(h[0][2].solver.mu, dtype=float)  # writable: one numba signature
+        rest = [(a, t) for j, (a, t) in enumerate(energy.active_terms) if j not in self.h_index]
+        self.standard = all(type(t) in (KL, Dirichlet) for _, t in rest)
+        self.rest = rest
+        self.a2 = float(sum(a for a, t in rest if type(t) is KL))
+        self.a3 = float(sum(a for a, t in rest if type(t) is Dirichlet))
+        kind = getattr(settings, "preconditioner", "auto")
+        self.kind = choose_preconditioner(energy) if kind == "auto" else kind
+        if self.kind == "direct" and not (self.dim == 1 and self.standard):
+            raise ValueError("PotentialNewton preconditioner='direct' needs a 1D energy of "
+                             "HMinus1, KL and Dirichlet terms")
+        self._symbol = laplacian_symbol(self.n, self.dim)
+        self._scale = 1.0 / np.sqrt(self.w)
+        self._ones = np.ones(grid.shape)
+        self._work = [np.empty(grid.shape) for _ in range(4)]
+        self.hint = None
+
+    # -- the Hessian and its solves ---------------------------------------------------
+    def _diag(self, p, nu):
+        """The rest's diagonal :math:`(\\alpha_2 + \\nu)/p` (standard terms)."""
+        a = self.a2 + nu
+        return a / np.maximum(p, 1e-300) if a > 0 else self._ones
+
+    def hessian_product(self, p, v, nu=0.0):
+        r""":math:`\nabla^2_\varphi E\, v = \alpha_1 L_w v + L_w (\nabla^2_p E_{\rm rest}
+        + \nu\operatorname{diag}(1/p)) L_w v`; returns ``(product, v.product)``."""
+        v = np.ascontiguousarray(v, dtype=float)
+        out = np.empty_like(v)
+        if self.standard:
+            a = self.a2 + nu
+            u, au, wk, _ = self._work
+            curvature = (PK.hessian_1d if self.dim == 1 else PK.hessian_2d)(
+                v, self.w, self._diag(p, nu), a > 0, self.a1, self.a3, self.n, u, au, wk, out)
+            return out, curvature
+        u = weighted_laplacian(v, self.w, self.n)
+        mid = np.zeros_like(v)
+        for a, t in self.rest:
+            mid += a * t.hessian_product(p, u)
+        if nu > 0:
+            mid += nu * u / np.maximum(p, 1e-300)
+        out = weighted_laplacian(mid, self.w, self.n) + self.a1 * u
+        return out, dot(v, out)
+
+    def _multiplier(self, p, nu):
+        """The Fourier preconditioner's multiplier :math:`F` at ``p``."""
+        c2 = (self.a2 + nu) * float(np.mean(self.w / p)) if self.a2 + nu > 0 else 0.0
+        c3 = self.a3 * float(np.mean(self.w))
+        A = self._symbol
+        return inverse_symbol(A * (self.a1 + A * (c2 + c3 * A)))
+
+    def solve(self, p, b, gap=None, nu=0.0):
+        r"""An approximate :math:`\delta` with :math:`\nabla^2_\varphi E\,\delta = b`
+        (``b`` of zero mean), by the step's linear solver; counts go to :attr:`stats`."""
+        if self.kind == "direct":
+            band = PK.potential_hessian_band(self.w, self._diag(p, nu) if self.a2 + nu > 0
+                                             else np.zeros_like(p), self.a1, self.a3, self.n)
+            out = np.empty_like(b)
+            self.stats["hessian_products"] += 1
+            if PK.cyclic_band_solve(band, b - b.mean(), out):
+                return out
+            # a failed pivot (rounding at extreme conditioning): preconditioned CG instead
+        return self._pcg(p, b, gap, nu)
+
+    def _pcg(self, p, b, gap, nu):
+        shape = b.shape
+        axes = tuple(range(self.dim))
+        scale = self._scale
+        if self.kind == "metric":
+            inv = inverse_symbol(self._symbol)
+            metric = self.inner.preconditioner(p)
+
+            def apply(t):  # S M S, the outer scale T^-1 applied by the CG kernels
+                u = sfft.irfftn(sfft.rfftn(t, axes=axes) * inv, s=shape, axes=axes)
+                u = scale * metric(scale * u)
+                return sfft.irfftn(sfft.rfftn(u, axes=axes) * inv, s=shape, axes=axes)
+        else:
+            inv = self._multiplier(p, nu)
+
+            def apply(t):
+                return sfft.irfftn(sfft.rfftn(t, axes=axes) * inv, s=shape, axes=axes)
+        x = np.zeros(shape)
+        r = np.array(b, dtype=float)
+        r -= r.mean()
+        t = scale * r
+        d = np.empty(shape)
+        flat = (lambda a: a.reshape(-1))
+        rz = PK.cg_direction(flat(np.ascontiguousarray(apply(t))), flat(scale), flat(r), flat(d),
+                             1.0, True)
+        if not rz > 0:
+            return x
+        eta = self.forcing(rz, gap)
+        stop = eta * eta * rz
+        counts = self.stats
+        for _ in range(self.settings.cg_max_iter):
+            hd, curvature = self.hessian_product(p, d, nu)
+            counts["hessian_products"] += 1
+            counts["cg_iterations"] += 1
+            if not curvature > 0:  # only by rounding: the Hessian is positive definite
+                break
+            PK.cg_update(flat(x), flat(r), flat(d), flat(hd), rz / curvature, flat(scale), flat(t))
+            rz_new = PK.cg_direction(flat(np.ascontiguousarray(apply(t))), flat(scale), flat(r),
+                                     flat(d), rz, False)
+            if rz_new <= stop:
+                break
+            rz = rz_new
+        return x
+
+    # -- the step ---------------------------------------------------------------------
+    def _step(self, p, b, gap, nu):
+        delta = self.solve(p, b, gap, nu)
+        s = weighted_laplacian(delta, self.w, self.n)
+        return mass_fix(s), delta - delta.mean()
+
+    def direction(self, p, g, gap=None):
+        r"""The descent direction :math:`s = L_w\delta` (the loop steps to :math:`p - t s`),
+        with the safeguards of :meth:`densflow.newton.NewtonStep.direction`."""
+        self.stats = dict.fromkeys(INNER_HISTORIES, 0)
+        self.newton_direction = False
+        self.hint = None
+        if self.has_kl and p.min() * p.size < self.settings.revive_below:
+            return self.inner.direction(p, g)  # nearly empty cells: the metric's step
+        self.newton_direction = True
+        b = weighted_laplacian(g, self.w, self.n)
+        s, hs = self._step(p, b, gap, 0.0)
+        if self.has_kl:
+            alpha2, nu = self.energy.weights["fisher_rao"], 0.0
+            for _ in range(self.settings.damping_tries):
+                t_max = self.first_step(p, s, 1.0)
+                if t_max >= self.settings.damping_below:
+                    break
+                nu = (nu + alpha2) / t_max - alpha2
+                s, hs = self._step(p, b, gap, nu)
+        self.hint = (s, hs)
+        return s
+
+    def fallback(self, p, g):
+        self.hint = None
+        return super().fallback(p, g)
+
+    def fallback_ready(self):
+        """Whether the last direction was a Newton step (the loop then tries the
+        metric's step when no step along it is accepted)."""
+        return self.newton_direction and self.stats["hessian_products"] > 0
+
+
+class PotentialLines:
+    """The energy as the loop sees it under :class:`PotentialNewtonStep`: its lines
+    along the step's last Newton direction take :math:`L_w^+ s` from the step instead
+    of solving for it; everything else is the energy's."""
+
+    def __init__(self, energy, step):
+        self.energy, self.step = energy, step
+
+    def __getattr__(self, name):
+        return getattr(self.energy, name)
+
+    def evaluate(self, p):
+        return self.energy.evaluate(p)
+
+    @property
+    def min_value(self):
+        return self.energy.min_value
+
+    def line(self, state, s, positive=True):
+        hint = self.step.hint
+        known = None
+        if hint is not None and hint[0] is s:
+            known = {j: hint[1] for j in self.step.h_index}
+        return self.energy.line(state, s, positive=positive, known=known)
