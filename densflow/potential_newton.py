@@ -107,7 +107,10 @@ def _hminus1_terms(energy):
 
 def applies(energy):
     """Whether the energy has an :math:`H^{-1}` term (all of them on one weight), the
-    condition of ``method="newton_potential"``."""
+    condition of ``method="newton_potential"``, on a periodic grid (its stencils and
+    Fourier preconditioner are the torus's)."""
+    if getattr(energy.grid, "boundary", "periodic") != "periodic":
+        return False
     h = _hminus1_terms(energy)
     return bool(h) and all(np.array_equal(h[0][2].solver.mu, t.solver.mu) for _, _, t in h[1:])
 
