@@ -71,6 +71,9 @@ class Interaction(_Quadratic):
 
     def __init__(self, grid, W):
         super().__init__(grid)
+        if getattr(grid, "boundary", "periodic") != "periodic":
+            raise ValueError(f"Interaction needs a periodic grid; on a {grid.boundary} box the "
+                             "convolution over unwrapped displacements is not implemented yet")
         w = grid_field(grid, W, displacements(grid), "W")
         scale = float(np.max(np.abs(w))) if w.size else 0.0
         for axis in range(grid.dim):

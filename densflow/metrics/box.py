@@ -84,7 +84,7 @@ def bind_mahalanobis(metric, energy):
 def bind_combined(metric, energy):
     """The combined metric of ``energy``'s box (reflected basis, symmetrising projection)."""
     basis = reflected_basis(energy.grid, metric.wavelet, metric.level)
-    return _BoundCombinedBox(_BoundCombined(basis, energy.weights), energy.grid.dim)
+    return _BoundCombinedBox(_BoundCombined(basis, energy), energy.grid.dim)
 
 
 BOUNDARY_BINDERS.update({(BOUNDARY, "wasserstein"): bind_wasserstein,
