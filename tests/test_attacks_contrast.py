@@ -83,7 +83,7 @@ def test_a_run_never_returns_a_density_outside_the_positive_orthant():
     grid = df.Grid(N, 1)
     mu = contrast_mu(grid, 10)
     E = energy(grid, mu, (1, 0, 1e-4))
-    res = df.solve(E, grid.uniform(), "wasserstein", max_iter=60)
+    res = df.solve(E, grid.uniform(), "wasserstein", max_iter=60, method="newton")
     assert np.all(res.p > 0)
     assert not res.converged
     assert "the density has" in res.message and "entries <= 0" in res.message
