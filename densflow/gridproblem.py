@@ -87,9 +87,6 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
     if method == "newton":
         operator = NewtonStep(energy, operator, Newton() if newton is None else newton, tol)
     elif method == "newton_potential":
-        if not _potential_applies(energy):
-            raise ValueError("method='newton_potential' needs an energy with an H^-1 term (one "
-                             "weight for all of them) on a periodic grid; use method='newton'")
         operator = PotentialNewtonStep(energy, operator, PotentialNewton() if newton is None else newton,
                                        tol)
     setup = setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search)

@@ -146,7 +146,7 @@ class PotentialNewtonStep(NewtonStep):
     def __init__(self, energy, preconditioning, settings, tol=None):
         if not applies(energy):
             raise ValueError("method='newton_potential' needs an energy with an HMinus1 term "
-                             "(several on one weight μ); use method='newton'")
+                             "(several on one weight μ) on a periodic grid; use method='newton'")
         super().__init__(energy, preconditioning, settings, tol)
         self._fused = False
         h = _hminus1_terms(energy)

@@ -172,9 +172,9 @@ def test_potential_and_density_newton_reach_the_same_minimiser(dim, n, weights):
     E = _two_reference_energy(grid, weights)
     assert E.min_value is None and applies(E)
     p0 = grid.uniform()
-    ref = df.solve(E, p0, method="newton", gtol=1e-30, max_iter=40,
+    ref = df.solve(E, p0, method="newton", tol=None, gtol=1e-30, max_iter=40,
                    newton=df.newton.Newton(forcing_max=1e-10, cg_max_iter=5000))
-    pot = df.solve(E, p0, method="newton_potential", gtol=1e-30, max_iter=40,
+    pot = df.solve(E, p0, method="newton_potential", tol=None, gtol=1e-30, max_iter=40,
                    newton=PotentialNewton(forcing_max=1e-10, cg_max_iter=5000))
     assert pot.info["method"] == "newton_potential"
     # the first-order condition holds at both: the gradient is constant
