@@ -78,3 +78,36 @@ def test_penalty_arguments():
         ProximalPenalty("w2")
     with pytest.raises(ValueError, match="h must be > 0"):
         ProximalPenalty("rwp", h=0)
+
+
+def test_o2diagsbe_penalty_is_the_supremum_over_diagonal_quadratic_potentials():
+    # Lin et al. (2021), eqs. (8)-(9): per coordinate, the supremum over (a_i, q_i) of
+    # a_i E[δ_i] + q_i E[(x_i² - y_i²)/2] - E[(q_i y_i + a_i)²]/2, solved here as a dense
+    # 2×2 system from the raw moments; D̃² is twice the supremum (D̃² = |E δ|² for O1-SBE).
+    rng = np.random.default_rng(4)
+    B, d = 24, 3
+    y = rng.standard_normal((B, d)) * [1.0, 0.3, 2.0] + [0.5, -1.0, 0.0]
+    x = y + 0.4 * rng.standard_normal((B, d)) + 0.2 * y**2  # large, nonlinear displacement
+    total = 0.0
+    for i in range(d):
+        ell = np.array([np.mean(x[:, i] - y[:, i]), 0.5 * np.mean(x[:, i]**2 - y[:, i]**2)])
+        M = np.array([[1.0, np.mean(y[:, i])], [np.mean(y[:, i]), np.mean(y[:, i]**2)]])
+        theta = np.linalg.solve(M, ell)
+        a, q = theta
+        sup = a * ell[0] + q * ell[1] - 0.5 * np.mean((q * y[:, i] + a)**2)
+        total += 2 * sup
+    h = 0.7
+    value, _ = ProximalPenalty("o2diagsbe", h=h).value_and_grad_samples(x, y)
+    assert value * 2 * h == pytest.approx(total, rel=1e-12)
+
+
+def test_o2diagsbe_penalty_with_a_constant_coordinate_keeps_the_mean_term():
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((10, 2))
+    y[:, 1] = 3.0
+    x = y + rng.standard_normal((10, 2))
+    value, g = ProximalPenalty("o2diagsbe", h=0.5).value_and_grad_samples(x, y)
+    dbar = (x - y).mean(axis=0)
+    c = np.mean((y[:, 0] - y[:, 0].mean()) * (x[:, 0] - y[:, 0])) + 0.5 * np.mean((x[:, 0] - y[:, 0])**2)
+    assert value == pytest.approx(dbar @ dbar + c**2 / np.var(y[:, 0]), rel=1e-12)
+    assert np.all(np.isfinite(g)) and np.allclose(g[:, 1], 2 * dbar[1] / 10)

@@ -12,9 +12,20 @@ g_{\theta_k}(z_b)`, :math:`y_b = g_{\theta_k}(z_b)`:
 
 * RWP: :math:`\tilde D^2 = \frac1B\sum_b |\delta_b|^2` (seed §4.3, relaxed Wasserstein);
 * O1-SBE: :math:`\tilde D^2 = |\bar\delta|^2` (order-1 potentials);
-* O2Diag-SBE: :math:`\tilde D^2 = \sum_i \bigl[\bar\delta_i^2 +
-  \operatorname{Cov}(\delta_i, y_i)^2/\operatorname{Var}(y_i)\bigr]` (diagonal quadratic
-  potentials; the same least-squares form as :class:`densflow.parametric.metrics.O2DiagSBE`).
+* O2Diag-SBE: twice the supremum over diagonal quadratic potentials
+  :math:`\Phi(x) = \tfrac12 x^\top Q x + a^\top x` of :math:`\mathbb E[\Phi(x) - \Phi(y)]
+  - \tfrac12\mathbb E|\nabla\Phi(y)|^2` (eqs. (8)–(9)), which is, coordinate by
+  coordinate, :math:`\ell_i^\top M_i^{-1}\ell_i` with :math:`\ell_i = (\mathbb E\delta_i,
+  \tfrac12\mathbb E(x_i^2 - y_i^2))` and :math:`M_i` the moment matrix of :math:`(1, y_i)`:
+
+  .. math::
+
+      \tilde D^2 = \sum_i \Bigl[\bar\delta_i^2 + \frac{\bigl(\operatorname{Cov}(\delta_i, y_i)
+          + \tfrac12\mathbb E\,\delta_i^2\bigr)^2}{\operatorname{Var}(y_i)}\Bigr]
+
+  (batch means, biased variances). To second order in :math:`\delta` it is the
+  least-squares form of :class:`densflow.parametric.metrics.O2DiagSBE`; coordinates
+  with zero sample variance contribute the mean term only.
 
 The GAN loss is the non-saturating one: the discriminator minimises
 :math:`-\mathbb E\log\sigma(D(x)) - \mathbb E\log(1-\sigma(D(g(z))))`, the generator
@@ -84,10 +95,11 @@ class ProximalPenalty:
             d2, g = dbar @ dbar, np.broadcast_to(2 * dbar / B, x.shape)
         else:
             yc = y - y.mean(axis=0)
-            var = np.maximum(np.mean(yc * yc, axis=0), 1e-300)
-            cov = np.mean(yc * (delta - dbar), axis=0)
-            d2 = dbar @ dbar + np.sum(cov**2 / var)
-            g = 2 * dbar / B + 2 * (cov / var) * yc / B
+            var = np.mean(yc * yc, axis=0)
+            c = np.mean(yc * delta, axis=0) + 0.5 * np.mean(delta**2, axis=0)
+            slope = np.divide(c, var, out=np.zeros_like(c), where=var > 0)
+            d2 = dbar @ dbar + slope @ c
+            g = 2 * dbar / B + 2 * slope * (yc + delta) / B
         return d2 / (2 * self.h), g / (2 * self.h)
 
 

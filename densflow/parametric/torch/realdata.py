@@ -207,8 +207,10 @@ def proximal_penalty(kind, x, y):
 
     * ``"rwp"``: :math:`\frac1B\sum_b|\delta_b|^2`;
     * ``"o1sbe"``: :math:`|\bar\delta|^2`;
-    * ``"o2diagsbe"``: :math:`\sum_i \bar\delta_i^2 + \operatorname{Cov}(\delta_i, y_i)^2/
-      \operatorname{Var}(y_i)`.
+    * ``"o2diagsbe"``: :math:`\sum_i \bar\delta_i^2 + \bigl(\operatorname{Cov}(\delta_i,
+      y_i) + \tfrac12\mathbb E\,\delta_i^2\bigr)^2/\operatorname{Var}(y_i)` (twice the
+      supremum over diagonal quadratic potentials; coordinates with zero variance keep
+      the mean term only).
     """
     delta = x - y
     dbar = delta.mean(dim=0)
@@ -218,9 +220,10 @@ def proximal_penalty(kind, x, y):
         return (dbar * dbar).sum()
     if kind == "o2diagsbe":
         yc = y - y.mean(dim=0)
-        var = (yc * yc).mean(dim=0).clamp_min(1e-300)
-        cov = (yc * (delta - dbar)).mean(dim=0)
-        return (dbar * dbar).sum() + (cov * cov / var).sum()
+        var = (yc * yc).mean(dim=0)
+        c = (yc * delta).mean(dim=0) + 0.5 * (delta * delta).mean(dim=0)
+        slope = torch.where(var > 0, c / torch.where(var > 0, var, torch.ones_like(var)), torch.zeros_like(c))
+        return (dbar * dbar).sum() + (slope * c).sum()
     raise ValueError(f"penalty must be 'rwp', 'o1sbe' or 'o2diagsbe', got {kind!r}")
 
 
