@@ -1,6 +1,6 @@
 """Running a case into one HDF5 run file (used by ``densflow run`` and sweeps)."""
 
-from .case import recorded_path
+from .importing import recorded_path
 from ..io.recorder import Recorder
 from ..solving import solve
 
