@@ -14,8 +14,8 @@ from .runfile import HISTORIES, INNER_HISTORIES, READ_ERRORS, _read_run
 from .runlayout import (CHECKED, DEFAULT_RECIPES, PACKED, STATE_BYTES, describe, encode_state,
                         nbytes, now, string_array, versions)
 # names this module held before the split, still imported from here by other modules
-from .resume import SETUP_KEYS, plain as _plain, same as _same  # noqa: F401,E402
-from .runlayout import DATASET_ATTRS, decode_state, now as _now, versions as _versions  # noqa: F401,E402
+from .resume import SETUP_KEYS, plain as _plain, same as _same  # noqa: F401
+from .runlayout import DATASET_ATTRS, decode_state, now as _now, versions as _versions  # noqa: F401
 
 __all__ = ["RunRecord", "Resume", "ResumeError", "string_array"]
 
