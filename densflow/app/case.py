@@ -22,18 +22,15 @@ the runs in one HDF5 file and draws one figure panel per :class:`Panel`.
 
 The potential and a non-uniform initial density are NumPy expressions of the
 coordinates (``x`` in 1D, ``x1`` and ``x2`` in 2D), so that the run file can record
-them as text and the case can be rerun from the file alone.
+them as text and the case can be rerun from the file alone (the expression language:
+:mod:`densflow.app.expressions`; importing the file: :mod:`densflow.app.importing`).
 """
 
-import importlib.util
 import numbers
 import os
-import sys
-import traceback
 
 import numpy as np
 
-from .. import energies as _energies_free
 from ..energies import terms as _energies
 from ..metrics import natural as _metrics
 from ..core.validation import check_positive_int, check_real_or_none, check_safeguard
@@ -41,124 +38,13 @@ from ..core.grid import BOUNDARIES, Grid
 from ..gridproblem import DEFAULT_METHOD
 from ..gridproblem import check_method as _check_method
 from ..optim.linesearch import Armijo
+from .expressions import EXPRESSION_NAMES, evaluate_expression, evaluate_terms  # noqa: F401
+from .importing import CaseError, load_object, recorded_path  # noqa: F401  (re-exported)
 
 __all__ = ["Case", "Panel", "CaseError", "evaluate_expression", "load_object", "recorded_path"]
 
-#: Names available in potential and initial-density expressions (plus the coordinates).
-EXPRESSION_NAMES = {"np": np, "pi": np.pi, "e": np.e, "sin": np.sin, "cos": np.cos,
-                    "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-                    "abs": np.abs, "tanh": np.tanh, "cosh": np.cosh, "sinh": np.sinh}
-
-
-#: Names of free-energy terms in a panel's ``terms`` expression (:ref:`free-energies`):
-#: ``PorousMedium(m)``, ``Potential("V expression of x")``, ``Interaction("W expression
-#: of the displacement x")`` (``x1, x2`` in 2D), ``Entropy()`` (KL to the uniform density).
-TERM_NAMES = ("PorousMedium", "Potential", "Interaction", "Entropy")
-
-
-def evaluate_terms(expr, grid):
-    """The energy of a panel's ``terms`` expression, e.g. ``"PorousMedium(3) +
-    Potential('cos(2*pi*x)')"`` or ``"0.1 * Entropy() + Interaction('-exp(-x**2/0.08)')"``
-    (see :data:`TERM_NAMES`; ``Interaction``'s expression is evaluated on the wrapped
-    displacements, :func:`densflow.energies.interaction.displacements`)."""
-    from ..energies.interaction import displacements
-
-    if not isinstance(expr, str) or not expr.strip():
-        raise TypeError(f"Panel terms must be a non-empty expression string, got {expr!r}")
-
-    def on(values):
-        return lambda *_: values
-
-    def potential(v):
-        return _energies_free.Potential(grid, on(evaluate_expression(v, grid, name="Potential V")))
-
-    def interaction(w):
-        d = displacements(grid)
-        shifted = _Shifted(grid, d)
-        return _energies_free.Interaction(grid, on(evaluate_expression(w, shifted, name="Interaction W")))
-
-    names = {"PorousMedium": lambda m: _energies_free.PorousMedium(grid, m),
-             "Potential": potential, "Interaction": interaction,
-             "Entropy": lambda: _energies.KL(grid, grid.uniform())}
-    try:
-        energy = eval(expr, {"__builtins__": {}, **EXPRESSION_NAMES}, names)  # noqa: S307
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"Panel terms {expr!r}: {exc}") from None
-    except Exception as exc:
-        raise ValueError(f"Panel terms {expr!r} cannot be evaluated ({type(exc).__name__}: {exc}; "
-                         f"allowed names: {', '.join(TERM_NAMES)} and numbers)") from None
-    if isinstance(energy, _energies.Term):
-        energy = 1.0 * energy
-    if not isinstance(energy, _energies.Energy):
-        raise ValueError(f"Panel terms {expr!r} must be a sum of terms ({', '.join(TERM_NAMES)}), "
-                         f"got {type(energy).__name__}")
-    return energy
-
-
-class _Shifted:
-    """A grid stand-in whose coordinates are the wrapped displacements."""
-
-    def __init__(self, grid, d):
-        self.dim, self.shape, self._d = grid.dim, grid.shape, d
-
-    def coordinates(self):
-        return self._d
-
-
-def expression_names(dim, variables=None):
-    """The names an expression may use on a ``dim``-dimensional grid, as text."""
-    coords = ("x" if dim == 1 else "x1, x2") if variables is None else ", ".join(variables)
-    return f"{coords}, " + ", ".join(n for n in EXPRESSION_NAMES if n != "np") + " and np (NumPy)"
-
 _METRIC_LABELS = {"wasserstein": "Wasserstein", "fisher_rao": "Fisher–Rao",
                   "mahalanobis": "Mahalanobis", "combined": "combined"}
-
-
-class CaseError(Exception):
-    """A case file cannot be loaded; the message is one line naming the file."""
-
-
-def evaluate_expression(expr, grid, name="expression", variables=None):
-    """Evaluate a NumPy expression of the coordinates on ``grid``.
-
-    Parameters
-    ----------
-    expr : str
-        E.g. ``"sin(4*pi*x)"`` (1D) or ``"sin(4*pi*x1) * sin(4*pi*x2)"`` (2D); the
-        functions of :data:`EXPRESSION_NAMES` and ``np`` are available.
-    grid : Grid
-        The grid.
-    name : str
-        The argument's name, for error messages.
-    variables : dict or None
-        Other variables than the coordinates (name to an array of the grid's shape),
-        e.g. the displacements of an interaction kernel.
-
-    Returns
-    -------
-    ndarray
-        The finite values, of the grid's shape.
-    """
-    if not isinstance(expr, str) or not expr.strip():
-        raise TypeError(f"{name} must be a non-empty expression string, got {expr!r}")
-    what = "coordinates" if variables is None else "variables"
-    if variables is None:
-        coords = grid.coordinates()
-        variables = {"x": coords} if grid.dim == 1 else {"x1": coords[0], "x2": coords[1]}
-    where = " and ".join(variables)
-    try:
-        with np.errstate(all="ignore"):
-            values = eval(expr, {"__builtins__": {}, **EXPRESSION_NAMES}, variables)  # noqa: S307
-        if np.iscomplexobj(values):
-            raise TypeError("the expression has complex values")
-        values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
-    except Exception as exc:
-        raise ValueError(f"{name} {expr!r} cannot be evaluated on the {grid.dim}D grid "
-                         f"({type(exc).__name__}: {exc}; the {what} are {where}; "
-                         f"allowed names: {expression_names(grid.dim, variables)})") from None
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} {expr!r} is not finite everywhere on the grid")
-    return np.array(values)
 
 
 class Panel:
@@ -176,7 +62,8 @@ class Panel:
         Panel title; by default the single metrics' names joined by ``+``.
     terms : str or None
         Free-energy terms added to the panel's energy, as an expression of
-        :data:`TERM_NAMES` (:func:`evaluate_terms`), e.g. ``"0.1 * Entropy() +
+        :data:`~densflow.app.expressions.TERM_NAMES`
+        (:func:`~densflow.app.expressions.evaluate_terms`), e.g. ``"0.1 * Entropy() +
         Interaction('-exp(-x**2 / 0.08)')"``; the weights may then all be zero.
     """
 
@@ -353,84 +240,3 @@ class Case:
 
     def __repr__(self):
         return f"Case(name={self.name!r}, grid={self.grid!r}, {len(self.panels)} panels)"
-
-
-def _case_frame_line(exc, path):
-    """The line of ``path`` in the traceback of ``exc`` (deepest one), or None."""
-    target = os.path.abspath(path)
-    if isinstance(exc, SyntaxError) and exc.filename and os.path.abspath(exc.filename) == target:
-        return exc.lineno
-    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__)
-             if os.path.abspath(f.filename) == target]
-    return lines[-1] if lines else None
-
-
-def load_module(path, kind="case"):
-    """Import the Python file ``path`` as a fresh module and return ``(module, stem)``.
-
-    Raises
-    ------
-    CaseError
-        With a one-line message naming the file and the problem: the file does not
-        exist, is not a Python file or raises on import (with the line in the file).
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        what = f"is a directory, not a {kind} file" if os.path.isdir(path) else f"no such {kind} file"
-        raise CaseError(f"{path}: {what}")
-    stem = os.path.splitext(os.path.basename(path))[0]
-    module_name = f"densflow_case_{stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None:
-        raise CaseError(f"{path}: not a Python file ({kind} files end in .py)")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except SystemExit as exc:
-        line = _case_frame_line(exc, path)
-        where = f" (line {line})" if line else ""
-        raise CaseError(f"{path}{where}: calls sys.exit({exc.code!r}) on import; a {kind} "
-                        f"file must define '{kind}', not exit") from None
-    except Exception as exc:
-        line = _case_frame_line(exc, path)
-        where = f" (line {line})" if line else ""
-        msg = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-        first = msg.strip().splitlines()[0] if msg.strip() else ""
-        raise CaseError(f"{path}{where}: {type(exc).__name__} on import: {first}") from None
-    finally:
-        sys.modules.pop(module_name, None)
-    return module, stem
-
-
-def load_object(path, attr, cls):
-    """Import ``path`` and return ``(module.attr, stem)``, checking it is a ``cls``.
-
-    Raises
-    ------
-    CaseError
-        One line naming the file: as :func:`load_module`, or no (or a wrong) ``attr``.
-    """
-    module, stem = load_module(path)
-    obj = getattr(module, attr, None)
-    qualified = " or ".join(f"{c.__module__}.{c.__name__}"
-                            for c in (cls if isinstance(cls, tuple) else (cls,)))
-    if obj is None:
-        raise CaseError(f"{path}: defines no {attr} (expected a module-level "
-                        f"'{attr} = {qualified}(...)')")
-    if not isinstance(obj, cls):
-        raise CaseError(f"{path}: '{attr}' is a {type(obj).__name__}, not a {qualified}")
-    return obj, stem
-
-
-def recorded_path(path):
-    """The path of a case file as a run file records it (``case_file``).
-
-    Relative to the current directory when the file lies below it (as typed, e.g.
-    ``cases/ying2021_fig1.py``), else the file's name alone: a run file names no
-    folder of the machine it was written on (its ``case_source`` holds the text).
-    """
-    path = os.path.abspath(os.fspath(path))
-    relative = os.path.relpath(path, os.getcwd())
-    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-        return os.path.basename(path)
-    return relative.replace(os.sep, "/")

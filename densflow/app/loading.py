@@ -4,7 +4,9 @@
 
 import os
 
-from .case import Case, CaseError, Panel, evaluate_expression, load_object, recorded_path  # noqa: F401
+from .case import Case, Panel
+from .expressions import evaluate_expression
+from .importing import CaseError, load_object, recorded_path  # noqa: F401
 from .flow_case import FlowCase
 from .parametric_case import ParametricCase
 

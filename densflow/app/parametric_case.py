@@ -165,20 +165,14 @@ def _check_seeds(seeds, name):
 def run_parametric_case(case, path, resume=False, overwrite=False, progress=None, report=None):
     """Solve every (experiment, seed) of ``case`` into ``path`` (as
     :func:`densflow.app.runner.run_case` does for grid cases); returns the results."""
-    from ..io.recorder import Recorder
-    from .runner import case_file_attributes, finish_case_file
+    from .runner import case_file_attributes, finish_case_file, open_case_file
     from ..solving import solve
 
     root = {**case_file_attributes(case), "case_kind": "parametric"}
-    mode = "a" if resume else ("w" if overwrite else "x")
     results = []
     total = len(case.runs())
-    with Recorder(path, mode=mode, snapshot_every=case.snapshot_every,
-                  attrs=None if resume else root) as recorder:
-        recorded = recorder.root_attr("case_name", case.name)
-        if recorded != case.name:
-            raise ValueError(f"{path} holds case {recorded!r}, not {case.name!r}; "
-                             "use --overwrite to replace it")
+    with open_case_file(case, path, root, resume, overwrite,
+                        snapshot_every=case.snapshot_every) as recorder:
         for done, (exp, seed) in enumerate(case.runs(), start=1):
             label = f"[{done}/{total}] {exp.group}/{exp.label} seed {seed}"
             name = f"{exp.group}/{exp.label}/seed{seed}"
@@ -196,8 +190,6 @@ def run_parametric_case(case, path, resume=False, overwrite=False, progress=None
                 report(label, res, was)
         finish_case_file(recorder, root, resume, results)
     return results
-
-
 
 
 def _record_monitors(recorder, name, problem, monitor, res):

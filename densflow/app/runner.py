@@ -1,10 +1,12 @@
 """Running a case into one HDF5 run file (used by ``densflow run`` and sweeps)."""
 
-from .case import recorded_path
+import contextlib
+
+from .importing import recorded_path
 from ..io.recorder import Recorder
 from ..solving import solve
 
-__all__ = ["run_case", "case_file_attributes"]
+__all__ = ["run_case", "case_file_attributes", "open_case_file", "finish_case_file"]
 
 #: Root attribute set to 1 once every (panel, metric) run of a case is recorded.
 COMPLETE_ATTR = "case_complete"
@@ -16,6 +18,22 @@ def case_file_attributes(case):
         source = fh.read()
     return {"case_name": case.name, "case_title": case.title or case.name,
             "case_file": recorded_path(case.path), "case_source": source}
+
+
+@contextlib.contextmanager
+def open_case_file(case, path, root, resume=False, overwrite=False, **options):
+    """The :class:`~densflow.io.recorder.Recorder` of ``case``'s run file ``path``, open
+    in the block: created with the root attributes ``root`` (an existing file is refused
+    unless ``overwrite``), or with ``resume`` opened to continue, and refused
+    (``ValueError``) when it holds another case. ``options``: more arguments of the
+    ``Recorder`` (``snapshot_every``)."""
+    mode = "a" if resume else ("w" if overwrite else "x")
+    with Recorder(path, mode=mode, attrs=None if resume else root, **options) as recorder:
+        recorded = recorder.root_attr("case_name", case.name)
+        if recorded != case.name:
+            raise ValueError(f"{path} holds case {recorded!r}, not {case.name!r}; "
+                             "use --overwrite to replace it")
+        yield recorder
 
 
 def run_case(case, path, resume=False, progress=None, report=None, attrs=None, overwrite=False):
@@ -61,13 +79,8 @@ def run_case(case, path, resume=False, progress=None, report=None, attrs=None, o
     # be set up leaves no file behind
     p0 = case.initial_density()
     energies = [case.energy(panel) for panel in case.panels]
-    mode = "a" if resume else ("w" if overwrite else "x")
-    with Recorder(path, mode=mode, snapshot_every=case.snapshot_every,
-                  attrs=None if resume else root) as recorder:
-        recorded = recorder.root_attr("case_name", case.name)
-        if recorded != case.name:
-            raise ValueError(f"{path} holds case {recorded!r}, not {case.name!r}; "
-                             "use --overwrite to replace it")
+    with open_case_file(case, path, root, resume, overwrite,
+                        snapshot_every=case.snapshot_every) as recorder:
         total = sum(len(p.metrics) for p in case.panels)
         done = 0
         for i, (panel, energy) in enumerate(zip(case.panels, energies), start=1):

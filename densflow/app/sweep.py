@@ -30,7 +30,8 @@ import re
 
 import numpy as np
 
-from .case import Case, load_object
+from .case import Case
+from .importing import load_object
 from .runner import COMPLETE_ATTR
 
 __all__ = ["Sweep", "load_sweep", "run_sweep", "point_filename", "file_status"]
@@ -102,7 +103,7 @@ def point_filename(prefix, point):
 
 def load_sweep(path):
     """Import a case file and return its ``sweep`` (one-line
-    :class:`densflow.app.case.CaseError` if it has none)."""
+    :class:`densflow.app.importing.CaseError` if it has none)."""
     sweep, stem = load_object(path, "sweep", Sweep)
     sweep.name = sweep.name or stem
     sweep.path = os.fspath(path)

@@ -38,7 +38,9 @@ import numpy as np
 
 from .h5io import (FORMAT, FORMAT_VERSION, DamagedFileError, DiskFullError, FileLockedError,
                     RunFileError, Space, create_file, open_file, write_error)
-from .runrecord import SETUP_KEYS, Resume, ResumeError, RunRecord, _now, _versions, string_array
+from .resume import SETUP_KEYS, Resume, ResumeError
+from .runlayout import now, string_array, versions
+from .runrecord import RunRecord
 from .flowrecord import FlowRecord
 from .runfile import Run, RunFile, check_format, read_run_file
 
@@ -89,8 +91,8 @@ class Recorder:
         self.snapshot_every = snapshot_every
         self.flush_interval = float(flush_interval)
         self.broken = False
-        root = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": _now(),
-                **_versions(), **(attrs or {})}
+        root = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": now(),
+                **versions(), **(attrs or {})}
         if mode == "a" and os.path.exists(self.path):
             self.file = open_file(self.path, "a")
             self.space = Space(self.file, self.path)
