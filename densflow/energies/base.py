@@ -94,6 +94,14 @@ class Term:
         an inner linear solve where the term needs one)."""
         raise NotImplementedError
 
+    def change(self, state, q, log_ratio):
+        r"""``(E(q) - E(p), state at q)`` from the term's ``state`` at ``p``, with
+        ``log_ratio`` :math:`= \log(q/p)`; a term overrides it to sum the change as a
+        difference, accurate far below the rounding of :math:`E` (the exponential search
+        curves of :mod:`densflow.energies.mirror`)."""
+        new = self.evaluate(q)
+        return new.value - state.value, new
+
     # algebra -----------------------------------------------------------------------
     def __mul__(self, alpha):
         if not isinstance(alpha, numbers.Real):
@@ -147,3 +155,11 @@ class _Quadratic(Term):
     def hessian_product(self, p, v, rtol=None):
         """:math:`H v`: the Hessian of a quadratic does not depend on ``p``."""
         return self._apply(v)
+
+    def change(self, state, q, log_ratio):
+        r""":math:`\delta^\top \nabla E(p) + \tfrac12 \delta^\top H\delta`,
+        :math:`\delta = q - p` (one product with :math:`H`)."""
+        d = q - state.p
+        hd = self._apply(d)
+        delta = dot(d, state.gradient) + 0.5 * dot(d, hd)
+        return delta, State(q, state.value + delta, state.gradient + hd)

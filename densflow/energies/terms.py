@@ -125,6 +125,12 @@ class KL(Term):
     def line(self, state, s):
         return KLLine(self, state, s)
 
+    def change(self, state, q, log_ratio):
+        r""":math:`\sum_s (q_s - p_s)\log(q_s/\mu_s) + \sum_s p_s \log(q_s/p_s)`."""
+        new = self.evaluate(q)
+        p = state.p
+        return float(np.sum((q - p) * new.parts) + np.sum(p * log_ratio)), new
+
     def hessian_product(self, p, v, rtol=None):
         r""":math:`\operatorname{diag}(1/p)\, v`, with ``p`` floored at 1e-300 (for a
         subnormal ``p``, :math:`1/p` overflows)."""
