@@ -354,3 +354,81 @@ def test_case_files_take_free_energy_terms():
         Case(grid=grid, potential="0", panels=[Panel((0, 0, 0), ["combined"], terms="PorousMedium(0.5)")])
     with pytest.raises(ValueError, match="W must be even"):
         Case(grid=grid, potential="0", panels=[Panel((0, 0, 0), ["combined"], terms="Interaction('x')")])
+
+
+# --- free energies' default: diagonal preconditioner along exponential curves ---------
+
+def test_exponential_curve_changes_match_direct_differences(grid):
+    """ExponentialLine: q stays a positive probability vector, delta = E(q) - E(p) as
+    evaluated directly, and d/deta delta at 0 = -s.g (central differences)."""
+    from densflow.energies.mirror import ExponentialLine
+
+    rng = np.random.default_rng(3)
+    p = random_density(grid, rng)
+    E = 0.2 * KL(grid, grid.uniform()) + PorousMedium(grid, 2.5) + Potential(grid, potential(grid)) \
+        + Interaction(grid, gaussian(-1, 0.1))
+    st = E.evaluate(p)
+    s = p * rng.standard_normal(grid.shape)
+    s -= s.sum() * p
+    line = ExponentialLine(E, st, s)
+    for eta in (1e-3, 0.3, 1.0, 4.0):
+        q = line.state_at(eta).p
+        assert np.all(q > 0) and abs(q.sum() - 1) < 1e-14
+        direct = E.value(q) - E.value(p)
+        assert line.delta(eta) == pytest.approx(direct, rel=1e-9, abs=1e-14)
+        assert line.state_at(eta).value == pytest.approx(E.value(q), rel=1e-12)
+        assert np.allclose(line.state_at(eta).gradient, E.gradient(q), rtol=1e-10, atol=1e-12)
+    h = 1e-5
+    slope = (ExponentialLine(E, st, s).delta(h) - ExponentialLine(E, st, s).delta(-h)) / (2 * h)
+    assert slope == pytest.approx(-float(np.sum(s * st.gradient)), rel=1e-6)
+
+
+def test_hessian_diagonal_preconditioner_inverts_the_dense_diagonal(grid):
+    """Q = 1 / diag(H), the dense Hessian's diagonal (columns by differences of
+    gradients), with the attractive interaction's negative diagonal clipped at 0 and a
+    repulsive one kept; P v = Q (v - c 1) has zero sum."""
+    from densflow.metrics.diagonal import HessianDiagonal
+
+    rng = np.random.default_rng(4)
+    p = random_density(grid, rng)
+    N = grid.size
+    for sign in (-1, 1):
+        E = 0.1 * KL(grid, grid.uniform()) + 0.5 * PorousMedium(grid, 3) + Interaction(
+            grid, gaussian(sign, 0.1))
+        e = np.zeros(N)
+        diag = np.empty(N)
+        for i in range(N):
+            e[:] = 0.0
+            e[i] = 1.0
+            diag[i] = E.hessian_product(p, e.reshape(grid.shape)).ravel()[i]
+        W0 = gaussian(sign, 0.1)(*(np.zeros(1),) * grid.dim)[0]
+        expected = diag - W0 + max(0.0, W0)
+        pre = HessianDiagonal(None, E)
+        assert np.allclose(pre.diagonal(p).ravel(), expected, rtol=1e-12)
+        v = rng.standard_normal(grid.shape)
+        out = pre.preconditioner(p)(v)
+        w = 1.0 / expected.reshape(grid.shape)
+        assert np.allclose(out, w * (v - np.sum(w * v) / w.sum()), rtol=1e-12, atol=1e-300)
+        assert abs(out.sum()) <= 1e-12 * np.abs(out).sum()
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.05])
+def test_default_reaches_the_kkt_residual_on_2d_aggregation(eps):
+    """The issue's criterion max |grad E - mean grad E| <= 1e-6 in at most 20 steps, with
+    solve's defaults, on a 2D aggregation-diffusion problem whose minimiser holds cells
+    of p < 1e-14 / N; and the fixed point p = exp(-(K p)/eps) / Z holds in every cell."""
+    grid = df.Grid(32, 2)
+    sigma = 0.2
+    W = lambda d1, d2: -np.exp(-(d1**2 + d2**2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)  # noqa: E731
+    E = eps * KL(grid, grid.uniform()) + Interaction(grid, W)
+    x1, x2 = grid.coordinates()
+    p0 = np.exp(0.5 * (np.cos(2 * np.pi * x1) + np.cos(2 * np.pi * x2)))
+    kkt = []
+    r = df.solve(E, p0 / p0.sum(), tol=0.0, max_iter=20,
+                 callback=lambda k, p, *_: kkt.append(E.kkt_residual(E.evaluate(p))) or kkt[-1] <= 1e-6)
+    assert kkt[-1] <= 1e-6, kkt
+    assert r.p.min() * grid.size < 1e-14  # tails the straight Newton line reaches slowly
+    Kp = Interaction(grid, W).gradient(r.p, check=False)
+    q = np.exp(-Kp / eps)
+    q /= q.sum()
+    assert np.max(np.abs(np.log(r.p) - np.log(q))) <= 1e-6 / eps * 2

@@ -107,7 +107,7 @@ class Potential(Term):
         return PotentialLine(self, state, s)
 
     def change(self, state, q, log_ratio):
-        """:math:`(q - p)\cdot V`."""
+        r""":math:`(q - p)\cdot V`."""
         return dot(q - state.p, self.V), self.evaluate(q)
 
     def hessian_product(self, p, v, rtol=None):
