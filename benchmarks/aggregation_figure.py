@@ -45,6 +45,7 @@ def main():
     ax1.set_xlabel("x (periodic, shown on [-1/2, 1/2))")
     ax1.set_ylabel("density ρ = N p")
     ax1.set_title("1D, n = 512")
+    ax1.set_ylim(0, 1.45 * ax1.get_ylim()[1])  # room for the legend
     ax1.legend(frameon=False, fontsize=7, loc="upper left")
     axl.set_xlabel("x")
     axl.set_ylabel("ρ (log scale)")
