@@ -161,7 +161,7 @@ def _mass_fixed_root(f):
     return brentq(f, -1e3, 1e3, xtol=1e-15, rtol=1e-15, maxiter=500)
 
 
-@pytest.mark.parametrize("method", ["newton", "gradient"])
+@pytest.mark.parametrize("method", ["auto", "newton", "gradient"])
 def test_porous_medium_with_potential_reaches_its_closed_form(grid, method):
     """rho = ((m-1)/m (C - V))^(1/(m-1)) with C fixing the mass (C > max V)."""
     m = 3.0
@@ -432,3 +432,19 @@ def test_default_reaches_the_kkt_residual_on_2d_aggregation(eps):
     q = np.exp(-Kp / eps)
     q /= q.sum()
     assert np.max(np.abs(np.log(r.p) - np.log(q))) <= 1e-6 / eps * 2
+
+
+def test_the_default_on_free_energies_is_recorded_and_newton_keeps_the_metric():
+    """'auto' on a free energy: diagonal preconditioner, exponential curves (recorded in
+    the setup); method='newton' and energies with a reference measure keep the metric's
+    Newton on straight lines."""
+    from densflow.gridproblem import prepare
+
+    grid = df.Grid(32)
+    free = 0.1 * KL(grid, grid.uniform()) + Interaction(grid, gaussian(-1, 0.1))
+    setup = prepare(free, grid.uniform(), tol=1e-12).setup
+    assert setup["method"] == "newton"
+    assert setup["newton_preconditioner"] == "diagonal" and setup["newton_line"] == "exponential"
+    for energy, method in ((free, "newton"), (KL(grid, grid.gibbs(V1)), "auto")):
+        setup = prepare(energy, grid.uniform(), tol=1e-12, method=method).setup
+        assert "newton_line" not in setup and setup.get("newton_preconditioner") != "diagonal"
