@@ -22,12 +22,19 @@ the exponential curve is the same.
 import numpy as np
 
 from .core.operators import dot
+from .energies.mirror import LOG_FLOOR
 from .newton import NewtonStep
 
-__all__ = ["FreeNewtonStep", "TAIL"]
+__all__ = ["FreeNewtonStep", "TAIL", "FLOOR"]
 
 #: Cells holding less than ``TAIL / N`` get the Jacobi correction.
 TAIL = 1e-6
+
+#: Cells at most this full sit at the floor of the exponential curves
+#: (:data:`densflow.energies.mirror.LOG_FLOOR`, with margin); a step that would lower
+#: them further leaves them (an empty region of a porous-medium state: the constraint
+#: p >= 0 is active there).
+FLOOR = np.exp(-LOG_FLOOR + 10.0)
 
 
 class FreeNewtonStep(NewtonStep):
@@ -39,6 +46,10 @@ class FreeNewtonStep(NewtonStep):
         s = super().direction(p, g, gap)
         if not self.newton_direction:
             return s
+        stuck = (p <= FLOOR) & (s > 0)  # at the curves' floor and pushed down: fixed
+        if np.any(stuck):
+            s = np.where(stuck, 0.0, s)
+            s = s - s.sum() * p
         tail = p * p.size < TAIL
         if not np.any(tail):
             return s

@@ -448,3 +448,21 @@ def test_the_default_on_free_energies_is_recorded_and_newton_keeps_the_metric():
     for energy, method in ((free, "newton"), (KL(grid, grid.gibbs(V1)), "auto")):
         setup = prepare(energy, grid.uniform(), tol=1e-12, method=method).setup
         assert "newton_line" not in setup and setup.get("newton_preconditioner") != "diagonal"
+
+
+def test_exponential_curve_never_empties_a_cell():
+    """A step that would push cells below e^-700 leaves them at that floor: the energy
+    stays finite (porous medium and KL are +inf at p = 0) and the mass is 1."""
+    from densflow.energies.mirror import LOG_FLOOR, ExponentialLine
+
+    grid = df.Grid(64)
+    E = 0.1 * KL(grid, grid.uniform()) + PorousMedium(grid, 2)
+    p = grid.uniform()
+    s = np.zeros(grid.shape)
+    s[:8] = 1e3 * p[:8]  # u = 1000 in eight cells
+    s -= s.sum() * p
+    line = ExponentialLine(E, E.evaluate(p), s)
+    q = line.state_at(5.0).p
+    assert np.all(q[:8] == pytest.approx(np.exp(-LOG_FLOOR), rel=1e-12))
+    assert abs(q.sum() - 1.0) < 1e-14 and np.isfinite(line.delta(5.0))
+    assert line.delta(5.0) == pytest.approx(E.value(q) - E.value(p), rel=1e-10)

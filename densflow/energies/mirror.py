@@ -28,10 +28,10 @@ below the rounding of :math:`E` itself.
 
 import numpy as np
 
-__all__ = ["ExponentialLine", "MirrorLines"]
+__all__ = ["ExponentialLine", "MirrorLines", "LOG_FLOOR"]
 
-#: Floor of log q before normalisation (e^-700 ~ 1e-304: no cell underflows to 0;
-#: only cells below that are moved up to it).
+#: Floor of log q (e^-700 ~ 1e-304: no cell underflows to 0; a cell of a vacuum region
+#: of a porous-medium state stays there).
 LOG_FLOOR = 700.0
 
 
@@ -41,22 +41,30 @@ class ExponentialLine:
     def __init__(self, energy, state, s):
         self.energy, self.state = energy, state
         p = state.p
-        self.u = s / np.maximum(p, 1e-300)
-        self.log_p = np.log(np.maximum(p, 1e-300))
+        with np.errstate(over="ignore", divide="ignore"):
+            self.u = s / p  # (the state's p > 0)
+        self.log_p = np.log(p)
         self._cache = None
 
     def point(self, eta):
         """``(q, log(q/p))`` at ``eta``."""
         p = self.state.p
-        x = np.maximum(-eta * self.u, -LOG_FLOOR - self.log_p)  # no cell underflows
+        x = np.clip(-eta * self.u, -2 * LOG_FLOOR, LOG_FLOOR)
         if np.max(np.abs(x)) < 1.0:  # Z near 1: accurate to the rounding of its change
             log_z = np.log1p(float(np.sum(p * np.expm1(x))))
         else:
             y = self.log_p + x
             top = y.max()
             log_z = top + np.log(float(np.sum(np.exp(y - top))))
-        log_ratio = x - log_z
-        return p * np.exp(log_ratio), log_ratio
+        # no cell falls below e^-LOG_FLOOR (nor underflows to 0); the mass this adds is
+        # at most N e^-LOG_FLOOR
+        log_ratio = np.maximum(x - log_z, -LOG_FLOOR - self.log_p)
+        q = p * np.exp(log_ratio)
+        if np.max(np.abs(x)) >= 1.0:  # a long step: the exp/log rounding of Z off the mass
+            total = float(q.sum())
+            q /= total
+            log_ratio -= np.log(total)
+        return q, log_ratio
 
     def _at(self, eta):
         if self._cache is None or self._cache[0] != eta:
