@@ -12,9 +12,9 @@ Free-energy terms without a reference measure (porous medium, potential, interac
 live in :mod:`densflow.energies.porous`, :mod:`~densflow.energies.potential` and
 :mod:`~densflow.energies.interaction`.
 
-The base class :class:`Term` lives in :mod:`densflow.energies.base`, the sums
-:math:`E = \sum_k \alpha_k E_k` built by ``alpha * term`` and ``+`` (:class:`Energy`) in
-:mod:`densflow.energies.energy`; both names are re-exported here. Each term declares how
+The base class :class:`Term` and the sums :math:`E = \sum_k \alpha_k E_k` built by
+``alpha * term`` and ``+`` (:class:`Energy`) live in :mod:`densflow.energies.base`; both
+names are re-exported here. Each term declares how
 its Hessian enters the combined metric (its ``kind``, see :class:`Term`). Along a search
 line :math:`p - \eta s` the quadratic terms are exact quadratics in :math:`\eta`, so a
 line-search trial costs :math:`O(N)` (one linear solve per direction, none per trial);
@@ -24,8 +24,7 @@ see :meth:`Energy.evaluate` and :meth:`Energy.line`.
 import numpy as np
 
 from ..kernels import energy as EK
-from .base import KINDS, Term, _Quadratic
-from .energy import Energy
+from .base import KINDS, Energy, Term, _Quadratic
 from .lines import KLLine, State
 from ..core.box import laplacian_for, weighted_laplacian_solver
 
