@@ -505,3 +505,34 @@ def test_free_newton_direction_is_accurate_in_nearly_empty_cells():
         assert abs(s.sum()) <= 1e-15
         errors[step] = np.max(np.abs(-s[tail] - d_ref[tail]) / np.abs(d_ref[tail]))
     assert errors[FreeNewtonStep] <= 1e-3 and errors[NewtonStep] >= 5e-2, errors
+
+
+def test_the_free_energies_default_resumes_bit_for_bit(tmp_path):
+    """Interrupted after 3 steps and resumed from the snapshot at 2, the default's run
+    (exponential curves, diagonal preconditioner) repeats the uninterrupted one bit for
+    bit: its direction depends on the density alone."""
+    from densflow.io.recorder import Recorder
+
+    grid = df.Grid(32, 2)
+    W = lambda a, b: -np.exp(-(a * a + b * b) / (2 * 0.04)) / (2 * np.pi * 0.04)  # noqa: E731
+    E = 0.05 * KL(grid, grid.uniform()) + Interaction(grid, W)
+    x1, x2 = grid.coordinates()
+    p0 = np.exp(0.5 * (np.cos(2 * np.pi * x1) + np.cos(2 * np.pi * x2)))
+    p0 /= p0.sum()
+
+    def run(path, stop_at=None, resume=False):
+        def interrupt(k, *args):
+            if k == stop_at:
+                raise KeyboardInterrupt
+            return False
+
+        with Recorder(path, mode="a", snapshot_every=2) as rec:
+            return df.solve(E, p0, out=rec.run("run"), resume=resume, callback=interrupt)
+
+    whole = run(tmp_path / "whole.h5")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut.h5", stop_at=3)
+    resumed = run(tmp_path / "cut.h5", resume=True)
+    assert whole.converged and whole.n_iter >= 4
+    assert resumed.info["resumed_from"] == 2
+    assert np.array_equal(resumed.energies, whole.energies) and np.array_equal(resumed.p, whole.p)
