@@ -453,7 +453,8 @@ def test_the_default_on_free_energies_is_recorded_and_newton_keeps_the_metric():
     setup = prepare(free, grid.uniform(), tol=1e-12).setup
     assert setup["method"] == "newton"
     assert setup["newton_preconditioner"] == "diagonal" and setup["newton_line"] == "exponential"
-    for energy, method in ((free, "newton"), (KL(grid, grid.gibbs(V1)), "auto")):
+    two_references = KL(grid, grid.gibbs(V1)) + Dirichlet(grid, grid.uniform())
+    for energy, method in ((free, "newton"), (KL(grid, grid.gibbs(V1)), "auto"), (two_references, "auto")):
         setup = prepare(energy, grid.uniform(), tol=1e-12, method=method).setup
         assert "newton_line" not in setup and setup.get("newton_preconditioner") != "diagonal"
 
