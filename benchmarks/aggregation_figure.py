@@ -1,7 +1,9 @@
 """The figure ``plots/aggregation_diffusion.png`` (docs: Free energies): stationary states
 of the aggregation–diffusion energy ``eps * KL(uniform) + Interaction(W)``, ``W`` the
 attractive Gaussian of unit mass and width 0.2 of :mod:`free_energies`, found by
-``densflow.solve`` with its defaults (combined metric, Newton).
+``densflow.solve`` with its defaults (on a free energy: Newton preconditioned by the
+inverse Hessian diagonal along exponential curves), to the KKT residual 1e-6 or below;
+the middle panel shows the tails on a log scale.
 
 Usage::
 
@@ -27,7 +29,7 @@ def main():
     ap = argparse.ArgumentParser(description="aggregation-diffusion stationary states")
     ap.add_argument("-o", "--output", default=OUT)
     out = ap.parse_args().output
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [1.3, 1]})
+    fig, (ax1, axl, ax2) = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.3, 1.3, 1]})
     grid = df.Grid(512, 1)
     h = grid.n // 2
     x = np.roll(grid.coordinates(), h)  # the torus shown from -1/2 to 1/2 (aggregate at 0)
@@ -36,12 +38,18 @@ def main():
         E, p0 = problems(grid)[name]
         r = df.solve(E, p0)
         print(f"1D {name}: {r.n_iter} iterations, KKT residual {r.info['kkt_residual']:.1e}: {r.message}")
-        ax1.plot(x, grid.size * np.roll(r.p, h), style, color="k", label=f"ε = {name.split()[1]} ({r.n_iter} Newton steps)")
+        label = f"ε = {name.split()[1]} ({r.n_iter} Newton steps, KKT {r.info['kkt_residual']:.0e})"
+        ax1.plot(x, grid.size * np.roll(r.p, h), style, color="k", label=label)
+        axl.semilogy(x, grid.size * np.roll(r.p, h), style, color="k", label=label)
     ax1.plot(x, grid.size * np.roll(p0, h), ":", color="0.5", label="start")
     ax1.set_xlabel("x (periodic, shown on [-1/2, 1/2))")
     ax1.set_ylabel("density ρ = N p")
     ax1.set_title("1D, n = 512")
-    ax1.legend(frameon=False, fontsize=8)
+    ax1.set_ylim(0, 1.45 * ax1.get_ylim()[1])  # room for the legend
+    ax1.legend(frameon=False, fontsize=7, loc="upper left")
+    axl.set_xlabel("x")
+    axl.set_ylabel("ρ (log scale)")
+    axl.set_title("1D, the tails")
     grid = df.Grid(128, 2)
     E, p0 = problems(grid)["agg 0.1"]
     r = df.solve(E, p0)

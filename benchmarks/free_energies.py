@@ -10,6 +10,10 @@ Problems (continuum scaling, ``rho = N p``):
   unit mass and width sigma = 0.2, ``eps`` = 0.1 and 0.05, from
   ``p0 ∝ exp(cos 2 pi x / 2)`` (2D: the sum over both axes): aggregation–diffusion.
 
+``auto`` is :func:`densflow.solve`'s default (on these free energies: Newton preconditioned
+by the inverse Hessian diagonal along exponential curves, the metric for the fallback);
+``newton`` is Newton preconditioned by the metric along straight lines.
+
 For each run: outer iterations and Hessian products until the KKT residual
 ``max |grad E - mean grad E|`` first drops to ``KKT_TOL`` (checked after every step by a
 callback whose time is not counted), and the time to get there; ``-`` where it is not
@@ -122,13 +126,16 @@ def run_lbfgs(energy, p0):
     return watch.hit, None, wall if watch.hit is not None else None
 
 
-def table(sizes, repeats):
+def table(sizes, repeats, only=None):
     rows = []
     for size in sizes:
         dim, n = (1, int(size[2:])) if size.startswith("1d") else (2, int(size[2:]))
         grid = df.Grid(n, dim)
         for name, (energy, p0) in problems(grid).items():
-            runs = [(m, meth) for m in METRICS for meth in ("newton", "gradient")] + [("L-BFGS-B", "softmax")]
+            runs = ([("combined", "auto")] + [(m, meth) for m in METRICS for meth in ("newton", "gradient")]
+                    + [("L-BFGS-B", "softmax")])
+            if only:
+                runs = [r for r in runs if "/".join(r) in only]
             best = {}
             for _ in range(repeats):  # interleaved repeats
                 for metric, method in runs:
@@ -140,7 +147,7 @@ def table(sizes, repeats):
                 rows.append((size, name, metric, method, its, products, wall))
                 print(f"{size:7s} {name:9s} {metric:12s} {method:9s} "
                       f"{'-' if its is None else its:>5} {'-' if products is None else products:>7} "
-                      f"{'-' if wall is None else f'{wall:8.3f}':>8}", flush=True)
+                      f"{'-' if wall is None else f'{wall:9.4f}':>9}", flush=True)
     return rows
 
 
@@ -148,11 +155,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1d512,2d128,2d256")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated metric/method pairs, e.g. "
+                    "combined/auto,fisher_rao/newton,L-BFGS-B/softmax (default: all)")
     args = ap.parse_args()
     print(f"KKT tolerance {KKT_TOL:g}, at most {MAX_ITER} steps or {TIME_CAP:g} s; "
           "columns: size, problem, metric, method, outer iterations, Hessian products, seconds")
     with threadpool_limits(1):
-        table(args.sizes.split(","), args.repeats)
+        table(args.sizes.split(","), args.repeats, [r for r in args.only.split(",") if r])
 
 
 if __name__ == "__main__":

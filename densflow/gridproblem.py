@@ -14,12 +14,15 @@ import numpy as np
 from . import metrics as _metrics
 from .core.validation import check_safeguard
 from .energies import Energy, Term
+from .energies.mirror import MirrorLines
+from .metrics.diagonal import HessianDiagonal, applies as _diagonal_applies
 from .io.runrecord import string_array
 from .optim.failure import NUMERICAL_FAILURES
 from .optim.kinds import Bound, register
 from .optim.linesearch import Armijo
 from .optim.loop import check_loop_settings
 from .newton import Newton, NewtonStep
+from .free_newton import FreeNewtonStep
 from .potential_newton import PotentialLines, PotentialNewton, PotentialNewtonStep, applies as _potential_applies
 
 __all__ = ["prepare", "make_bound", "positive_density", "setup_attributes", "check_method",
@@ -29,7 +32,10 @@ __all__ = ["prepare", "make_bound", "positive_density", "setup_attributes", "che
 #: (``"gradient"``), Newton–Krylov in the density preconditioned by the metric
 #: (``"newton"``, :mod:`densflow.newton`), Newton in the potential
 #: (``"newton_potential"``, :mod:`densflow.potential_newton`; energies with an H⁻¹
-#: term), or ``"auto"``: ``"newton_potential"`` where it applies, else ``"newton"``.
+#: term), or ``"auto"``: ``"newton_potential"`` where it applies, else ``"newton"`` —
+#: on a free energy (:func:`densflow.metrics.diagonal.applies`) preconditioned by the
+#: inverse Hessian diagonal and stepping along exponential curves
+#: (:mod:`densflow.energies.mirror`), the metric giving the first-order fallback.
 METHODS = ("auto", "gradient", "newton", "newton_potential")
 #: The second-order methods (their settings are a :class:`densflow.newton.Newton`).
 NEWTON_METHODS = ("newton", "newton_potential")
@@ -74,6 +80,7 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
     energy.check_weights()
     p = energy.grid.check_density(p0, name="p0").copy()
     metric = _metrics.get(metric)
+    free = method in (None, "auto") and _diagonal_applies(energy)
     method = resolve_method(check_method(DEFAULT_METHOD if method is None else method, newton),
                             energy)
     max_iter, line_search = check_loop_settings(
@@ -85,7 +92,10 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
     if safeguard is not None:
         operator = _metrics.Safeguard(operator, energy, floor=safeguard)
     if method == "newton":
-        operator = NewtonStep(energy, operator, Newton() if newton is None else newton, tol)
+        step = NewtonStep
+        if free:  # free energies: diagonal preconditioner, exponential search curves
+            operator, step = HessianDiagonal(operator, energy), FreeNewtonStep
+        operator = step(energy, operator, Newton() if newton is None else newton, tol)
     elif method == "newton_potential":
         operator = PotentialNewtonStep(energy, operator, PotentialNewton() if newton is None else newton,
                                        tol)
@@ -110,6 +120,9 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
     :class:`~densflow.newton.NewtonStep`, whose fallback, first trial step and inner
     counts the loop uses too."""
     problem = PotentialLines(energy, operator) if isinstance(operator, PotentialNewtonStep) else energy
+    mirror = isinstance(getattr(operator, "inner", None), HessianDiagonal)
+    if mirror:
+        problem = MirrorLines(energy)
     bound = Bound(problem=problem, x0=p, metric=metric_name, line_search=line_search,
                   setup={} if setup is None else setup, reference=energy.mu,
                   failures=NUMERICAL_FAILURES, max_iter=max_iter,
@@ -126,6 +139,8 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
             bound.method = "newton_potential"
             bound.fallback_ready = operator.fallback_ready
         bound.first_step = lambda p, s, search: operator.first_step(p, s, search.eta0)
+        if mirror:  # the curves stay positive: no fraction-to-the-boundary cut
+            bound.first_step = lambda p, s, search: search.eta0
         bound.inner_counts = lambda: operator.stats
     return bound
 
@@ -163,6 +178,9 @@ def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search)
         attrs.update({f"newton_{key}": value for key, value in newton.params().items()})
     if isinstance(operator, PotentialNewtonStep):
         attrs["newton_preconditioner"] = operator.kind  # as resolved
+    if isinstance(getattr(operator, "inner", None), HessianDiagonal):
+        attrs["newton_preconditioner"] = HessianDiagonal.kind
+        attrs["newton_line"] = MirrorLines.kind
     basis = getattr(getattr(operator, "bound", operator), "basis", None)  # resolved level
     if basis is not None:
         attrs["metric_level"] = int(basis.level)

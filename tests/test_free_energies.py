@@ -161,7 +161,7 @@ def _mass_fixed_root(f):
     return brentq(f, -1e3, 1e3, xtol=1e-15, rtol=1e-15, maxiter=500)
 
 
-@pytest.mark.parametrize("method", ["newton", "gradient"])
+@pytest.mark.parametrize("method", ["auto", "newton", "gradient"])
 def test_porous_medium_with_potential_reaches_its_closed_form(grid, method):
     """rho = ((m-1)/m (C - V))^(1/(m-1)) with C fixing the mass (C > max V)."""
     m = 3.0
@@ -265,6 +265,14 @@ def test_preconditioned_newton_direction_matches_a_dense_solve(grid, metric):
         s = op.direction(p, g)
         assert abs(s.sum()) <= 1e-14
         assert np.max(np.abs(-s - d_ref)) <= 1e-7 * np.max(np.abs(d_ref)), (name, metric)
+        if metric == "combined":  # the free energies' default: the inverse diagonal
+            from densflow.free_newton import FreeNewtonStep
+            from densflow.metrics.diagonal import HessianDiagonal
+
+            op = FreeNewtonStep(E, HessianDiagonal(df.metrics.get(metric).bind(E), E), tight)
+            s = op.direction(p, g)
+            assert abs(s.sum()) <= 1e-14
+            assert np.max(np.abs(-s - d_ref)) <= 1e-7 * np.max(np.abs(d_ref)), (name, "diagonal")
 
 
 def test_combined_metric_uses_each_terms_declared_curvature():
@@ -354,3 +362,178 @@ def test_case_files_take_free_energy_terms():
         Case(grid=grid, potential="0", panels=[Panel((0, 0, 0), ["combined"], terms="PorousMedium(0.5)")])
     with pytest.raises(ValueError, match="W must be even"):
         Case(grid=grid, potential="0", panels=[Panel((0, 0, 0), ["combined"], terms="Interaction('x')")])
+
+
+# --- free energies' default: diagonal preconditioner along exponential curves ---------
+
+def test_exponential_curve_changes_match_direct_differences(grid):
+    """ExponentialLine: q stays a positive probability vector, delta = E(q) - E(p) as
+    evaluated directly, and d/deta delta at 0 = -s.g (central differences)."""
+    from densflow.energies.mirror import ExponentialLine
+
+    rng = np.random.default_rng(3)
+    p = random_density(grid, rng)
+    E = 0.2 * KL(grid, grid.uniform()) + PorousMedium(grid, 2.5) + Potential(grid, potential(grid)) \
+        + Interaction(grid, gaussian(-1, 0.1))
+    st = E.evaluate(p)
+    s = p * rng.standard_normal(grid.shape)
+    s -= s.sum() * p
+    line = ExponentialLine(E, st, s)
+    for eta in (1e-3, 0.3, 1.0, 4.0):
+        q = line.state_at(eta).p
+        assert np.all(q > 0) and abs(q.sum() - 1) < 1e-14
+        direct = E.value(q) - E.value(p)
+        assert line.delta(eta) == pytest.approx(direct, rel=1e-9, abs=1e-14)
+        assert line.state_at(eta).value == pytest.approx(E.value(q), rel=1e-12)
+        assert np.allclose(line.state_at(eta).gradient, E.gradient(q), rtol=1e-10, atol=1e-12)
+    h = 1e-5
+    slope = (ExponentialLine(E, st, s).delta(h) - ExponentialLine(E, st, s).delta(-h)) / (2 * h)
+    assert slope == pytest.approx(-float(np.sum(s * st.gradient)), rel=1e-6)
+
+
+def test_hessian_diagonal_preconditioner_inverts_the_dense_diagonal(grid):
+    """Q = 1 / diag(H), the dense Hessian's diagonal (columns by differences of
+    gradients), with the attractive interaction's negative diagonal clipped at 0 and a
+    repulsive one kept; P v = Q (v - c 1) has zero sum."""
+    from densflow.metrics.diagonal import HessianDiagonal
+
+    rng = np.random.default_rng(4)
+    p = random_density(grid, rng)
+    N = grid.size
+    for sign in (-1, 1):
+        E = 0.1 * KL(grid, grid.uniform()) + 0.5 * PorousMedium(grid, 3) + Interaction(
+            grid, gaussian(sign, 0.1))
+        e = np.zeros(N)
+        diag = np.empty(N)
+        for i in range(N):
+            e[:] = 0.0
+            e[i] = 1.0
+            diag[i] = E.hessian_product(p, e.reshape(grid.shape)).ravel()[i]
+        W0 = gaussian(sign, 0.1)(*(np.zeros(1),) * grid.dim)[0]
+        expected = diag - W0 + max(0.0, W0)
+        pre = HessianDiagonal(None, E)
+        assert np.allclose(pre.diagonal(p).ravel(), expected, rtol=1e-12)
+        v = rng.standard_normal(grid.shape)
+        out = pre.preconditioner(p)(v)
+        w = 1.0 / expected.reshape(grid.shape)
+        assert np.allclose(out, w * (v - np.sum(w * v) / w.sum()), rtol=1e-12, atol=1e-300)
+        assert abs(out.sum()) <= 1e-12 * np.abs(out).sum()
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.05])
+def test_default_reaches_the_kkt_residual_on_2d_aggregation(eps):
+    """The issue's criterion max |grad E - mean grad E| <= 1e-6 in at most 20 steps, with
+    solve's defaults, on a 2D aggregation-diffusion problem whose minimiser holds cells
+    of p < 1e-14 / N; and the fixed point p = exp(-(K p)/eps) / Z holds in every cell."""
+    grid = df.Grid(32, 2)
+    sigma = 0.2
+    W = lambda d1, d2: -np.exp(-(d1**2 + d2**2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)  # noqa: E731
+    E = eps * KL(grid, grid.uniform()) + Interaction(grid, W)
+    x1, x2 = grid.coordinates()
+    p0 = np.exp(0.5 * (np.cos(2 * np.pi * x1) + np.cos(2 * np.pi * x2)))
+    kkt = []
+    r = df.solve(E, p0 / p0.sum(), tol=0.0, max_iter=20,
+                 callback=lambda k, p, *_: kkt.append(E.kkt_residual(E.evaluate(p))) or kkt[-1] <= 1e-6)
+    assert kkt[-1] <= 1e-6, kkt
+    assert r.p.min() * grid.size < 1e-14  # tails the straight Newton line reaches slowly
+    Kp = Interaction(grid, W).gradient(r.p, check=False)
+    q = np.exp(-Kp / eps)
+    q /= q.sum()
+    assert np.max(np.abs(np.log(r.p) - np.log(q))) <= 1e-6 / eps * 2
+
+
+def test_the_default_on_free_energies_is_recorded_and_newton_keeps_the_metric():
+    """'auto' on a free energy: diagonal preconditioner, exponential curves (recorded in
+    the setup); method='newton' and energies with a reference measure keep the metric's
+    Newton on straight lines."""
+    from densflow.gridproblem import prepare
+
+    grid = df.Grid(32)
+    free = 0.1 * KL(grid, grid.uniform()) + Interaction(grid, gaussian(-1, 0.1))
+    setup = prepare(free, grid.uniform(), tol=1e-12).setup
+    assert setup["method"] == "newton"
+    assert setup["newton_preconditioner"] == "diagonal" and setup["newton_line"] == "exponential"
+    two_references = KL(grid, grid.gibbs(V1)) + Dirichlet(grid, grid.uniform())
+    for energy, method in ((free, "newton"), (KL(grid, grid.gibbs(V1)), "auto"), (two_references, "auto")):
+        setup = prepare(energy, grid.uniform(), tol=1e-12, method=method).setup
+        assert "newton_line" not in setup and setup.get("newton_preconditioner") != "diagonal"
+
+
+def test_exponential_curve_never_empties_a_cell():
+    """A step that would push cells below e^-700 leaves them at that floor: the energy
+    stays finite (porous medium and KL are +inf at p = 0) and the mass is 1."""
+    from densflow.energies.mirror import LOG_FLOOR, ExponentialLine
+
+    grid = df.Grid(64)
+    E = 0.1 * KL(grid, grid.uniform()) + PorousMedium(grid, 2)
+    p = grid.uniform()
+    s = np.zeros(grid.shape)
+    s[:8] = 1e3 * p[:8]  # u = 1000 in eight cells
+    s -= s.sum() * p
+    line = ExponentialLine(E, E.evaluate(p), s)
+    q = line.state_at(5.0).p
+    assert np.all(q[:8] == pytest.approx(np.exp(-LOG_FLOOR), rel=1e-12))
+    assert abs(q.sum() - 1.0) < 1e-14 and np.isfinite(line.delta(5.0))
+    assert line.delta(5.0) == pytest.approx(E.value(q) - E.value(p), rel=1e-10)
+
+
+def test_free_newton_direction_is_accurate_in_nearly_empty_cells():
+    """With the default forcing (PCG stops at a relative residual of 1e-2 in the Q-norm,
+    blind to cells of p ~ 1e-12 / N), the Jacobi correction makes the step's entries in
+    those cells (what the exponential curve reads as changes of log p) match a dense
+    KKT solve to 1e-3 relative, where the uncorrected step is off by more than 5 %."""
+    from densflow.free_newton import FreeNewtonStep
+    from densflow.metrics.diagonal import HessianDiagonal
+
+    grid = df.Grid(32)
+    N = grid.size
+    p = random_density(grid, 11)
+    tail = np.arange(N) % 5 == 0
+    p[tail] = 1e-12 / N * (1 + np.arange(tail.sum()))
+    p /= p.sum()
+    W = gaussian(1, 0.2)  # repulsive: the Hessian is positive definite
+    E = 0.05 * KL(grid, grid.uniform()) + Interaction(grid, W)
+    g = E.gradient(p)
+    H = 0.05 * np.diag(1 / p) + dense_interaction(grid, W)
+    assert np.linalg.eigvalsh(H).min() > 0
+    KKT = np.zeros((N + 1, N + 1))
+    KKT[:N, :N], KKT[:N, N], KKT[N, :N] = H, 1.0, 1.0
+    d_ref = np.linalg.solve(KKT, np.concatenate([-g, [0.0]]))[:N]
+    errors = {}
+    for step in (NewtonStep, FreeNewtonStep):
+        op = step(E, HessianDiagonal(df.metrics.get("combined").bind(E), E), Newton())
+        s = op.direction(p, g)
+        assert abs(s.sum()) <= 1e-15
+        errors[step] = np.max(np.abs(-s[tail] - d_ref[tail]) / np.abs(d_ref[tail]))
+    assert errors[FreeNewtonStep] <= 1e-3 and errors[NewtonStep] >= 5e-2, errors
+
+
+def test_the_free_energies_default_resumes_bit_for_bit(tmp_path):
+    """Interrupted after 3 steps and resumed from the snapshot at 2, the default's run
+    (exponential curves, diagonal preconditioner) repeats the uninterrupted one bit for
+    bit: its direction depends on the density alone."""
+    from densflow.io.recorder import Recorder
+
+    grid = df.Grid(32, 2)
+    W = lambda a, b: -np.exp(-(a * a + b * b) / (2 * 0.04)) / (2 * np.pi * 0.04)  # noqa: E731
+    E = 0.05 * KL(grid, grid.uniform()) + Interaction(grid, W)
+    x1, x2 = grid.coordinates()
+    p0 = np.exp(0.5 * (np.cos(2 * np.pi * x1) + np.cos(2 * np.pi * x2)))
+    p0 /= p0.sum()
+
+    def run(path, stop_at=None, resume=False):
+        def interrupt(k, *args):
+            if k == stop_at:
+                raise KeyboardInterrupt
+            return False
+
+        with Recorder(path, mode="a", snapshot_every=2) as rec:
+            return df.solve(E, p0, out=rec.run("run"), resume=resume, callback=interrupt)
+
+    whole = run(tmp_path / "whole.h5")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut.h5", stop_at=3)
+    resumed = run(tmp_path / "cut.h5", resume=True)
+    assert whole.converged and whole.n_iter >= 4
+    assert resumed.info["resumed_from"] == 2
+    assert np.array_equal(resumed.energies, whole.energies) and np.array_equal(resumed.p, whole.p)

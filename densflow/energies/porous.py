@@ -90,6 +90,12 @@ class PorousMedium(Term):
     def line(self, state, s):
         return PorousLine(self, state, s)
 
+    def change(self, state, q, log_ratio):
+        r""":math:`\frac{1}{N(m-1)}\sum_s \rho_s^m \operatorname{expm1}(m\log(q_s/p_s))`."""
+        m = self.m
+        total = np.sum(state.parts * np.expm1(m * log_ratio))
+        return float(total / (self.grid.size * (m - 1.0))), self.evaluate(q)
+
     def hessian_product(self, p, v, rtol=None):
         r""":math:`m N \rho^{m-2} v` (``p`` floored at 1e-300)."""
         N, m = self.grid.size, self.m

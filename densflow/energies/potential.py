@@ -106,6 +106,10 @@ class Potential(Term):
     def line(self, state, s):
         return PotentialLine(self, state, s)
 
+    def change(self, state, q, log_ratio):
+        r""":math:`(q - p)\cdot V`."""
+        return dot(q - state.p, self.V), self.evaluate(q)
+
     def hessian_product(self, p, v, rtol=None):
         """Zero: the term is linear."""
         return np.zeros(np.shape(v))

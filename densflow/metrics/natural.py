@@ -15,7 +15,9 @@ A last :math:`O(N)` correction removes the rounding residue of :math:`\sum_s s_s
 
 A metric object is a light, reusable description (``Combined(wavelet="db4")``); its
 :meth:`Metric.bind` prepares what depends on the energy and grid once per run and
-returns an operator whose ``direction(p, g)`` is called every iteration.
+returns an operator whose ``direction(p, g)`` is called every iteration. The rounding
+fix lives in :mod:`densflow.metrics.massfix`, the safeguard for nearly vanishing
+densities in :mod:`densflow.metrics.safeguard` (both re-exported here).
 """
 
 import numpy as np
@@ -23,47 +25,12 @@ import numpy as np
 from ..kernels import metric as MK
 from ..core.operators import apply_laplacian_pinv, dot, inverse_symbol, laplacian_symbol, weighted_laplacian
 from ..core.wavelets import cached_basis
+from .massfix import RESIDUE_SHARE, mass_fix
+from .safeguard import BlendedPreconditioner, Safeguard
 
 __all__ = ["Metric", "Wasserstein", "FisherRao", "Mahalanobis", "Combined", "Safeguard", "get", "NAMES",
-           "mass_fix"]
+           "mass_fix", "RESIDUE_SHARE", "BlendedPreconditioner", "CombinedPreconditioner"]
 
-
-def mass_fix(s, m1=None):
-    r"""Remove the rounding residue :math:`t = \sum_s s_s` of a direction.
-
-    Along ``m1`` when given (Fisher–Rao: along ``p``). Otherwise evenly, ``t/N`` per
-    entry, except that an entry smaller than that share takes only the fraction
-    ``|s_i| N / (RESIDUE_SHARE |t|)`` of it, so that it changes by about its own size at
-    most: a nearly empty cell (where the safeguarded directions are proportional to
-    ``p``) stays nearly empty. An even share there would be orders of magnitude above
-    :math:`p_i`, and positivity would then block every step. When no entry is that
-    small (every run from a density that does not nearly vanish, the paper's included)
-    the arithmetic is the even spread, bit for bit.
-    """
-    if m1 is None:
-        out = np.empty_like(s)
-        if MK.spread_residue(s, RESIDUE_SHARE, out):  # the common case, in one pass
-            return out
-    total = s.sum()
-    if total == 0.0:
-        return s
-    if m1 is None:
-        share = RESIDUE_SHARE * abs(total) / s.size
-        magnitude = np.abs(s)
-        if magnitude.min() >= share:
-            return s - total / s.size
-        m1 = np.minimum(1.0, magnitude / share)
-    denom = m1.sum()
-    if denom > 0 and np.isfinite(denom):
-        return s - (total / denom) * m1
-    return s - total / s.size
-
-
-#: An entry of a direction takes a full share of its rounding residue only above this
-#: many even shares (see :func:`mass_fix`). Measured on a σ = 0.01 bump floored at
-#: 1e-6 … 5e-324 (2D, 64², weights (1, 3e-4, 1e-4)): 838–1295 iterations with 1,
-#: 1186–3200 with 10, 1240–3315 with 1e4.
-RESIDUE_SHARE = 1.0
 
 #: 1D grids up to this size compute the combined direction in one compiled call
 #: (:func:`densflow.kernels.metric.combined_direction_1d`); measured on the 2-core
@@ -316,89 +283,6 @@ class CombinedPreconditioner:
         (MK.combined_1d if v.ndim == 1 else MK.combined_2d)(
             v, b.lo, b.hi, b.level, self.lam, self.ones, self.lam1, self.den, out)
         return out
-
-
-class BlendedPreconditioner:
-    r"""The safeguard's map :math:`v \mapsto \tilde M(v - c\mathbf 1)` with
-    :math:`\tilde M = D M D + F`, :math:`F = (I - D^2)\operatorname{diag}(p)/\alpha_2`
-    (see :class:`Safeguard`); ``operator`` applies :math:`M(p)`."""
-
-    def __init__(self, operator, d, f):
-        self.operator, self.d, self.f = operator, d, f
-        self.w = operator(d)
-        self.den = dot(d, self.w) + f.sum()
-
-    def __call__(self, v):
-        d, f = self.d, self.f
-        u = self.operator(d * v)
-        c = (dot(d, u) + dot(f, v)) / self.den
-        return d * (u - c * self.w) + f * (v - c)
-
-
-class Safeguard:
-    r"""Makes a bound metric usable on rough and nearly vanishing densities.
-
-    Let :math:`\delta = \tau / N` (``floor`` :math:`=\tau`, a fraction of the uniform
-    density). Where :math:`p \ge \delta` everywhere, the direction is exactly the
-    wrapped metric's. Otherwise:
-
-    * energies with a KL term (:math:`\alpha_2 > 0`), which keep :math:`p > 0`: the
-      metric is blended with the Fisher–Rao metric of the KL term in the cells where
-      :math:`p < \delta` (with a porous-medium term: :math:`\operatorname{diag}(p)/\alpha_2`
-      replaced by the inverse :math:`\operatorname{diag}(q)` of the Fisher–Rao-like
-      terms' Hessian, see :meth:`densflow.energies.Energy.fisher_rao_part`),
-
-      .. math::
-
-          \tilde M = D\,M(p)\,D + (I - D^2)\operatorname{diag}(p)/\alpha_2, \qquad
-          D = \operatorname{diag}(\min(1, p/\delta)),
-
-      so that in a nearly empty cell :math:`s_i \approx p_i (g_i - c)/\alpha_2`: it shrinks with
-      :math:`p_i` and the step is not throttled by positivity. (A wavelet of a coarse
-      scale spans full and empty cells alike; its diagonal entries :math:`H_1 p`,
-      :math:`H_2 p` average :math:`p` over the support and do not vanish where
-      :math:`p` does, which is what stalls the plain metric.)
-    * energies without a KL or porous-medium term are defined for every :math:`p`; the
-      solver then does not enforce positivity, and the metric's :math:`p`-dependent
-      parts are evaluated at the floored density :math:`\max(p, \delta)`.
-
-    Both :math:`\tilde M` and :math:`M(\max(p,\delta))` are symmetric positive
-    semidefinite, so the direction :math:`s = \tilde M (g - c\mathbf 1)` conserves mass
-    and has :math:`s\cdot g \ge 0` as before.
-    """
-
-    def __init__(self, bound, energy, floor=0.1):
-        if not (isinstance(floor, (int, float)) and 0 < floor <= 1):
-            raise ValueError(f"floor must be a number in (0, 1], got {floor!r}")
-        self.bound = bound
-        self.floor = float(floor)
-        self.alpha2, self.mobility = energy.fisher_rao_part()
-        self.positive_domain = energy.positive_domain
-        self.delta = self.floor / energy.grid.size
-
-    @property
-    def requires_positive(self):
-        """Whether iterates must stay in the positive orthant (energies with KL or a
-        porous-medium term)."""
-        return self.positive_domain
-
-    def preconditioner(self, p):
-        """The safeguarded map :math:`v \\mapsto \\tilde M (v - c\\mathbf 1)` (see
-        :meth:`densflow.metrics._Bound.preconditioner`), formed once for ``p``."""
-        if p.min() >= self.delta:
-            return self.bound.preconditioner(p)
-        if not self.positive_domain:
-            return self.bound.preconditioner(np.maximum(p, self.delta))
-        d = np.minimum(1.0, p / self.delta)
-        q = p if self.mobility is None else self.mobility(p)
-        return BlendedPreconditioner(self.bound.operator(p), d, (1.0 - d * d) * q / self.alpha2)
-
-    def direction(self, p, g):
-        if p.min() >= self.delta:
-            return self.bound.direction(p, g)
-        if not self.positive_domain:
-            return self.bound.direction(np.maximum(p, self.delta), g)
-        return mass_fix(self.preconditioner(p)(g))
 
 
 _REGISTRY = {
