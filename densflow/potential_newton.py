@@ -50,7 +50,6 @@ revival of nearly empty cells by the metric's first-order step and the fallback 
 are those of :class:`densflow.newton.NewtonStep`.
 """
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,15 +89,7 @@ class PotentialNewton(Newton):
     damping_tries: int = 0
     preconditioner: str = "auto"
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.preconditioner not in PRECONDITIONERS:
-            raise ValueError(f"PotentialNewton preconditioner must be one of "
-                             f"{', '.join(map(repr, PRECONDITIONERS))}, got {self.preconditioner!r}")
-
-    def params(self):
-        return {name: (v if isinstance(v, str) else int(v) if isinstance(v, numbers.Integral)
-                       else float(v)) for name, v in vars(self).items()}
+    PRECONDITIONERS = PRECONDITIONERS
 
 
 def _hminus1_terms(energy):
