@@ -52,7 +52,7 @@ def test_preconditioned_newton_direction_matches_a_dense_solve(small_problem, me
     rhs = np.concatenate([-state.gradient.ravel(), [0.0]])
     d_ref = np.linalg.solve(K, rhs)[:N].reshape(grid.shape)
     # forcing 1e-10: in 2D every product holds an inner CG residual of 1e-13
-    tight = Newton(forcing_max=1e-10, cg_max_iter=10 * N, damping_tries=0)
+    tight = Newton(forcing_max=1e-10, cg_max_iter=10 * N, damping_tries=0, preconditioner="metric")
     op = NewtonStep(E, df.metrics.get(metric).bind(E), tight)
     s = op.direction(p, state.gradient)
     assert abs(s.sum()) <= 1e-15
@@ -79,6 +79,105 @@ def test_newton_converges_quadratically():
     # and not merely linear: e_{k+1}/e_k shrinks
     linear = [err[k + 1] / err[k] for k in range(len(err) - 1)]
     assert linear[-1] < 1e-2 * linear[0], (err, linear)
+
+
+@pytest.mark.parametrize("weights", [(0, 1e-3, 1e-4), (0, 1e-3, 0), (0, 2.0, 1e-3)])
+@pytest.mark.parametrize("nu", [0.0, 0.7])
+def test_compact_newton_direction_matches_a_dense_solve(small_problem, weights, nu):
+    # KL + Dirichlet: 1D direct cyclic tridiagonal solve, 2D Jacobi-PCG, both against the
+    # dense KKT system of (H + nu diag(1/p)) d = -(g - c 1), sum d = 0
+    grid, mu = small_problem
+    E = make_energy(grid, mu, weights)
+    p = random_density(grid, 5, low=0.05, high=2.0)
+    state = E.evaluate(p)
+    a1, a2, a3 = weights
+    H = dense_hessian(grid, mu, p, weights) + nu * np.diag(1.0 / p.ravel())
+    N = grid.size
+    K = np.zeros((N + 1, N + 1))
+    K[:N, :N], K[:N, N], K[N, :N] = H, 1.0, 1.0
+    d_ref = np.linalg.solve(K, np.concatenate([-state.gradient.ravel(), [0.0]]))[:N]
+    tight = Newton(forcing_max=1e-12, cg_max_iter=10 * N, damping_tries=0)
+    op = NewtonStep(E, df.metrics.get("combined").bind(E), tight)
+    assert op.kind == "compact"
+    s = op._solve(p, state.gradient, None, None, nu)
+    assert abs(s.sum()) <= 1e-15
+    assert np.max(np.abs(-s.ravel() - d_ref)) <= 1e-9 * np.max(np.abs(d_ref))
+    if grid.dim == 1:
+        assert op.stats["hessian_products"] == 1  # one direct solve
+    else:
+        assert 1 <= op.stats["cg_iterations"] <= N
+
+
+@pytest.mark.parametrize("dim,n", [(1, 12), (2, 6)])
+def test_compact_hessian_product_matches_finite_differences_and_the_dense_matrix(dim, n):
+    from densflow.kernels import compact as CK
+
+    grid = df.Grid(n, dim)
+    mu = grid.gibbs(V1 if dim == 1 else V2)
+    a2, a3, nu = 1e-2, 3e-4, 0.3
+    E = make_energy(grid, mu, (0, a2, a3))
+    p = random_density(grid, 7)
+    v = np.random.default_rng(8).standard_normal(grid.shape)
+    v -= v.mean()
+    c = ((a2 + nu) / p).ravel()
+    out, work = np.empty(grid.size), np.empty(grid.size)
+    curvature = CK.hessian_product(v.ravel().copy(), c, a3, n, dim, work, out)
+    h = 1e-6 * p.min() / np.abs(v).max()
+    fd = (E.gradient(p + h * v, check=False) - E.gradient(p - h * v, check=False)) / (2 * h)
+    fd = (fd + nu * v / p).ravel()
+    fd -= fd.mean()
+    assert np.max(np.abs(out - fd)) <= 1e-6 * np.max(np.abs(fd))
+    dense = (dense_hessian(grid, mu, p, (0, a2 + nu, a3)) @ v.ravel())
+    dense -= dense.mean()
+    assert np.max(np.abs(out - dense)) <= 1e-12 * np.max(np.abs(dense))
+    assert curvature == pytest.approx(v.ravel() @ dense, rel=1e-12)
+
+
+@pytest.mark.parametrize("dim,n", [(1, 64), (2, 16)])
+@pytest.mark.parametrize("weights", [(0, 1e-3, 1e-4), (0, 1e-3, 0)])
+def test_compact_and_metric_newton_reach_the_same_minimiser(dim, n, weights):
+    grid = df.Grid(n, dim)
+    mu1 = grid.gibbs(V1 if dim == 1 else V2)
+    mu2 = grid.gibbs((lambda x: np.cos(2 * np.pi * x)) if dim == 1 else
+                     (lambda x1, x2: np.cos(2 * np.pi * x1) + 0.5 * np.sin(2 * np.pi * x2)))
+    a1, a2, a3 = weights
+    E = a2 * df.energies.KL(grid, mu1)
+    if a3:
+        E = E + a3 * df.energies.Dirichlet(grid, mu2)
+    p0 = grid.uniform()
+    runs = {}
+    for kind in ("compact", "metric"):
+        runs[kind] = df.solve(E, p0, method="newton", tol=None, gtol=1e-30, max_iter=40,
+                              newton=Newton(forcing_max=1e-10, cg_max_iter=5000, preconditioner=kind))
+    # a dense reference: Newton with the exact dense gradient and Hessian
+    Ds = difference_matrices(n, dim)
+    A = sum(D.T @ D for D in Ds)
+    m1, m2 = mu1.ravel(), mu2.ravel()
+    q = runs["compact"].p.ravel().copy()
+    N = grid.size
+    for _ in range(3):
+        g = a2 * (np.log(q / m1) + 1) + a3 * A @ (q - m2)
+        K = np.zeros((N + 1, N + 1))
+        K[:N, :N], K[:N, N], K[N, :N] = a2 * np.diag(1 / q) + a3 * A, 1.0, 1.0
+        q = q + np.linalg.solve(K, np.concatenate([-g, [0.0]]))[:N]
+    for kind, res in runs.items():
+        assert np.max(np.abs(res.p.ravel() - q)) <= 1e-12 * q.max(), kind
+    assert runs["compact"].hessian_products.sum() > 0
+
+
+def test_default_newton_is_compact_without_an_h_minus_1_term():
+    grid = df.Grid(16, 2)
+    mu = grid.gibbs(V2)
+    E = make_energy(grid, mu, (0, 3e-4, 1e-4))
+    assert NewtonStep(E, df.metrics.get("combined").bind(E), Newton()).kind == "compact"
+    E1 = make_energy(grid, mu, (1, 3e-4, 1e-4))
+    assert NewtonStep(E1, df.metrics.get("combined").bind(E1), Newton()).kind == "metric"
+    with pytest.raises(ValueError, match="'compact' needs an energy of KL and Dirichlet"):
+        NewtonStep(E1, df.metrics.get("combined").bind(E1), Newton(preconditioner="compact"))
+    with pytest.raises(ValueError, match="preconditioner must be one of"):
+        Newton(preconditioner="fourier")
+    res = df.solve(E, grid.uniform(), tol=1e-12)
+    assert res.converged and res.info["method"] == "newton" and E.value(res.p) <= 1e-12
 
 
 @pytest.mark.parametrize("metric", ["combined", "wasserstein", "fisher_rao", "mahalanobis"])
