@@ -50,6 +50,7 @@ revival of nearly empty cells by the metric's first-order step and the fallback 
 are those of :class:`densflow.newton.NewtonStep`.
 """
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,15 @@ class PotentialNewton(Newton):
     preconditioner : {"auto", "direct", "fourier", "metric"}
         How the Newton system is solved (module docstring); ``"auto"``:
         :func:`choose_preconditioner`.
+    forcing_cut : float
+        In (0, 1]. With a KL term, when CG meets its forcing term with an iterate whose
+        density step the fraction-to-the-boundary rule would cut, it goes on to the
+        relative residual ``forcing_cut`` (1: never). A loose step leaves out the KL
+        curvature of the cells it would empty; measured on the 2D high-contrast bump
+        start (outer steps, Hessian products): 128² 9, 230 → 5, 197; 256² 19, 664 →
+        5, 200; the paper panels are unchanged (their steps are not cut), the uniform
+        start 83 → 88 products. A fixed ``forcing_max = 1e-3`` gives the same steps
+        with 214–215 products there, but 30 % more products on the paper panels.
 
     ``damping_tries`` defaults to 0 here: the Fisher–Rao damping's extra solves cost
     more than they save in the potential (2D 128², high contrast, bump start: 9 outer
@@ -88,8 +98,15 @@ class PotentialNewton(Newton):
 
     damping_tries: int = 0
     preconditioner: str = "auto"
+    forcing_cut: float = 1e-3
 
     PRECONDITIONERS = PRECONDITIONERS
+
+    def __post_init__(self):
+        super().__post_init__()
+        v = self.forcing_cut
+        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v <= 1):
+            raise ValueError(f"PotentialNewton forcing_cut must lie in (0, 1], got {v!r}")
 
 
 def _hminus1_terms(energy):
@@ -237,6 +254,9 @@ class PotentialNewtonStep(NewtonStep):
             return x
         eta = self.forcing(rz, gap)
         stop = eta * eta * rz
+        # where the step would be cut by positivity, solve on to the tighter forcing_cut
+        cut = self.settings.forcing_cut
+        tighter = cut * cut * rz if self.has_kl and cut < eta else None
         counts = self.stats
         for _ in range(self.settings.cg_max_iter):
             hd, curvature = self.hessian_product(p, d, nu)
@@ -248,9 +268,17 @@ class PotentialNewtonStep(NewtonStep):
             rz_new = PK.cg_direction(flat(np.ascontiguousarray(apply(t))), flat(scale), flat(r),
                                      flat(d), rz, False)
             if rz_new <= stop:
-                break
+                if tighter is None or rz_new <= tighter or self._uncut(p, x):
+                    break
+                stop, tighter = tighter, None
             rz = rz_new
         return x
+
+    def _uncut(self, p, x):
+        """Whether the density step of the potential step ``x`` keeps ``p > 0`` (the
+        fraction-to-the-boundary rule leaves it whole)."""
+        s = weighted_laplacian(x, self.w, self.n)
+        return self.first_step(p, s - s.mean(), 1.0) >= 1.0
 
     # -- the step ---------------------------------------------------------------------
     def _step(self, p, b, gap, nu):
