@@ -56,7 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.newton import newton_cg_1d
+from .kernels.newton import boundary_ratio, newton_cg_1d
 from .kernels import compact as CK
 from .energies.terms import KL, Dirichlet, HMinus1
 from .metrics.natural import BlendedPreconditioner, CombinedPreconditioner, mass_fix
@@ -383,10 +383,11 @@ class NewtonStep:
         :func:`densflow.solve`'s first-order method, which empties no cell)."""
         if not (self.has_kl and self.newton_direction):
             return eta0
-        grow = s > 0
-        if not np.any(grow):
+        ratio = boundary_ratio(np.ascontiguousarray(p, dtype=float).reshape(-1),
+                               np.ascontiguousarray(s, dtype=float).reshape(-1))
+        if ratio == np.inf:  # no entry of s is positive
             return eta0
-        return min(eta0, self.settings.boundary * float(np.min(p[grow] / s[grow])))
+        return min(eta0, self.settings.boundary * ratio)
 
     def fallback(self, p, g):
         """The first-order natural-gradient direction of the preconditioning metric."""

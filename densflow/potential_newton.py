@@ -190,12 +190,21 @@ class PotentialNewtonStep(NewtonStep):
         self._ones = np.ones(grid.shape)
         self._work = [np.empty(grid.shape) for _ in range(4)]
         self.hint = None
+        self._diag_key = self._diag_value = None
 
     # -- the Hessian and its solves ---------------------------------------------------
     def _diag(self, p, nu):
-        """The rest's diagonal :math:`(\\alpha_2 + \\nu)/p` (standard terms)."""
+        """The rest's diagonal :math:`(\\alpha_2 + \\nu)/p` (standard terms), kept for
+        the last ``(p, nu)`` within one :meth:`solve` (not one per product)."""
         a = self.a2 + nu
-        return a / np.maximum(p, 1e-300) if a > 0 else self._ones
+        if a <= 0:
+            return self._ones
+        key = self._diag_key
+        if key is not None and key[0] is p and key[1] == nu:
+            return self._diag_value
+        value = a / np.maximum(p, 1e-300)
+        self._diag_key, self._diag_value = (p, nu), value
+        return value
 
     def hessian_product(self, p, v, nu=0.0):
         r""":math:`\nabla^2_\varphi E\, v = \alpha_1 L_w v + L_w (\nabla^2_p E_{\rm rest}
@@ -227,6 +236,7 @@ class PotentialNewtonStep(NewtonStep):
     def solve(self, p, b, gap=None, nu=0.0):
         r"""An approximate :math:`\delta` with :math:`\nabla^2_\varphi E\,\delta = b`
         (``b`` of zero mean), by the step's linear solver; counts go to :attr:`stats`."""
+        self._diag_key = None  # the diagonal is kept within one solve only
         if self.kind == "direct":
             band = PK.potential_hessian_band(self.w, self._diag(p, nu) if self.a2 + nu > 0
                                              else np.zeros_like(p), self.a1, self.a3, self.n)
