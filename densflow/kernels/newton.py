@@ -115,3 +115,14 @@ def boundary_ratio(p, s):
             if r < best:
                 best = r
     return best
+
+
+@nb.njit(**_JIT)
+def step_ratio(p, s):
+    """``max |s_i| / p_i``: the largest relative change of a cell along ``s``."""
+    big = 0.0
+    for i in range(p.shape[0]):
+        r = abs(s[i]) / p[i]
+        if r > big:
+            big = r
+    return big
