@@ -420,3 +420,33 @@ def test_compact_newton_solves_the_2d_kl_dirichlet_panel_in_few_steps():
     straight = df.solve(E, grid.uniform(), tol=1e-12, newton=Newton(preconditioner="metric"))
     assert res.converged and E.value(res.p) <= 1e-12 and straight.converged
     assert res.n_iter <= 3 < straight.n_iter
+
+
+def test_compact_newton_resumed_after_a_crash_at_a_snapshot_is_bit_identical(tmp_path):
+    # a Dirichlet-dominated high-contrast bump: many compact steps (retraction compared
+    # at each), a snapshot at 10, a crash at 13
+    grid = df.Grid(32, 2)
+    x1, x2 = grid.coordinates()
+    mu = grid.gibbs(lambda x1, x2: 3 * np.sin(2 * np.pi * x1) * np.sin(2 * np.pi * x2)
+                    + 1.5 * np.cos(6 * np.pi * x1))
+    E = make_energy(grid, mu, (0, 1e-3, 0.1))
+    p0 = np.exp(-((x1 - 0.5) ** 2 + (x2 - 0.5) ** 2) / (2 * 0.08**2))
+    p0 += 1e-3 * p0.max()
+    p0 /= p0.sum()
+    kw = dict(tol=1e-12, max_iter=20)
+    ref = df.solve(E, p0, **kw)
+    assert ref.info["method"] == "newton" and ref.n_iter == 20
+
+    def crash(k, *args):
+        if k == 13:
+            raise RuntimeError("simulated crash")
+
+    path = tmp_path / "c.h5"
+    with pytest.raises(RuntimeError):
+        df.solve(E, p0, out=path, callback=crash, **kw)
+    res = df.solve(E, p0, out=path, resume=True, **kw)
+    assert res.info["resumed_from"] == 10
+    for key in ("energies", "p", "cg_iterations", "hessian_products", "inner_iterations"):
+        assert np.array_equal(getattr(res, key), getattr(ref, key)), key
+    with pytest.raises(ValueError, match="newton_preconditioner"):
+        df.solve(E, p0, out=path, resume=True, newton=Newton(preconditioner="metric"), **kw)
