@@ -63,7 +63,7 @@ from .metrics.natural import BlendedPreconditioner, CombinedPreconditioner, mass
 from .core.operators import dot, laplacian
 from .optim.result import INNER_HISTORIES
 
-__all__ = ["Newton", "NewtonStep", "INNER_COUNTS"]
+__all__ = ["Newton", "NewtonStep", "INNER_COUNTS", "fisher_rao_retraction"]
 
 #: How many times at most a step of a non-convex energy is solved again with a larger
 #: Fisher–Rao damping when PCG meets negative curvature (:meth:`NewtonStep.direction`).
