@@ -99,7 +99,7 @@ class Newton:
     preconditioner : {"auto", "metric", "compact"}
         How the Newton system is solved. ``"metric"``: PCG preconditioned by the run's
         metric. ``"compact"`` (energies of KL and Dirichlet terms with a KL term, on a
-        periodic grid): the Hessian :math:`(\alpha_2 + \nu)/p + \alpha_3 A` is a
+        periodic grid): the Hessian :math:`(\\alpha_2 + \\nu)/p + \\alpha_3 A` is a
         stencil, solved in one compiled call — directly in 1D (cyclic tridiagonal),
         by Jacobi-preconditioned CG in 2D (:mod:`densflow.kernels.compact`) — and the
         step is taken straight or along the Fisher–Rao exponential map, whichever
@@ -112,7 +112,7 @@ class Newton:
         empty; in [0, 1], 0: never), take the metric's first-order step instead (not
         for free energies, :ref:`free-energies`, whose minimiser may hold such cells). Its
         step in such a cell is proportional to :math:`p_i` and refills it
-        geometrically, whereas the KL curvature :math:`\alpha_2/p_i` of a Newton step
+        geometrically, whereas the KL curvature :math:`\\alpha_2/p_i` of a Newton step
         holds it in place.
     """
 
