@@ -328,3 +328,45 @@ def test_steps_that_positivity_would_cut_are_solved_tighter_and_mesh_independent
     assert counts[1] <= counts[0]
     with pytest.raises(ValueError, match="forcing_cut must lie in"):
         PotentialNewton(forcing_cut=0.0)
+
+
+def test_float32_preconditioner_only_where_w_over_p_is_mild_and_it_changes_little():
+    import densflow.potential_newton as PN
+
+    grid = df.Grid(32, 2)
+    mu = grid.gibbs(V2)
+    E = make_energy(grid, mu, (1, 3e-4, 1e-4))
+    op = PotentialNewtonStep(E, df.metrics.get("combined").bind(E), PotentialNewton())
+    assert op.kind == "fourier" and op.mixed
+    p = random_density(grid, 11)
+    assert op._mild(p)
+    floor = p.copy()
+    floor[:4] *= 1e-6  # nearly empty cells: w/p spans more than MIXED_CONTRAST
+    floor /= floor.sum()
+    assert not op._mild(floor)
+    g = E.gradient(p)
+    s32 = op.direction(p, g, 1.0).copy()
+    try:
+        PN.MIXED = False
+        op64 = PotentialNewtonStep(E, df.metrics.get("combined").bind(E), PotentialNewton())
+        assert not op64.mixed
+        s64 = op64.direction(p, g, 1.0)
+    finally:
+        PN.MIXED = True
+    # the same Newton step to the forcing term's accuracy (1e-2), rounding far below it
+    assert np.max(np.abs(s32 - s64)) <= 1e-4 * np.max(np.abs(s64))
+
+
+@pytest.mark.parametrize("weights", [(1, 3e-4, 0), (1, 3e-4, 1e-4)])
+def test_potential_newton_from_a_nearly_vanishing_2d_start(weights):
+    # a bump floored at 1e-6 of its maximum: the first solves reach cg_max_iter and the
+    # run depends on their truncated iterates (10 outer steps; 42-143 were seen when
+    # the float32 preconditioner's rounding entered them)
+    grid = df.Grid(64, 2)
+    E = make_energy(grid, grid.gibbs(V2), weights)
+    x1, x2 = grid.coordinates()
+    bump = np.exp(-((x1 - 0.5) ** 2 + (x2 - 0.5) ** 2) / (2 * 0.15**2))
+    bump[np.abs(x1 - 0.5) > 1 / 3] = 1e-6 * bump.max()
+    bump = np.maximum(bump, 1e-6 * bump.max())
+    res = df.solve(E, bump / bump.sum(), tol=1e-12)
+    assert res.converged and res.info["method"] == "newton_potential" and res.n_iter <= 12

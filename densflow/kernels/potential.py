@@ -80,13 +80,27 @@ def cg_direction(zraw, scale, r, d, rz_old, first, rho):
     """``z = rho * scale * zraw`` (``zraw`` float64 or float32); ``d = z + (r.z /
     rz_old) d`` (``d = z`` when ``first``); returns ``r.z``."""
     rz = 0.0
-    for i in range(r.shape[0]):
-        rz += r[i] * (rho * scale[i] * zraw[i])
+    for i in range(r.shape[0]):  # (the float64 path's rounding as before rho: rho = 1)
+        rz += r[i] * scale[i] * zraw[i] * rho
     beta = 0.0 if first else rz / rz_old
     for i in range(r.shape[0]):
-        z = rho * scale[i] * zraw[i]
+        z = scale[i] * zraw[i] * rho
         d[i] = z + beta * d[i] if not first else z
     return rz
+
+
+@nb.njit(**_JIT)
+def min_max_ratio(w, p):
+    """``(min w/p, max w/p)`` in one pass."""
+    lo = np.inf
+    hi = 0.0
+    for i in range(w.shape[0]):
+        x = w[i] / p[i]
+        if x < lo:
+            lo = x
+        if x > hi:
+            hi = x
+    return lo, hi
 
 
 @nb.njit(**_JIT)
