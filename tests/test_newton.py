@@ -372,7 +372,7 @@ def test_parametric_problems_refuse_newton():
 def test_fisher_rao_retraction_lands_on_mu_for_kl_alone():
     # the KL Newton step is s = p (log(p/mu) - kappa); p exp(-s/p) / Z is mu exactly,
     # where the straight step p - s overshoots
-    from densflow.newton import fisher_rao_retraction
+    from densflow.newton_compact import fisher_rao_retraction
 
     grid = df.Grid(64, 1)
     mu = grid.gibbs(V1)
@@ -392,7 +392,7 @@ def test_fisher_rao_retraction_lands_on_mu_for_kl_alone():
 
 @pytest.mark.parametrize("dim,n", [(1, 32), (2, 8)])
 def test_compact_step_takes_the_lower_of_the_straight_and_retracted_ends(dim, n):
-    from densflow.newton import fisher_rao_retraction
+    from densflow.newton_compact import fisher_rao_retraction
 
     grid = df.Grid(n, dim)
     mu = grid.gibbs(V1 if dim == 1 else V2)
