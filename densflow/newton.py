@@ -195,8 +195,7 @@ class NewtonStep(CompactNewton):
         self.negative_curvature = False
         self._solvers = [t.solver for _, t in energy.active_terms if hasattr(t, "solver")]
         # 1D periodic energies of the three standard terms on one mu: PCG in one compiled call
-        self._fused = energy.grid.dim == 1 and energy.grid.periodic and energy.min_value is not None and all(
-            type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
+        self._fused = None  # (computed when the metric's PCG first needs it)
         self.stats = dict.fromkeys(INNER_COUNTS, 0)
         self.newton_direction = True
         self.kind = self._resolve(getattr(settings, "preconditioner", "auto"))
@@ -287,6 +286,10 @@ class NewtonStep(CompactNewton):
 
     def _fusable(self, pre):
         """Whether the 1D kernel can run PCG with this preconditioner."""
+        if self._fused is None:
+            energy = self.energy
+            self._fused = energy.grid.dim == 1 and energy.grid.periodic and energy.min_value is not None and all(
+                type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
         if not self._fused:
             return False
         if isinstance(pre, BlendedPreconditioner):

@@ -184,7 +184,6 @@ class PotentialNewtonStep(NewtonStep):
         if self.kind == "direct" and not (self.dim == 1 and self.standard):
             raise ValueError("PotentialNewton preconditioner='direct' needs a 1D energy of "
                              "HMinus1, KL and Dirichlet terms")
-        self._symbol = laplacian_symbol(self.n, self.dim)
         self._scale = 1.0 / np.sqrt(self.w)
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
         #: :data:`MIXED_CONTRAST`)
@@ -194,6 +193,7 @@ class PotentialNewtonStep(NewtonStep):
         self._work = [np.empty(grid.shape) for _ in range(4)]
         self.hint = None
         self._diag_key = self._diag_value = None
+        self._symbol = None
 
     # -- the Hessian and its solves ---------------------------------------------------
     def _diag(self, p, nu):
@@ -229,6 +229,12 @@ class PotentialNewtonStep(NewtonStep):
         out = weighted_laplacian(mid, self.w, self.n) + self.a1 * u
         return out, dot(v, out)
 
+    def _laplacian_symbol(self):
+        """The Laplacian's Fourier symbol (made at the first Fourier solve)."""
+        if self._symbol is None:
+            self._symbol = laplacian_symbol(self.n, self.dim)
+        return self._symbol
+
     def _mild(self, p):
         """Whether :math:`w/p` spans at most :data:`MIXED_CONTRAST` (float32 FFTs)."""
         if self.a2 <= 0:
@@ -240,7 +246,7 @@ class PotentialNewtonStep(NewtonStep):
         """The Fourier preconditioner's multiplier :math:`F` at ``p``."""
         c2 = (self.a2 + nu) * float(np.mean(self.w / p)) if self.a2 + nu > 0 else 0.0
         c3 = self.a3 * float(np.mean(self.w))
-        A = self._symbol
+        A = self._laplacian_symbol()
         return inverse_symbol(A * (self.a1 + A * (c2 + c3 * A)))
 
     def solve(self, p, b, gap=None, nu=0.0):
@@ -262,7 +268,7 @@ class PotentialNewtonStep(NewtonStep):
         axes = tuple(range(self.dim))
         scale = self._scale
         if self.kind == "metric":
-            inv = inverse_symbol(self._symbol)
+            inv = inverse_symbol(self._laplacian_symbol())
             metric = self.inner.preconditioner(p)
 
             def apply(t):  # S M S, the outer scale T^-1 applied by the CG kernels
