@@ -9,8 +9,10 @@ only if a fresh ``E.evaluate(p).value`` of its final density is ``≤ 1e-12`` (c
 after the clock stops).
 
 Methods. densflow: its default; the first-order ``method="gradient"`` with the combined
-metric; ``method="newton"`` with each metric as preconditioner ("n/a" when the
-installed densflow has no ``method=``). Peers, written on the same energy objects with
+metric; ``method="newton"`` with each metric as preconditioner
+(``Newton(preconditioner="metric")``: for energies without an H⁻¹ term the default
+``method="newton"`` solves compactly instead; "n/a" when the installed densflow has
+no ``method=``). Peers, written on the same energy objects with
 numpy/scipy as a user would, each in its strongest reasonable form (see the docstrings
 of :func:`run_lbfgs`, :func:`run_newton_cg` and :func:`run_mirror`):
 L-BFGS-B on a softmax parametrisation and on ``p = q/Σq`` with ``q > 0`` bounds;
@@ -560,9 +562,10 @@ def methods(args):
     "densflow" or "peer" (the summary compares the default with the peers)."""
     out = [("densflow default", "default", run_densflow),
            ("densflow gradient/combined", "densflow", run_gradient)]
-    for m in NEWTON_METRICS:
+    for m in NEWTON_METRICS:  # PCG preconditioned by the metric (not the compact solve)
         out.append((f"densflow newton/{m}", "densflow",
-                    partial(run_densflow, metric=m, method="newton")))
+                    partial(run_densflow, metric=m, method="newton",
+                            newton=df.newton.Newton(preconditioner="metric"))))
     for k in POTENTIAL_SOLVERS:
         out.append((f"densflow newton_potential/{k}", "densflow",
                     partial(run_potential_densflow, preconditioner=k)))

@@ -56,10 +56,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.newton import newton_cg_1d
+from .kernels.newton import boundary_ratio, newton_cg_1d
 from .energies.terms import KL, Dirichlet, HMinus1
 from .metrics.natural import BlendedPreconditioner, CombinedPreconditioner, mass_fix
 from .core.operators import dot
+from .newton_compact import CompactNewton
 from .optim.result import INNER_HISTORIES
 
 __all__ = ["Newton", "NewtonStep", "INNER_COUNTS"]
@@ -95,12 +96,23 @@ class Newton:
     damping_below : float
         Solve again only when the largest step keeping :math:`p > 0` is below this
         fraction of the Newton step, in (0, 1].
+    preconditioner : {"auto", "metric", "compact"}
+        How the Newton system is solved. ``"metric"``: PCG preconditioned by the run's
+        metric. ``"compact"`` (energies of KL and Dirichlet terms with a KL term, on a
+        periodic grid): the Hessian :math:`(\\alpha_2 + \\nu)/p + \\alpha_3 A` is a
+        stencil, solved in one compiled call — directly in 1D (cyclic tridiagonal),
+        by Jacobi-preconditioned CG in 2D (:mod:`densflow.kernels.compact`) — and the
+        step is taken straight or along the Fisher–Rao exponential map, whichever
+        ends lower (:func:`densflow.newton_compact.fisher_rao_retraction`; no damping re-solves: the
+        retracted step keeps :math:`p > 0`); the metric still gives the revival and
+        fallback steps. ``"auto"``: ``"compact"`` where it
+        applies (measured faster: docs :ref:`newton-potential`), else ``"metric"``.
     revive_below : float
         With a KL term: while some cell holds less than ``revive_below / N`` (nearly
         empty; in [0, 1], 0: never), take the metric's first-order step instead (not
         for free energies, :ref:`free-energies`, whose minimiser may hold such cells). Its
         step in such a cell is proportional to :math:`p_i` and refills it
-        geometrically, whereas the KL curvature :math:`\alpha_2/p_i` of a Newton step
+        geometrically, whereas the KL curvature :math:`\\alpha_2/p_i` of a Newton step
         holds it in place.
     """
 
@@ -111,8 +123,15 @@ class Newton:
     damping_tries: int = 3
     damping_below: float = 0.5
     revive_below: float = 1e-8
+    preconditioner: str = "auto"
+
+    #: The values of ``preconditioner``.
+    PRECONDITIONERS = ("auto", "metric", "compact")
 
     def __post_init__(self):
+        if self.preconditioner not in self.PRECONDITIONERS:
+            raise ValueError(f"{type(self).__name__} preconditioner must be one of "
+                             f"{', '.join(map(repr, self.PRECONDITIONERS))}, got {self.preconditioner!r}")
         for name, low, high, closed in (("forcing_max", 0.0, 1.0, False), ("boundary", 0.0, 1.0, True),
                                         ("inner_factor", 0.0, 1.0, True), ("damping_below", 0.0, 1.0, True)):
             v = getattr(self, name)
@@ -131,11 +150,11 @@ class Newton:
 
     def params(self):
         """Settings as a dict (for run files)."""
-        return {name: (int(v) if isinstance(v, numbers.Integral) else float(v))
-                for name, v in vars(self).items()}
+        return {name: (v if isinstance(v, str) else int(v) if isinstance(v, numbers.Integral)
+                       else float(v)) for name, v in vars(self).items()}
 
 
-class NewtonStep:
+class NewtonStep(CompactNewton):
     """Newton directions for :func:`densflow.solve`, preconditioned by a bound metric.
 
     Parameters
@@ -176,10 +195,25 @@ class NewtonStep:
         self.negative_curvature = False
         self._solvers = [t.solver for _, t in energy.active_terms if hasattr(t, "solver")]
         # 1D periodic energies of the three standard terms on one mu: PCG in one compiled call
-        self._fused = energy.grid.dim == 1 and energy.grid.periodic and energy.min_value is not None and all(
-            type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
+        self._fused = None  # (computed when the metric's PCG first needs it)
         self.stats = dict.fromkeys(INNER_COUNTS, 0)
         self.newton_direction = True
+        self.kind = self._resolve(getattr(settings, "preconditioner", "auto"))
+        self._value_terms = None
+
+    def _resolve(self, kind):
+        """The linear solver ``kind`` stands for on this energy (``"metric"`` or
+        ``"compact"``)."""
+        if kind not in ("auto", "compact"):
+            return "metric"
+        terms = self.energy.active_terms
+        compact = (self.energy.grid.periodic and self.energy.grid.dim in (1, 2)
+                   and all(type(t) in (KL, Dirichlet) for _, t in terms)
+                   and any(type(t) is KL for _, t in terms))
+        if kind == "compact" and not compact:
+            raise ValueError("Newton preconditioner='compact' needs an energy of KL and "
+                             "Dirichlet terms (with a KL term) on a periodic 1D or 2D grid")
+        return "compact" if compact else "metric"
 
     # the names the recorder and messages read through a wrapper
     @property
@@ -221,6 +255,8 @@ class NewtonStep:
         if self._revive and p.min() * p.size < self.settings.revive_below:
             return self.inner.direction(p, g)  # nearly empty cells: the metric's step
         self.newton_direction = True
+        if self.kind == "compact":
+            return self._compact_direction(p, g, gap)
         precondition = self.inner.preconditioner(p)
         s = self._solve(p, g, gap, precondition, 0.0)
         nu = 0.0
@@ -250,6 +286,10 @@ class NewtonStep:
 
     def _fusable(self, pre):
         """Whether the 1D kernel can run PCG with this preconditioner."""
+        if self._fused is None:
+            energy = self.energy
+            self._fused = energy.grid.dim == 1 and energy.grid.periodic and energy.min_value is not None and all(
+                type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
         if not self._fused:
             return False
         if isinstance(pre, BlendedPreconditioner):
@@ -275,6 +315,8 @@ class NewtonStep:
         return mass_fix(x)
 
     def _solve(self, p, g, gap, precondition, nu):
+        if self.kind == "compact":
+            return self._solve_compact(p, g, gap, nu)
         if self._fusable(precondition):
             return self._solve_fused(p, g, gap, precondition, nu)
         settings = self.settings
@@ -333,10 +375,11 @@ class NewtonStep:
         :func:`densflow.solve`'s first-order method, which empties no cell)."""
         if not (self.has_kl and self.newton_direction):
             return eta0
-        grow = s > 0
-        if not np.any(grow):
+        ratio = boundary_ratio(np.ascontiguousarray(p, dtype=float).reshape(-1),
+                               np.ascontiguousarray(s, dtype=float).reshape(-1))
+        if ratio == np.inf:  # no entry of s is positive
             return eta0
-        return min(eta0, self.settings.boundary * float(np.min(p[grow] / s[grow])))
+        return min(eta0, self.settings.boundary * ratio)
 
     def fallback(self, p, g):
         """The first-order natural-gradient direction of the preconditioning metric."""

@@ -244,7 +244,9 @@ def test_potential_newton_resumed_after_a_crash_at_a_snapshot_is_bit_identical(t
     x1, x2 = grid.coordinates()
     p0 = np.exp(-((x1 - 0.5) ** 2 + (x2 - 0.5) ** 2) / 0.01) + 1e-3
     p0 /= p0.sum()
-    settings = PotentialNewton(forcing_max=0.5)  # more steps than a snapshot interval
+    # more steps than a snapshot interval; forcing_cut < forcing_max: the solve's length
+    # depends on whether its step would be cut, a function of the state alone
+    settings = PotentialNewton(forcing_max=0.5, forcing_cut=0.2)
     kw = dict(tol=1e-12, method="newton_potential", newton=settings, max_iter=30)
     ref = df.solve(E, p0, **kw)
     assert ref.n_iter == 30
@@ -267,7 +269,9 @@ def test_potential_newton_resumed_after_a_crash_at_a_snapshot_is_bit_identical(t
     assert run.attrs["newton_preconditioner"] == "fourier"
     with pytest.raises(ValueError, match="newton_preconditioner"):
         df.solve(E, p0, out=path, resume=True, **{**kw, "newton": PotentialNewton(
-            forcing_max=0.5, preconditioner="metric")})
+            forcing_max=0.5, forcing_cut=0.2, preconditioner="metric")})
+    with pytest.raises(ValueError, match="newton_forcing_cut"):
+        df.solve(E, p0, out=path, resume=True, **{**kw, "newton": PotentialNewton(forcing_max=0.5)})
 
 
 def test_potential_newton_keeps_the_globalisation_of_the_density_newton():
@@ -300,3 +304,69 @@ def test_potential_newton_keeps_the_globalisation_of_the_density_newton():
     out = descend(bound, 1e-12, None, 5, None, None, False, 0.0)
     assert len(calls) == 5 and out.n_iter == 5 and out.energies[-1] < out.energies[0]
     assert np.all(out.decrements > 0)
+
+
+def test_steps_that_positivity_would_cut_are_solved_tighter_and_mesh_independently():
+    # high-contrast mu, a bump start: loose CG iterates would empty cells and be cut by
+    # the fraction-to-the-boundary rule; forcing_cut solves those steps further
+    counts = []
+    for n in (32, 64):
+        grid = df.Grid(n, 2)
+        x1, x2 = grid.coordinates()
+        mu = grid.gibbs(lambda x1, x2: 3 * np.sin(2 * np.pi * x1) * np.sin(2 * np.pi * x2)
+                        + 1.5 * np.cos(6 * np.pi * x1))
+        E = make_energy(grid, mu, (1, 3e-4, 1e-4))
+        p0 = np.exp(-((x1 - 0.5) ** 2 + (x2 - 0.5) ** 2) / (2 * 0.08**2))
+        p0 += 1e-3 * p0.max()
+        p0 /= p0.sum()
+        res = df.solve(E, p0, tol=1e-12)
+        loose = df.solve(E, p0, tol=1e-12, newton=PotentialNewton(forcing_cut=1.0))
+        assert res.converged and loose.converged and E.value(res.p) <= 1e-12
+        assert res.n_iter < loose.n_iter
+        assert res.steps[0] > loose.steps[0] and np.all(res.steps[1:] == 1.0)
+        counts.append(res.n_iter)
+    assert counts[1] <= counts[0]
+    with pytest.raises(ValueError, match="forcing_cut must lie in"):
+        PotentialNewton(forcing_cut=0.0)
+
+
+def test_float32_preconditioner_only_where_w_over_p_is_mild_and_it_changes_little():
+    import densflow.potential_newton as PN
+
+    grid = df.Grid(32, 2)
+    mu = grid.gibbs(V2)
+    E = make_energy(grid, mu, (1, 3e-4, 1e-4))
+    op = PotentialNewtonStep(E, df.metrics.get("combined").bind(E), PotentialNewton())
+    assert op.kind == "fourier" and op.mixed
+    p = random_density(grid, 11)
+    assert op._mild(p)
+    floor = p.copy()
+    floor[:4] *= 1e-6  # nearly empty cells: w/p spans more than MIXED_CONTRAST
+    floor /= floor.sum()
+    assert not op._mild(floor)
+    g = E.gradient(p)
+    s32 = op.direction(p, g, 1.0).copy()
+    try:
+        PN.MIXED = False
+        op64 = PotentialNewtonStep(E, df.metrics.get("combined").bind(E), PotentialNewton())
+        assert not op64.mixed
+        s64 = op64.direction(p, g, 1.0)
+    finally:
+        PN.MIXED = True
+    # the same Newton step to the forcing term's accuracy (1e-2), rounding far below it
+    assert np.max(np.abs(s32 - s64)) <= 1e-4 * np.max(np.abs(s64))
+
+
+@pytest.mark.parametrize("weights", [(1, 3e-4, 0), (1, 3e-4, 1e-4)])
+def test_potential_newton_from_a_nearly_vanishing_2d_start(weights):
+    # a bump floored at 1e-6 of its maximum: the first solves reach cg_max_iter and the
+    # run depends on their truncated iterates (10 outer steps; 42-143 were seen when
+    # the float32 preconditioner's rounding entered them)
+    grid = df.Grid(64, 2)
+    E = make_energy(grid, grid.gibbs(V2), weights)
+    x1, x2 = grid.coordinates()
+    bump = np.exp(-((x1 - 0.5) ** 2 + (x2 - 0.5) ** 2) / (2 * 0.15**2))
+    bump[np.abs(x1 - 0.5) > 1 / 3] = 1e-6 * bump.max()
+    bump = np.maximum(bump, 1e-6 * bump.max())
+    res = df.solve(E, bump / bump.sum(), tol=1e-12)
+    assert res.converged and res.info["method"] == "newton_potential" and res.n_iter <= 12

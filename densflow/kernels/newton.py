@@ -102,3 +102,27 @@ def newton_cg_1d(g, p, a1, inv_mu, a2, a3, nu, lo, hi, level, lam, ones, lam1, d
             d[i] = z[i] + beta * d[i]
         rz = rz_new
     return its, rz
+
+
+@nb.njit(**_JIT)
+def boundary_ratio(p, s):
+    """``min(p_i / s_i)`` over ``s_i > 0`` (``inf`` when no ``s_i > 0``): the largest
+    step ``t`` keeping ``p - t s >= 0``, in one pass."""
+    best = np.inf
+    for i in range(p.shape[0]):
+        if s[i] > 0.0:
+            r = p[i] / s[i]
+            if r < best:
+                best = r
+    return best
+
+
+@nb.njit(**_JIT)
+def step_ratio(p, s):
+    """``max |s_i| / p_i``: the largest relative change of a cell along ``s``."""
+    big = 0.0
+    for i in range(p.shape[0]):
+        r = abs(s[i]) / p[i]
+        if r > big:
+            big = r
+    return big

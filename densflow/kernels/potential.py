@@ -76,17 +76,47 @@ def cg_update(x, r, d, hd, alpha, scale, t):
 
 
 @nb.njit(**_JIT)
-def cg_direction(zraw, scale, r, d, rz_old, first):
-    """``z = scale * zraw``; ``d = z + (r.z / rz_old) d`` (``d = z`` when ``first``);
-    returns ``r.z``."""
+def cg_direction(zraw, scale, r, d, rz_old, first, rho):
+    """``z = rho * scale * zraw`` (``zraw`` float64 or float32); ``d = z + (r.z /
+    rz_old) d`` (``d = z`` when ``first``); returns ``r.z``."""
     rz = 0.0
-    for i in range(r.shape[0]):
-        rz += r[i] * scale[i] * zraw[i]
+    for i in range(r.shape[0]):  # (the float64 path's rounding as before rho: rho = 1)
+        rz += r[i] * scale[i] * zraw[i] * rho
     beta = 0.0 if first else rz / rz_old
     for i in range(r.shape[0]):
-        z = scale[i] * zraw[i]
+        z = scale[i] * zraw[i] * rho
         d[i] = z + beta * d[i] if not first else z
     return rz
+
+
+@nb.njit(**_JIT)
+def min_max_ratio(w, p):
+    """``(min w/p, max w/p)`` in one pass."""
+    lo = np.inf
+    hi = 0.0
+    for i in range(w.shape[0]):
+        x = w[i] / p[i]
+        if x < lo:
+            lo = x
+        if x > hi:
+            hi = x
+    return lo, hi
+
+
+@nb.njit(**_JIT)
+def scaled_single(t, out):
+    """``out = t / max|t|`` in float32 (``out`` float32); returns ``max|t|`` (1 for 0)."""
+    big = 0.0
+    for i in range(t.shape[0]):
+        a = abs(t[i])
+        if a > big:
+            big = a
+    if not big > 0.0:
+        big = 1.0
+    inv = 1.0 / big
+    for i in range(t.shape[0]):
+        out[i] = t[i] * inv
+    return big
 
 
 # ------------------------------------------------------------------ 1D direct solve

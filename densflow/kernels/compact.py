@@ -1,0 +1,201 @@
+r"""numba kernels of the compact Newton solve in the density for energies of KL and
+Dirichlet terms (no :math:`H^{-1}` term) on a periodic grid
+(:meth:`densflow.newton.NewtonStep`, ``preconditioner="compact"``).
+
+The Hessian is :math:`H = \operatorname{diag}(c) + a_3 A`, :math:`c = (\alpha_2 + \nu)/p`,
+a stencil; the Newton system is :math:`H x = g - \kappa\mathbf 1` with
+:math:`\sum_s x_s = 0` (the mass-zero subspace).
+
+* 2D: conjugate gradients preconditioned by the Jacobi diagonal in its mass-preserving
+  form :math:`z = D^{-1}(r - \kappa\mathbf 1)`, :math:`\kappa = \sum_s (r_s/D_s) /
+  \sum_s (1/D_s)`, the whole loop in one call.
+* 1D: a direct solve: :math:`H` is a cyclic tridiagonal, solved by the Thomas
+  algorithm with a Sherman–Morrison correction for the corners for the right-hand sides
+  :math:`g` and :math:`\mathbf 1`; :math:`x = H^{-1}g - \kappa H^{-1}\mathbf 1`,
+  :math:`\kappa = \sum H^{-1}g / \sum H^{-1}\mathbf 1`.
+"""
+
+import numba as nb
+import numpy as np
+
+from .stencils import laplacian_1d, laplacian_2d
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@nb.njit(**_JIT)
+def _jacobi(r, inv_diag, z):
+    """``z = D^-1 (r - kappa 1)`` with ``sum z = 0``; returns ``r.z``."""
+    num = 0.0
+    den = 0.0
+    for i in range(r.shape[0]):
+        num += r[i] * inv_diag[i]
+        den += inv_diag[i]
+    kappa = num / den
+    rz = 0.0
+    for i in range(r.shape[0]):
+        zi = inv_diag[i] * (r[i] - kappa)
+        z[i] = zi
+        rz += r[i] * zi
+    return rz
+
+
+@nb.njit(**_JIT)
+def hessian_product(d, c, a3, n, dim, work, out):
+    """``out = c d + a3 A d - mean`` (flat arrays, ``dim`` 1 or 2); returns ``d.out``."""
+    if a3 > 0.0:
+        if dim == 1:
+            laplacian_1d(d, n, work)
+        else:
+            laplacian_2d(d.reshape((n, n)), n, work.reshape((n, n)))
+    total = 0.0
+    m = d.shape[0]
+    for i in range(m):
+        h = c[i] * d[i]
+        if a3 > 0.0:
+            h += a3 * work[i]
+        out[i] = h
+        total += h
+    mean = total / m
+    curvature = 0.0
+    for i in range(m):
+        out[i] -= mean
+        curvature += d[i] * out[i]
+    return curvature
+
+
+@nb.njit(**_JIT)
+def jacobi_cg(g, c, a3, n, dim, forcing_max, forcing_floor, max_iter, x):
+    """Solve ``H x = g - mean(g)`` on the mass-zero subspace by Jacobi-preconditioned CG
+    into ``x`` (flat arrays). Stops when ``r.z <= eta^2 r0.z0``, ``eta = min(forcing_max,
+    max(sqrt(r0.z0), forcing_floor))`` (the forcing of :class:`densflow.newton.Newton`).
+    Returns ``(iterations, r0.z0)``."""
+    m = g.shape[0]
+    mean = 0.0
+    for i in range(m):
+        mean += g[i]
+    mean /= m
+    r = np.empty(m)
+    inv_diag = np.empty(m)
+    lap = 2.0 * dim * float(n) * float(n) * a3  # the diagonal of a3 A
+    for i in range(m):
+        r[i] = g[i] - mean
+        x[i] = 0.0
+        inv_diag[i] = 1.0 / (c[i] + lap)
+    z = np.empty(m)
+    rz = _jacobi(r, inv_diag, z)
+    if not rz > 0.0:
+        return 0, rz
+    eta = min(forcing_max, max(np.sqrt(rz), forcing_floor))
+    stop = eta * eta * rz
+    d = z.copy()
+    hd = np.empty(m)
+    work = np.empty(m)
+    its = 0
+    for _ in range(max_iter):
+        its += 1
+        curvature = hessian_product(d, c, a3, n, dim, work, hd)
+        if not curvature > 0.0:
+            break
+        alpha = rz / curvature
+        for i in range(m):
+            x[i] += alpha * d[i]
+            r[i] -= alpha * hd[i]
+        rz_new = _jacobi(r, inv_diag, z)
+        if rz_new <= stop:
+            break
+        beta = rz_new / rz
+        for i in range(m):
+            d[i] = z[i] + beta * d[i]
+        rz = rz_new
+    return its, rz
+
+
+@nb.njit(**_JIT)
+def _thomas(lower, diag, upper_prod, rhs):
+    """Solve in place the tridiagonal system with constant off-diagonal ``lower`` and
+    main diagonal ``diag`` for every column of ``rhs``; ``upper_prod`` is scratch."""
+    n, k = rhs.shape
+    w = upper_prod
+    b = diag[0]
+    for col in range(k):
+        rhs[0, col] /= b
+    w[0] = 0.0
+    for i in range(1, n):
+        w[i] = lower / b
+        b = diag[i] - lower * w[i]
+        for col in range(k):
+            rhs[i, col] = (rhs[i, col] - lower * rhs[i - 1, col]) / b
+    for i in range(n - 2, -1, -1):
+        for col in range(k):
+            rhs[i, col] -= w[i + 1] * rhs[i + 1, col]
+
+
+@nb.njit(**_JIT)
+def tridiagonal_newton_1d(g, c, a3, n, x):
+    """Solve ``H x = g - kappa 1``, ``sum x = 0``, ``H = diag(c) + a3 A`` on a periodic
+    line (``c > 0``) exactly into ``x``: Thomas plus Sherman–Morrison for the corners
+    (the cyclic tridiagonal of Numerical Recipes' ``cyclic``, with ``gamma = -b_0``)."""
+    e = -a3 * float(n) * float(n)  # off-diagonals and corners
+    diag = np.empty(n)
+    for i in range(n):
+        diag[i] = c[i] - 2.0 * e
+    rhs = np.zeros((n, 3))  # g, 1 and the Sherman-Morrison column u
+    for i in range(n):
+        rhs[i, 0] = g[i]
+        rhs[i, 1] = 1.0
+    if e != 0.0:
+        gamma = -diag[0]
+        rhs[0, 2] = gamma
+        rhs[n - 1, 2] = e
+        diag[0] -= gamma
+        diag[n - 1] -= e * e / gamma
+    scratch = np.empty(n)
+    _thomas(e, diag, scratch, rhs)
+    if e != 0.0:
+        den = 1.0 + rhs[0, 2] + e * rhs[n - 1, 2] / gamma
+        for col in range(2):
+            fact = (rhs[0, col] + e * rhs[n - 1, col] / gamma) / den
+            for i in range(n):
+                rhs[i, col] -= fact * rhs[i, 2]
+    s0 = 0.0
+    s1 = 0.0
+    for i in range(n):
+        s0 += rhs[i, 0]
+        s1 += rhs[i, 1]
+    kappa = s0 / s1
+    for i in range(n):
+        x[i] = rhs[i, 0] - kappa * rhs[i, 1]
+
+
+@nb.njit(**_JIT)
+def relative_value(q, a2, m, a3, b, n, dim):
+    """``a2 sum q (log q - m) + a3/2 q.A q - q.b`` (flat arrays, ``dim`` 1 or 2): the
+    energy of KL and Dirichlet terms up to a constant, with ``m`` the KL weights' mean
+    of ``log mu`` and ``b = A sum_j a_j mu_j`` over the Dirichlet terms; ``inf`` when
+    some ``q <= 0``. For comparing two candidate points."""
+    total = 0.0
+    for i in range(q.shape[0]):
+        qi = q[i]
+        if not qi > 0.0:
+            return np.inf
+        total += qi * (a2 * (np.log(qi) - m[i]) - b[i])
+    if not a3 > 0.0:
+        return total
+    quad = 0.0
+    if dim == 1:
+        for i in range(n - 1):
+            d = q[i + 1] - q[i]
+            quad += d * d
+        d = q[0] - q[n - 1]
+        quad += d * d
+    else:
+        g = q.reshape((n, n))
+        for r in range(n):
+            rp = r + 1 if r < n - 1 else 0
+            for c in range(n):
+                cp = c + 1 if c < n - 1 else 0
+                d1 = g[rp, c] - g[r, c]
+                d2 = g[r, cp] - g[r, c]
+                quad += d1 * d1 + d2 * d2
+    return total + 0.5 * a3 * float(n) * float(n) * quad
