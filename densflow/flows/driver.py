@@ -38,6 +38,10 @@ __all__ = ["flow", "FlowResult", "FlowNewton"]
 DEFAULT_RTOL, DEFAULT_ATOL = 1e-3, 1e-6
 #: Step-size cuts (by 4) of a failed step before the run gives up.
 MAX_CUTS = 8
+#: Fixed steps: a residual (relative to the RMS of rho) this small is accepted when the
+#: line search can no longer resolve a decrease of the step's objective (about the
+#: square root of the machine epsilon: the objective changes by the residual squared).
+ROUNDING = 1e-8
 #: Default memory budget of the saved densities, bytes.
 MAX_MEMORY = 256 * 2**20
 
@@ -257,13 +261,24 @@ class _Run:
         else:
             scale = 1.0
             rho_rms = _rms(self.N * p_k)
-            base = est_prev if est_prev is not None else 1e-6 * _rms(self.N * (p_pred - p_k))
+            # the first fixed step: a loose solve, then tightened to its own error estimate
+            base = est_prev if est_prev is not None else 1e-2 * _rms(self.N * (p_pred - p_k))
             tol = max(self.settings.tol * base, 1e-12 * rho_rms)
-            accept = max(10 * tol, 1e-9 * rho_rms)
+            accept = max(10 * tol, ROUNDING * rho_rms)
         out = solve_step(self.energy, prox, q, tau, phi_guess, tol, scale, self.settings,
                          candidates=(phi_k, np.zeros_like(phi_k)), accept=accept)
         if not out.converged:
             return out, None, None
+        if not self.adaptive and est_prev is None:
+            tol2 = max(self.settings.tol * _rms(self.N * factor * (out.p - p_pred)), 1e-12 * rho_rms)
+            if tol2 < tol:
+                more = solve_step(self.energy, prox, q, tau, out.phi, tol2, scale, self.settings,
+                                  accept=max(10 * tol2, ROUNDING * rho_rms))
+                more.newton += out.newton
+                more.cg += out.cg
+                if not more.converged:
+                    return more, None, None
+                out = more
         err_vec = factor * (out.p - p_pred)
         if self.adaptive:
             w = self.atol + self.rtol * self.N * np.maximum(p_k, out.p)

@@ -104,6 +104,19 @@ class WassersteinProx(_FourierModel):
         return precondition
 
 
+    def screened_preconditioner(self, tau, c):
+        r"""``z = precondition(r)``: :math:`S^{-1}(c + \tau\hat A)^{-1}S^{-1} r`, an
+        approximate inverse of :math:`\operatorname{diag}(q) + \tau L_m` with
+        :math:`q \approx c\,p^*` (:func:`densflow.flows.krylov.pcg_diagonal`)."""
+        mult = 1.0 / (c + tau * self.symbol)
+        s = self._inv_sqrt
+
+        def precondition(r):
+            return s * self.multiply(s * r, mult)
+
+        return precondition
+
+
 class MahalanobisProx(_FourierModel):
     r""":math:`K = A^+` (independent of ``p_star``); the Hessian model is the symbol
     :math:`\tau/\hat A + \tau^2 \hat c/\hat A^2`, exact for the Dirichlet energy."""
