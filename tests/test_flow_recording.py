@@ -273,7 +273,8 @@ def test_energy_dicts_build_the_named_terms():
     (dict(energy={"entropy": -1}, flow=dict(t_end=1)), "weight must be a finite number >= 0"),
     (dict(flow=dict(t_end=1)), "has no energy"),
     (dict(energy={"entropy": 1}, p0="cos(2*pi*x)", flow=dict(t_end=1)), "must be positive"),
-    (dict(energy={"entropy": 1}, flow=dict(t_end=1, metric="combined")), "metric must be one of"),
+    (dict(energy={"entropy": 1}, flow=dict(t_end=1, metric="combined")), "combined.* has no flow"),
+    (dict(energy={"entropy": 1}, flow=dict(t_end=1, metric="l2")), "metric must be one of"),
     (dict(energy={"entropy": 1}, flows=[Flow("a", t_end=1), Flow("a", t_end=2)]), "distinct labels"),
 ])
 def test_flow_case_errors_name_the_problem(kwargs, message):
