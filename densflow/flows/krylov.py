@@ -17,9 +17,9 @@ the potential form :math:`\nabla^2\Phi\,\delta = -\nabla\Phi`. Two solvers:
   :math:`\tau n^2` of the step on a density of high contrast.
 * **diagonal** (:func:`pcg_diagonal`, the Wasserstein metric when every term of
   :math:`F` is ``"fisher_rao"`` — a diagonal Hessian :math:`\operatorname{diag}(1/q)` —
-  or ``"linear"``: entropy, KL, porous medium, potential; Fokker–Planck and the porous
-  medium equation): :math:`I + \tau HK = H(H^{-1} + \tau K)`, so
-  :math:`\delta = -y` with
+  or ``"linear"``, and :math:`q/p^*` varies by at most :data:`SCREENED_SPREAD`: entropy,
+  KL, with a potential: the heat and Fokker–Planck equations):
+  :math:`I + \tau HK = H(H^{-1} + \tau K)`, so :math:`\delta = -y` with
 
   .. math:: (\operatorname{diag}(q) + \tau L_m)\, y = q\odot w ,
 
@@ -30,17 +30,19 @@ the potential form :math:`\nabla^2\Phi\,\delta = -\nabla\Phi`. Two solvers:
   the Newton system it implies, :math:`\tau K H r_y` (one more stencil per iteration).
 """
 
-import os
-
 import numpy as np
 
 from ..core.operators import dot, inverse_symbol
 from ..energies.terms import Dirichlet, HMinus1
 
 __all__ = ["Curvature", "curvature_model", "forcing", "pcg_potential", "pcg_diagonal",
-           "diagonal_mobility", "newton_direction"]
+           "diagonal_mobility", "newton_direction", "SCREENED_SPREAD"]
 
-_DBG = os.environ.get("J25DBG")
+#: The screened form is used when :math:`q/p^*` varies by at most this factor (its
+#: preconditioner models :math:`\operatorname{diag}(q)` by :math:`\bar c\, p^*`): KL and
+#: the entropy (:math:`q/p^* = p/p^* \approx 1`), not the porous medium
+#: (:math:`q/p^* = \rho^{1-m}/m`), for which it took more CG iterations than the general form.
+SCREENED_SPREAD = 4.0
 
 
 class Curvature:
@@ -208,10 +210,12 @@ def newton_direction(energy, prox, p, tau, w, grad, eta, settings):
     q = None
     if getattr(prox, "screened_preconditioner", None) is not None and settings.screened:
         q = diagonal_mobility(energy, p)
+        if q is not None:
+            ratio = q / prox.weight
+            if not float(ratio.max()) <= SCREENED_SPREAD * float(ratio.min()):
+                q = None
     if q is not None:
         delta, its = pcg_diagonal(prox, q, tau, w, grad, eta, settings)
     else:
         delta, its = pcg_potential(energy, prox, p, tau, grad, eta, settings)
-    if _DBG:
-        print(f"    eta {eta:.1e} its {its} {'diag' if q is not None else 'pot'}")
     return delta, its
