@@ -1,18 +1,22 @@
 r"""Time-accurate flows: densflow.flow against peers written here.
 
-Problem. 2D Fokker–Planck :math:`\partial_t\rho = \nabla\cdot(\nabla\rho + \rho\nabla V)` on
-the unit torus, :math:`V = 2\sin 2\pi x_1 \sin 2\pi x_2`, from a Gaussian bump (width 0.1)
-on a floor of 0.05, to ``T = 0.05``. Every method integrates the same semi-discrete
-system, the centred finite-volume flux :math:`\dot p = -\sum_d D_d^\top(m_d \odot
-D_d(\log p + V))`, :math:`m_d` the arithmetic mean of the two cells of an edge (the
-Wasserstein flow of ``KL(grid, gibbs(V))``), so the error measured is the time
-integration's: L¹ distance at ``T`` to a reference of the same discretisation computed by
-densflow's BDF2 with ``rtol = 1e-8`` (at 128² checked against ``solve_ivp`` Radau at
-``rtol = 1e-10``; the table prints that difference). The space error of each grid
-against the next finer one is printed too.
+Problems (``--problem``). ``fokker-planck``: 2D Fokker–Planck :math:`\partial_t\rho =
+\nabla\cdot(\nabla\rho + \rho\nabla V)` on the unit torus, :math:`V = 2\sin 2\pi x_1
+\sin 2\pi x_2`, from a Gaussian bump (width 0.1) on a floor of 0.05, to ``T = 0.05``.
+``porous-medium``: :math:`\partial_t\rho = \Delta\rho^2` (the Wasserstein flow of
+``PorousMedium(grid, 2)``) from the same start to ``T = 0.005``. Every method integrates
+the same semi-discrete system, the centred finite-volume flux :math:`\dot p = -\sum_d
+D_d^\top(m_d \odot D_d u(p))`, :math:`u` the energy's gradient (:math:`\log p + V`,
+:math:`2Np`), :math:`m_d` the arithmetic mean of the two cells of an edge, so the error
+measured is the time integration's: L¹ distance at ``T`` to a reference of the same
+discretisation computed by densflow's BDF2 with ``rtol = 1e-8`` (up to 128² checked
+against ``solve_ivp`` Radau at ``rtol = 1e-10``; the output prints that difference). The
+space error of each grid against the next finer one is printed too.
 
-Methods (each with its accuracy knob swept, the cheapest setting with L¹ ≤ ``--target``
-kept, then timed ``--repeats`` times, interleaved, minimum kept):
+Methods (each with its accuracy knob swept, cheapest first, until L¹ ≤ ``--target``;
+then timed ``--repeats`` times in all, interleaved, minimum kept). **Every run is
+stopped after** ``--cap`` **seconds** (SIGALRM) and reported as "> cap"; rows are
+printed as soon as they are done:
 
 * densflow ``flow`` with ``scheme="bdf2"`` and ``"euler"``, adaptive (``rtol`` swept by
   factors of 10^(1/2)) and fixed (``dt = T/m``, ``m`` doubled);
@@ -24,14 +28,16 @@ kept, then timed ``--repeats`` times, interleaved, minimum kept):
   direct solve (SuperLU) per iteration, ``dt = T/m`` swept (the LJKO way).
 
 One thread (BLAS/OpenMP pinned before numpy is imported; scipy.fft on one worker).
-A second table: densflow's cost per BDF2 step and Newton iterations per step from 64²
-to 1024² (fixed ``dt = T/20``), Fokker–Planck and the porous medium ``U = ρ²`` (a private
-energy in this script), with the log–log slope of time per step against N.
+A second table (``--step-sizes``; empty to skip): densflow's cost per BDF2 step, Newton
+and CG iterations from 64² to 1024² (fixed ``dt = T/20``), both problems, with the
+log–log slope of time per step against N. ``--adaptive-table N``: steps against
+accuracy (at ``T`` and the largest over ``[0, T]``) of adaptive and fixed BDF2 at N².
 
 Usage::
 
-    python benchmarks/flows.py [--sizes 128 256] [--target 1e-4] [--repeats 3]
-        [--skip-peers-above 256] [--steps-only]
+    python benchmarks/flows.py [--problem fokker-planck|porous-medium] [--sizes 128 256 512]
+        [--step-sizes 64 128 256 512 1024] [--target 1e-4] [--repeats 3] [--cap 120]
+        [--skip-peers-above 512] [--steps-only] [--adaptive-table N]
 """
 
 import os
