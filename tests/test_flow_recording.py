@@ -273,7 +273,8 @@ def test_energy_dicts_build_the_named_terms():
     (dict(energy={"entropy": -1}, flow=dict(t_end=1)), "weight must be a finite number >= 0"),
     (dict(flow=dict(t_end=1)), "has no energy"),
     (dict(energy={"entropy": 1}, p0="cos(2*pi*x)", flow=dict(t_end=1)), "must be positive"),
-    (dict(energy={"entropy": 1}, flow=dict(t_end=1, metric="combined")), "metric must be one of"),
+    (dict(energy={"entropy": 1}, flow=dict(t_end=1, metric="combined")), "combined.* has no flow"),
+    (dict(energy={"entropy": 1}, flow=dict(t_end=1, metric="l2")), "metric must be one of"),
     (dict(energy={"entropy": 1}, flows=[Flow("a", t_end=1), Flow("a", t_end=2)]), "distinct labels"),
 ])
 def test_flow_case_errors_name_the_problem(kwargs, message):
@@ -427,3 +428,26 @@ def test_a_first_step_landing_on_the_first_save_time_saves_it():
                   save_times=times)
     assert res.step_times[1] == 1e-3
     assert res.times.tolist() == times
+
+
+# ------------------------------------------------------------------ committed animations
+def test_every_flow_animation_is_small_shown_and_has_its_command():
+    """plots/*.gif: under 1.5 MB, shown in the gallery, and made by exactly one command
+    of the guide's Figures block (``densflow plot ... --movie plots/NAME.gif``)."""
+    import re
+
+    plots = ROOT / "plots"
+    gifs = {p.name: p.stat().st_size for p in plots.glob("*.gif")}
+    assert {"flow_fokker_planck_2d.gif", "flow_porous_medium_2d.gif", "flow_aggregation_2d.gif"} <= set(gifs)
+    gallery = (ROOT / "docs" / "gallery.rst").read_text(encoding="utf-8")
+    shown = set(re.findall(r"^\.\. (?:figure|image):: \.\./plots/(\S+\.gif)", gallery, re.M))
+    assert shown == set(gifs)
+    figures = (ROOT / "docs" / "guide.rst").read_text(encoding="utf-8").split("\nFigures\n=======\n")[1]
+    for name, size in gifs.items():
+        assert size < 1.5 * 2**20, (name, size)
+        makers = [line for line in figures.splitlines() if f"--movie plots/{name}" in line]
+        assert len(makers) == 1, (name, makers)
+        from PIL import Image
+
+        with Image.open(plots / name) as im:
+            assert im.n_frames >= 10, name

@@ -301,6 +301,7 @@ def test_failures_are_cut_retried_then_reported():
     (dict(p0=np.ones(16)), ValueError, "p0"),
     (dict(p0=np.ones(8) / 8), ValueError, "p0"),
     (dict(energy=object()), TypeError, "energy"),
+    (dict(metric="combined"), ValueError, "combined.*approximate inverse Hessian.*no PDE"),
 ])
 def test_bad_input_is_refused_with_its_name(kwargs, exc, words):
     grid = df.Grid(16, 1)
@@ -315,3 +316,89 @@ def test_newton_settings_are_checked():
         FlowNewton(max_newton=0)
     with pytest.raises(ValueError, match="boundary"):
         FlowNewton(boundary=1.5)
+
+
+def _dense(apply, shape):
+    """The matrix of the linear map ``apply`` on arrays of ``shape`` (column by column)."""
+    size = int(np.prod(shape))
+    cols = []
+    for j in range(size):
+        e = np.zeros(size)
+        e[j] = 1.0
+        cols.append(np.asarray(apply(e.reshape(shape))).ravel())
+    return np.array(cols).T
+
+
+@pytest.mark.parametrize("which", ["kl+potential", "porous"])
+def test_screened_newton_direction_solves_the_potential_newton_system(which):
+    """pcg_diagonal's direction solves tau K (I + tau H K) delta = -tau K w, checked
+    against a dense least-squares solve of that system, and agrees with pcg_potential."""
+    from densflow.flows.krylov import diagonal_mobility, pcg_diagonal, pcg_potential
+    from densflow.flows.proximal import WassersteinProx
+
+    grid = df.Grid(8, 2)
+    x1, x2 = grid.coordinates()
+    rng = np.random.default_rng(3)
+    p = np.exp(0.8 * np.sin(2 * np.pi * x1) + 0.3 * rng.standard_normal(grid.shape))
+    p /= p.sum()
+    if which == "porous":
+        energy = df.energies.PorousMedium(grid, 3) + df.energies.Potential(grid, lambda a, b: np.cos(2 * np.pi * a))
+        q_exact = 1.0 / (3 * grid.size * (grid.size * p))  # 1 / (m N rho^(m-2))
+    else:
+        energy = 0.7 * KL(grid, grid.gibbs(lambda a, b: np.sin(2 * np.pi * b)))
+        q_exact = p / 0.7
+    p_star = p * (1 + 0.1 * np.cos(2 * np.pi * x2))
+    prox = WassersteinProx(grid, p_star / p_star.sum())
+    tau = 3e-3
+    w = rng.standard_normal(grid.shape)
+    grad = tau * prox.apply(w)
+    q = diagonal_mobility(energy, p)
+    np.testing.assert_allclose(q, q_exact, rtol=1e-12)
+    settings = FlowNewton(cg_max_iter=500, forcing_min=1e-13)
+    delta, its = pcg_diagonal(prox, q, tau, w, grad, 1e-11, settings)
+    K = _dense(prox.apply, grid.shape)
+    H = np.diag(1.0 / q_exact.ravel())
+    hess = tau * K + tau * tau * K @ H @ K
+    ref = np.linalg.lstsq(hess, -grad.ravel(), rcond=1e-13)[0]
+    ref -= ref.mean()
+    np.testing.assert_allclose(delta.ravel(), ref, atol=1e-7 * np.abs(ref).max())
+    other, _ = pcg_potential(energy, prox, p, tau, grad, 1e-11, settings)
+    np.testing.assert_allclose(other, delta, atol=1e-7 * np.abs(ref).max())
+    assert its < 60
+
+
+def test_diagonal_mobility_is_none_for_non_diagonal_hessians():
+    from densflow.flows.krylov import diagonal_mobility
+
+    grid = df.Grid(8, 2)
+    p = grid.uniform()
+    assert diagonal_mobility(Dirichlet(grid, grid.uniform()), p) is None
+    assert diagonal_mobility(KL(grid, grid.uniform()) + Dirichlet(grid, grid.uniform()), p) is None
+    assert diagonal_mobility(df.energies.Potential(grid, lambda a, b: a), p) is None
+
+
+def test_screened_and_general_newton_give_the_same_flow():
+    """The two Newton solvers reach the same BDF2 trajectory (within a tenth of its time
+    error: the Newton tolerance follows the local error), the screened one with fewer CG
+    iterations on a high-contrast start."""
+    grid = df.Grid(32, 2)
+    x1, x2 = grid.coordinates()
+    p0 = np.exp(-((x1 - 0.3) ** 2 + (x2 - 0.6) ** 2) / (2 * 0.1**2)) + 0.05
+    p0 /= p0.sum()
+    E = KL(grid, grid.gibbs(lambda a, b: 2 * np.sin(2 * np.pi * a) * np.sin(2 * np.pi * b)))
+    a = df.flow(E, p0, 0.01, dt=1e-3)
+    b = df.flow(E, p0, 0.01, dt=1e-3, newton=FlowNewton(screened=False))
+    assert a.converged and b.converged and a.n_steps == b.n_steps == 10
+    fine = df.flow(E, p0, 0.01, dt=2.5e-4)
+    assert l1(a.p, b.p) < 0.1 * l1(a.p, fine.p)
+    assert a.cg_iterations.sum() < b.cg_iterations.sum()
+
+
+def test_forcing_is_eisenstat_walker_after_the_first_iteration():
+    from densflow.flows.krylov import forcing
+
+    s = FlowNewton()
+    assert forcing(1.0, np.inf, 1e-3, s) == pytest.approx(1e-4)  # 0.1 tol / res
+    assert forcing(0.5, 1.0, 1e-3, s) == pytest.approx(0.1)  # 0.9 (1/2)^2, capped at 0.1
+    assert forcing(0.1, 1.0, 1e-3, s) == pytest.approx(9e-3)  # 0.9 (1/10)^2
+    assert forcing(1e-9, 1.0, 1e-20, s) == pytest.approx(s.forcing_min)

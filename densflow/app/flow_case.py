@@ -58,6 +58,7 @@ import numpy as np
 from .. import energies as _energies
 from ..core.grid import Grid
 from ..flows import FLOW_METRICS, SCHEMES
+from ..flows.proximal import COMBINED_REFUSAL
 from .case import CaseError, evaluate_expression  # noqa: F401  (CaseError: the loader's error)
 
 __all__ = ["Flow", "FlowCase", "build_energy", "displacements", "ENERGY_TERMS"]
@@ -186,6 +187,8 @@ class Flow:
         if "t_end" not in options:
             raise ValueError(f"Flow {label!r} needs t_end (the final time)")
         metric = options.get("metric", "wasserstein")
+        if metric == "combined":
+            raise ValueError(f"Flow {label!r}: {COMBINED_REFUSAL}")
         if metric not in FLOW_METRICS:
             raise ValueError(f"Flow {label!r}: metric must be one of {FLOW_METRICS}, got {metric!r}")
         scheme = options.get("scheme", "bdf2")

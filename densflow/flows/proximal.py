@@ -24,11 +24,19 @@ import scipy.fft as sfft
 from ..core.operators import apply_laplacian_pinv, inverse_symbol, laplacian_symbol, weighted_laplacian
 from ..kernels.flows import edge_laplacian_2d
 
-__all__ = ["FLOW_METRICS", "MOBILITIES", "WassersteinProx", "FisherRaoProx", "MahalanobisProx",
+__all__ = ["FLOW_METRICS", "COMBINED_REFUSAL", "MOBILITIES", "WassersteinProx", "FisherRaoProx", "MahalanobisProx",
            "make_proximal"]
 
 #: Metrics of :func:`densflow.flow`.
 FLOW_METRICS = ("wasserstein", "fisher_rao", "mahalanobis")
+#: Why ``metric="combined"`` has no flow (the message of its refusal).
+COMBINED_REFUSAL = (
+    "metric='combined' has no flow: the wavelet-combined metric of Ying (2021) is an "
+    "approximate inverse Hessian of the energy (a preconditioner built from the energy's "
+    "own weights), so its flow is a continuous-time Newton flow whose path depends on the "
+    "wavelet basis and relaxes every mode at a rate near 1; it is the flow of no PDE and its "
+    "time is not physical time. Use densflow.solve(..., metric='combined') for the minimiser, "
+    "or metric='wasserstein', 'fisher_rao' or 'mahalanobis' for a time-accurate flow")
 #: Edge mobilities of the Wasserstein step.
 MOBILITIES = ("arithmetic", "logarithmic")
 
@@ -100,6 +108,19 @@ class WassersteinProx(_FourierModel):
 
         def precondition(r):
             return s * self.multiply(s * r, inv)
+
+        return precondition
+
+
+    def screened_preconditioner(self, tau, c):
+        r"""``z = precondition(r)``: :math:`S^{-1}(c + \tau\hat A)^{-1}S^{-1} r`, an
+        approximate inverse of :math:`\operatorname{diag}(q) + \tau L_m` with
+        :math:`q \approx c\,p^*` (:func:`densflow.flows.krylov.pcg_diagonal`)."""
+        mult = 1.0 / (c + tau * self.symbol)
+        s = self._inv_sqrt
+
+        def precondition(r):
+            return s * self.multiply(s * r, mult)
 
         return precondition
 

@@ -32,69 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.operators import dot
-from ..energies.terms import Dirichlet, HMinus1
+from .krylov import Curvature, curvature_model, forcing, newton_direction
 
 __all__ = ["FlowNewton", "Curvature", "curvature_model", "StepOutcome", "solve_step", "NUMERICAL_ERRORS"]
 
 #: Exceptions inside a step that count as its failure (the step is retried shorter).
 NUMERICAL_ERRORS = (ArithmeticError, np.linalg.LinAlgError, RuntimeError, FloatingPointError)
-
-
-class Curvature:
-    r"""A constant-coefficient curvature symbol :math:`\hat c(k) = c_{-1}/\hat A + c_0 +
-    c_1 \hat A` (called with the symbol :math:`\hat A` of the grid's Laplacian)."""
-
-    def __init__(self, c_m1=0.0, c0=0.0, c1=0.0):
-        self.c_m1, self.c0, self.c1 = float(c_m1), float(c0), float(c1)
-
-    def __call__(self, a):
-        out = np.full(np.shape(a), max(self.c0, 0.0))
-        if self.c1:
-            out += self.c1 * a
-        if self.c_m1:
-            out += self.c_m1 / np.where(a > 0, a, np.inf)
-        return out
-
-
-def _terms(energy):
-    if hasattr(energy, "active_terms"):
-        return list(energy.active_terms)
-    return [(1.0, energy)]
-
-
-def _checkerboard(shape):
-    idx = np.indices(shape).sum(axis=0)
-    return np.where(idx % 2 == 0, 1.0, -1.0)
-
-
-def curvature_model(energy, p, weight):
-    r"""The :class:`Curvature` of :math:`S\nabla^2F(p)S`, :math:`S^2 =` ``weight``
-    (``None``: :math:`S = I`).
-
-    Dirichlet terms contribute their exact symbol :math:`\alpha\hat A` (with the mean of
-    ``weight``), H⁻¹ terms :math:`\alpha\,\overline{w/\mu}/\hat A`; every other term the
-    Rayleigh quotient of :math:`S\nabla^2 F S` on the checkerboard :math:`\pm 1` (exact
-    mean for a diagonal Hessian, the Nyquist value of a convolution's symbol).
-    """
-    c_m1 = c0 = c1 = 0.0
-    others = []
-    w_mean = 1.0 if weight is None else float(np.mean(weight))
-    for a, t in _terms(energy):
-        if isinstance(t, Dirichlet):
-            c1 += a * w_mean
-        elif isinstance(t, HMinus1):
-            c_m1 += a * (float(np.mean(weight / t.mu)) if weight is not None else 1.0 / float(np.mean(t.mu)))
-        else:
-            others.append((a, t))
-    if others:
-        v = _checkerboard(p.shape)
-        if weight is not None:
-            v = v * np.sqrt(weight)
-        hv = np.zeros(p.shape)
-        for a, t in others:
-            hv += a * t.hessian_product(p, v)
-        c0 = dot(v, hv) / p.size
-    return Curvature(c_m1, c0, c1)
 
 
 class StepOutcome:
@@ -125,7 +68,7 @@ class FlowNewton:
     cg_max_iter : int
         PCG iterations per Newton iteration (the iterate reached is used).
     forcing_max, forcing_min : float
-        Bounds of the PCG's relative residual :math:`\eta = 0.1\,\text{tol}/\text{res}`.
+        Bounds of the PCG's relative residual (:func:`densflow.flows.krylov.forcing`).
     boundary : float
         Fraction-to-the-boundary factor :math:`\theta \in (0, 1)`.
     c1 : float
@@ -135,7 +78,15 @@ class FlowNewton:
     tol : float
         Adaptive steps: Newton's residual tolerance as a fraction of the error
         tolerance (the weighted error norm 1). Fixed steps: as a fraction of the
-        previous step's estimated local error.
+        previous step's estimated local error (the first fixed step: solved to 1 % of
+        its change, then to this fraction of its own error estimate).
+    compare_starts : bool
+        Try every warm start (extrapolated, last and zero potential) and keep the one
+        of smallest objective; else the first one that keeps :math:`p > 0`.
+    screened : bool
+        Solve the Newton systems of Wasserstein steps of energies with a diagonal
+        Hessian in their screened form (:func:`densflow.flows.krylov.pcg_diagonal`);
+        ``False``: always the general form (:func:`densflow.flows.krylov.pcg_potential`).
     """
 
     max_newton: int = 20
@@ -147,6 +98,7 @@ class FlowNewton:
     max_backtracks: int = 40
     tol: float = 0.02
     compare_starts: bool = True
+    screened: bool = True
 
     def __post_init__(self):
         for name in ("max_newton", "cg_max_iter", "max_backtracks"):
@@ -206,7 +158,7 @@ def solve_step(energy, prox, q, tau, phi0, tol, scale, settings, candidates=(), 
     obj, phi, kphi, p, st = best
     phi = phi - phi.mean()
     value, g = float(st.value), st.gradient
-    res = np.inf
+    res = res_prev = np.inf
     for newton in range(settings.max_newton + 1):
         w = phi - g
         kw = prox.apply(w)
@@ -219,8 +171,9 @@ def solve_step(energy, prox, q, tau, phi0, tol, scale, settings, candidates=(), 
                                converged=True, message="", residual=res)
         if newton == settings.max_newton:
             break
-        eta = min(settings.forcing_max, max(settings.forcing_min, 0.1 * tol / res))
-        delta, its = _pcg(energy, prox, p, tau, grad, eta, settings)
+        eta = forcing(res, res_prev, tol, settings)
+        res_prev = res
+        delta, its = newton_direction(energy, prox, p, tau, w, grad, eta, settings)
         cg += its
         kdelta = prox.apply(delta)
         dp = -tau * kdelta
@@ -264,37 +217,3 @@ def solve_step(energy, prox, q, tau, phi0, tol, scale, settings, candidates=(), 
                            converged=True, message="stalled", residual=res)
     return _failure(f"Newton did not reach the tolerance {tol:.2e} in {settings.max_newton} "
                     f"iterations (residual {res:.2e})", newton, cg, res)
-
-
-def _pcg(energy, prox, p, tau, grad, eta, settings):
-    """Approximately solve :math:`(\\tau K + \\tau^2 K H K)\\,\\delta = -\\nabla\\Phi` by PCG."""
-    curvature = curvature_model(energy, p, prox.weight)
-    precondition = prox.preconditioner(tau, curvature)
-    r = -grad
-    r = r - r.mean()
-    x = np.zeros_like(r)
-    rnorm0 = np.sqrt(dot(r, r))
-    if rnorm0 == 0:
-        return x, 0
-    z = precondition(r)
-    rz = dot(r, z)
-    d = z
-    its = 0
-    for its in range(1, settings.cg_max_iter + 1):
-        kd = prox.apply(d)
-        hd = tau * kd + tau * tau * prox.apply(energy.hessian_product(p, kd))
-        curv = dot(d, hd)
-        if not curv > 0:
-            if its == 1:
-                x = d  # the preconditioned gradient direction
-            break
-        alpha = rz / curv
-        x += alpha * d
-        r -= alpha * hd
-        if np.sqrt(dot(r, r)) <= eta * rnorm0:
-            break
-        z = precondition(r)
-        rz_new = dot(r, z)
-        d = z + (rz_new / rz) * d
-        rz = rz_new
-    return x - x.mean(), its
