@@ -160,6 +160,9 @@ class FisherRaoProx:
 
 def make_proximal(metric, grid, p_star, mobility):
     """The proximal operator of ``metric`` (a name of :data:`FLOW_METRICS`) at ``p_star``."""
+    if not grid.periodic:  # the no-flux box: densflow.flows.box_operators
+        from .box_operators import make_box_proximal
+        return make_box_proximal(metric, grid, p_star, mobility)
     if metric == "wasserstein":
         return WassersteinProx(grid, p_star, mobility)
     if metric == "fisher_rao":
