@@ -97,6 +97,11 @@ class Interaction(_Quadratic):
         super().__init__(grid)
         # the box's kernel lives on the padded grid of 2n points per axis
         self._padded = None if grid.periodic else Grid(2 * grid.n, grid.dim)
+        if self._padded is not None and not callable(W) and np.shape(W) != self._padded.shape:
+            raise ValueError(
+                f"W's samples on the no-flux box must have the padded shape (2n,)*dim = "
+                f"{self._padded.shape}: the unwrapped displacements j/n, j = 0..n-1 then "
+                f"-n..-1 (densflow.energies.interaction.displacements), got shape {np.shape(W)}")
         w = grid_field(self._padded or grid, W, displacements(grid), "W")
         scale = float(np.max(np.abs(w))) if w.size else 0.0
         for axis in range(grid.dim):
