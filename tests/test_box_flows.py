@@ -11,7 +11,7 @@ import pytest
 import densflow as df
 from densflow.energies import KL, Dirichlet, PorousMedium
 from densflow.flows.box_operators import BoxMahalanobisProx, BoxWassersteinProx
-from densflow.flows.proximal import make_proximal
+from densflow.flows.proximal import FisherRaoProx, _edge_mean, make_proximal
 
 
 def box(n, dim=1):
@@ -47,7 +47,7 @@ def test_box_wasserstein_operator_is_the_dense_centred_edge_laplacian(mobility):
     a, b = p[:-1], p[1:]
     m = 0.5 * (a + b) if mobility == "arithmetic" else (a - b) / (np.log(a) - np.log(b))
     K = D.T @ np.diag(m) @ D
-    prox = BoxWassersteinProx(box(n), p, mobility)
+    prox = make_proximal("wasserstein", box(n), p, mobility)
     x = rng.standard_normal(n)
     assert np.allclose(prox.apply(x), K @ x, rtol=1e-12, atol=1e-9)
     # 2D: D_1 = D (x) I, D_2 = I (x) D on row-major (i, j)
@@ -62,7 +62,7 @@ def test_box_wasserstein_operator_is_the_dense_centred_edge_laplacian(mobility):
 
     K2 = D1.T @ np.diag(centred(D1)) @ D1 + D2.T @ np.diag(centred(D2)) @ D2
     x2 = rng.standard_normal((n, n))
-    prox2 = BoxWassersteinProx(box(n, 2), p2, mobility)
+    prox2 = BoxWassersteinProx(box(n, 2), p2, lambda a, b: _edge_mean(a, b, mobility))
     assert np.allclose(prox2.apply(x2).ravel(), K2 @ x2.ravel(), rtol=1e-12, atol=1e-8)
     assert abs(prox2.apply(x2).sum()) < 1e-9 * np.abs(K2).max()  # no flux through the walls
 
@@ -82,6 +82,7 @@ def test_make_proximal_dispatches_on_the_boundary():
     p = box(8).uniform()
     assert isinstance(make_proximal("wasserstein", box(8), p, "arithmetic"), BoxWassersteinProx)
     assert isinstance(make_proximal("mahalanobis", box(8), p, "arithmetic"), BoxMahalanobisProx)
+    assert isinstance(make_proximal("fisher_rao", box(8), p, "arithmetic"), FisherRaoProx)
     assert not isinstance(make_proximal("wasserstein", df.Grid(8), p, "arithmetic"),
                           BoxWassersteinProx)
 

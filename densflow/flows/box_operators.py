@@ -7,7 +7,8 @@ difference operators (:mod:`densflow.core.box`), so no flux crosses the walls an
 * Wasserstein: :math:`K = L_m = \sum_d D_d^\top \operatorname{diag}(m_d) D_d` on the
   :math:`n - 1` interior edges of each line, :math:`m_d` the centred (arithmetic or
   logarithmic) mean of the edge's two cells; there is no wrap-around edge.
-* Fisher–Rao: unchanged (:class:`densflow.flows.proximal.FisherRaoProx`).
+* Fisher–Rao: unchanged (:class:`densflow.flows.proximal.FisherRaoProx`, which
+  :func:`densflow.flows.proximal.make_proximal` builds on either boundary).
 * Mahalanobis: :math:`K = A^+`, the Neumann Laplacian's pseudo-inverse by DCT-II.
 
 The preconditioners are those of the torus with the cosine transform in place of the
@@ -22,7 +23,6 @@ import scipy.fft as sfft
 from ..core.box import box_laplacian_symbol, weighted_laplacian_box
 from ..core.operators import inverse_symbol
 from ..kernels.box import edge_laplacian_box_2d
-from .proximal import FisherRaoProx, _edge_mean
 
 __all__ = ["BoxWassersteinProx", "BoxMahalanobisProx", "make_box_proximal"]
 
@@ -52,15 +52,18 @@ def _shifted(p, axis):
 class BoxWassersteinProx(_CosineModel):
     r""":math:`K = L_m` on the box with centred edge mobilities at ``p_star``;
     preconditioner :math:`S^{-1}[\tau\hat A + \tau^2\hat A^2\hat c]^{+}S^{-1}` by DCT-II,
-    :math:`S = \operatorname{diag}(p^*)^{1/2}`."""
+    :math:`S = \operatorname{diag}(p^*)^{1/2}`.
+
+    ``edge_mean(a, b)`` is the mobility of the edge between cells of densities ``a``
+    and ``b`` (the arithmetic or logarithmic mean of :mod:`densflow.flows.proximal`)."""
 
     name = "wasserstein"
 
-    def __init__(self, grid, p_star, mobility="arithmetic"):
+    def __init__(self, grid, p_star, edge_mean):
         super().__init__(grid)
         p_star = np.ascontiguousarray(p_star, dtype=float)
         self.mobilities = tuple(
-            np.ascontiguousarray(_edge_mean(p_star, _shifted(p_star, d), mobility))
+            np.ascontiguousarray(edge_mean(p_star, _shifted(p_star, d)))
             for d in range(grid.dim))
         self.weight = p_star
         self._inv_sqrt = 1.0 / np.sqrt(p_star)
@@ -111,10 +114,12 @@ class BoxMahalanobisProx(_CosineModel):
         return precondition
 
 
-def make_box_proximal(metric, grid, p_star, mobility):
-    """The proximal operator of ``metric`` on the box ``grid`` at ``p_star``."""
+def make_box_proximal(metric, grid, p_star, edge_mean):
+    """The proximal operator of ``metric`` (``"wasserstein"`` or ``"mahalanobis"``) on
+    the box ``grid`` at ``p_star``, with the edge mobility ``edge_mean(a, b)``."""
     if metric == "wasserstein":
-        return BoxWassersteinProx(grid, p_star, mobility)
-    if metric == "fisher_rao":
-        return FisherRaoProx(grid, p_star)
-    return BoxMahalanobisProx(grid, p_star)
+        return BoxWassersteinProx(grid, p_star, edge_mean)
+    if metric == "mahalanobis":
+        return BoxMahalanobisProx(grid, p_star)
+    raise ValueError(f"metric must be 'wasserstein' or 'mahalanobis' on the box's own "
+                     f"operators (Fisher–Rao's is the torus's), got {metric!r}")
