@@ -7,6 +7,7 @@ Usage::
     python benchmarks/boxes.py --counts        # mesh independence only
     python benchmarks/boxes.py --cost          # time per iteration only
     python benchmarks/boxes.py --quick         # smaller sizes
+    python benchmarks/boxes.py --flows         # time per flow step (densflow.flow)
 
 Counts: the paper's energy with all three terms (1D weights (1, 1e-3, 1e-4), 2D
 (1, 3e-4, 1e-4)), μ ∝ exp(-V) with the paper's V, uniform start, ``tol = 1e-12``; the
@@ -92,15 +93,50 @@ def cost(sizes, repeats, iters):
                      "torus min", "box min", "min ratio"], rows)
 
 
+def flow_cost(sizes, repeats):
+    """Time per accepted step of ``df.flow`` (Fokker–Planck, BDF2, fixed steps) on the
+    torus and the box of the same size, per flow metric; the two boundaries interleaved,
+    the best of ``repeats`` runs."""
+    rows = []
+    for dim, n in sizes:
+        for metric in ("wasserstein", "fisher_rao", "mahalanobis"):
+            setups = {}
+            for b in BOUNDARIES:
+                grid = df.Grid(n, dim, boundary=b)
+                V = (lambda x: np.sin(4 * np.pi * x)) if dim == 1 else (
+                    lambda a, c: np.sin(4 * np.pi * a) * np.sin(4 * np.pi * c))
+                E = df.energies.KL(grid, grid.gibbs(V))
+                x = grid.coordinates()
+                bump = 1 + 0.5 * (np.cos(2 * np.pi * x) if dim == 1
+                                  else np.cos(2 * np.pi * x[0]) * np.cos(2 * np.pi * x[1]))
+                setups[b] = (E, bump / bump.sum())
+                df.flow(E, setups[b][1], 1e-3, metric=metric, dt=1e-3)  # warm-up
+            best, newton = {}, {}
+            for _ in range(repeats):
+                for b, (E, p0) in setups.items():
+                    r = df.flow(E, p0, 0.02, metric=metric, dt=1e-3)
+                    best[b] = min(best.get(b, np.inf), r.wall_time / r.n_steps)
+                    newton[b] = float(np.mean(r.newton_iterations))
+            row = [f"{n}" if dim == 1 else f"{n}^2", metric,
+                   f"{1e3 * best['periodic']:.2f}", f"{1e3 * best['neumann']:.2f}",
+                   f"{best['neumann'] / best['periodic']:.2f}",
+                   f"{newton['periodic']:.1f}", f"{newton['neumann']:.1f}"]
+            rows.append(row)
+            print("  ".join(row), flush=True)
+    print_rst_table(["size", "metric", "torus ms/step", "box ms/step", "box/torus",
+                     "torus Newton/step", "box Newton/step"], rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", action="store_true")
     ap.add_argument("--cost", action="store_true")
+    ap.add_argument("--flows", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iters", type=int, default=20)
     args = ap.parse_args()
-    both = not (args.counts or args.cost)
+    both = not (args.counts or args.cost or args.flows)
     with threadpool_limits(1):
         if args.counts or both:
             sizes = ([(1, n) for n in (64, 256)] + [(2, n) for n in (32, 64)] if args.quick else
@@ -111,6 +147,9 @@ def main():
             sizes = ([(1, 1024), (2, 64)] if args.quick else
                      [(1, 1024), (1, 2**14), (1, 2**17), (2, 64), (2, 256), (2, 512)])
             cost(sizes, args.repeats, args.iters)
+        if args.flows:
+            sizes = [(1, 1024), (2, 64)] if args.quick else [(1, 1024), (1, 2**14), (2, 64), (2, 256)]
+            flow_cost(sizes, args.repeats)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import scipy.fft as sfft
 
 from ..core.operators import apply_laplacian_pinv, inverse_symbol, laplacian_symbol, weighted_laplacian
 from ..kernels.flows import edge_laplacian_2d
+from .box_operators import make_box_proximal
 
 __all__ = ["FLOW_METRICS", "COMBINED_REFUSAL", "MOBILITIES", "WassersteinProx", "FisherRaoProx", "MahalanobisProx",
            "make_proximal"]
@@ -181,6 +182,8 @@ class FisherRaoProx:
 
 def make_proximal(metric, grid, p_star, mobility):
     """The proximal operator of ``metric`` (a name of :data:`FLOW_METRICS`) at ``p_star``."""
+    if not grid.periodic and metric != "fisher_rao":  # no-flux box: flows.box_operators
+        return make_box_proximal(metric, grid, p_star, lambda a, b: _edge_mean(a, b, mobility))
     if metric == "wasserstein":
         return WassersteinProx(grid, p_star, mobility)
     if metric == "fisher_rao":

@@ -27,8 +27,11 @@ def weighted_laplacian_box_1d(x, mu, n, out):
 
 
 @nb.njit(**_JIT)
-def weighted_laplacian_box_2d(x, mu, n, out):
-    """``out = sum_d D_d^T (mu * D_d x)`` on an ``n x n`` box; returns ``x.out``."""
+def edge_laplacian_box_2d(x, m0, m1, n, out):
+    """``out = D_1^T (m0 * D_1 x) + D_2^T (m1 * D_2 x)`` on an ``n x n`` box (no flux
+    through the walls): ``m0[i, j]`` is the mobility of the edge ``(i, j)-(i+1, j)``,
+    ``m1[i, j]`` that of ``(i, j)-(i, j+1)``; the last row of ``m0`` and column of
+    ``m1`` (wall edges) are not read. Returns ``x.out``."""
     n2 = float(n) * float(n)
     curvature = 0.0
     for i in range(n):
@@ -36,17 +39,23 @@ def weighted_laplacian_box_2d(x, mu, n, out):
             xc = x[i, j]
             v = 0.0
             if i > 0:
-                v += mu[i - 1, j] * (xc - x[i - 1, j])
+                v += m0[i - 1, j] * (xc - x[i - 1, j])
             if i < n - 1:
-                v -= mu[i, j] * (x[i + 1, j] - xc)
+                v -= m0[i, j] * (x[i + 1, j] - xc)
             if j > 0:
-                v += mu[i, j - 1] * (xc - x[i, j - 1])
+                v += m1[i, j - 1] * (xc - x[i, j - 1])
             if j < n - 1:
-                v -= mu[i, j] * (x[i, j + 1] - xc)
+                v -= m1[i, j] * (x[i, j + 1] - xc)
             v *= n2
             out[i, j] = v
             curvature += xc * v
     return curvature
+
+
+@nb.njit(**_JIT)
+def weighted_laplacian_box_2d(x, mu, n, out):
+    """``out = sum_d D_d^T (mu * D_d x)`` on an ``n x n`` box; returns ``x.out``."""
+    return edge_laplacian_box_2d(x, mu, mu, n, out)
 
 
 @nb.njit(**_JIT)
