@@ -198,6 +198,20 @@ def test_resume_refused_on_any_change(tmp_path, heat, change):
     df.flow(E, p0, out=path, resume=True, **kw)
 
 
+def test_resume_refused_on_a_change_of_boundary(tmp_path, heat):
+    E, p0 = heat
+    kw = dict(t_end=0.01, rtol=1e-4, save_every=5)
+    path = tmp_path / "b.h5"
+    df.flow(E, p0, out=path, **kw)
+    box = df.Grid(64, boundary="neumann")
+    with pytest.raises(ResumeError, match="grid_boundary"):
+        df.flow(KL(box, box.uniform()), p0, out=path, resume=True, **kw)
+    box_path = tmp_path / "box.h5"
+    df.flow(KL(box, box.uniform()), p0, out=box_path, **kw)
+    with pytest.raises(ResumeError, match="grid_boundary"):
+        df.flow(E, p0, out=box_path, resume=True, **kw)
+
+
 def test_out_arguments(tmp_path, heat):
     E, p0 = heat
     df.flow(E, p0, 0.001, dt=1e-3, out=tmp_path / "e.h5")

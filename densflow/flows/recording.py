@@ -79,6 +79,8 @@ def setup_attributes(energy, grid, metric, scheme, mobility, adaptive, rtol, ato
         "energy_weights": np.array([float(a) for a, _ in terms]),
         "energy_fingerprint": energy_fingerprint(energy),
     }
+    if not getattr(grid, "periodic", True):
+        attrs["grid_boundary"] = str(grid.boundary)  # absent on the torus: old files resume
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         attrs[f"newton_{f.name}"] = int(value) if isinstance(value, (bool, numbers.Integral)) else float(value)
