@@ -117,3 +117,25 @@ def test_aggregation_diffusion_on_the_box_keeps_mass_and_solves():
     assert np.allclose(r.p, r.p[::-1], rtol=1e-6)
     res = df.solve(E, r.p, gtol=1e-10)
     assert res.converged and E.value(res.p) < E.value(r.p)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_case_file_expressions_build_the_box_interaction(dim):
+    # flow cases (energy dicts) and panels (terms expressions) evaluate W on the box's
+    # unwrapped, padded displacements: the energy equals the dense double sum
+    from densflow.app.expressions import evaluate_terms
+    from densflow.app.flow_case import build_energy
+
+    box = df.Grid(8, dim, boundary="neumann")
+    rng = np.random.default_rng(7)
+    p = rng.random(box.shape)
+    p /= p.sum()
+    x = np.stack(np.meshgrid(*[(np.arange(8) + 0.5) / 8] * dim, indexing="ij"), -1).reshape(-1, dim)
+    r2 = np.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)
+    dense = 0.5 * p.ravel() @ (-np.exp(-r2 / 0.02)) @ p.ravel()
+    var = "d**2" if dim == 1 else "(d1**2 + d2**2)"
+    energy, _ = build_energy({"interaction": f"-exp(-{var}/0.02)"}, box)
+    assert energy.value(p) == pytest.approx(dense, rel=1e-12)
+    xs = "x**2" if dim == 1 else "(x1**2 + x2**2)"
+    panel = evaluate_terms(f"Interaction('-exp(-{xs}/0.02)')", box)
+    assert panel.value(p) == pytest.approx(dense, rel=1e-12)

@@ -39,13 +39,13 @@ def evaluate_expression(expr, grid, name="expression", variables=None):
     name : str
         The argument's name, for error messages.
     variables : dict or None
-        Other variables than the coordinates (name to an array of the grid's shape),
-        e.g. the displacements of an interaction kernel.
+        Other variables than the coordinates (name to an array, all of one shape: the
+        result's), e.g. the displacements of an interaction kernel.
 
     Returns
     -------
     ndarray
-        The finite values, of the grid's shape.
+        The finite values, of the grid's shape (of the variables' shape if given).
     """
     if not isinstance(expr, str) or not expr.strip():
         raise TypeError(f"{name} must be a non-empty expression string, got {expr!r}")
@@ -54,12 +54,13 @@ def evaluate_expression(expr, grid, name="expression", variables=None):
         coords = grid.coordinates()
         variables = {"x": coords} if grid.dim == 1 else {"x1": coords[0], "x2": coords[1]}
     where = " and ".join(variables)
+    shape = np.shape(next(iter(variables.values())))  # the grid's, or the variables' (a box's padded displacements)
     try:
         with np.errstate(all="ignore"):
             values = eval(expr, {"__builtins__": {}, **EXPRESSION_NAMES}, variables)  # noqa: S307
         if np.iscomplexobj(values):
             raise TypeError("the expression has complex values")
-        values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
+        values = np.broadcast_to(np.asarray(values, dtype=float), shape)
     except Exception as exc:
         raise ValueError(f"{name} {expr!r} cannot be evaluated on the {grid.dim}D grid "
                          f"({type(exc).__name__}: {exc}; the {what} are {where}; "
@@ -115,10 +116,12 @@ def evaluate_terms(expr, grid):
 
 
 class _Shifted:
-    """A grid stand-in whose coordinates are the wrapped displacements."""
+    """A grid stand-in whose coordinates are the kernel's displacements (wrapped on the
+    torus, unwrapped and padded to ``(2n,)*dim`` on a box)."""
 
     def __init__(self, grid, d):
-        self.dim, self.shape, self._d = grid.dim, grid.shape, d
+        self.dim, self._d = grid.dim, d
+        self.shape = np.shape(d) if grid.dim == 1 else np.shape(d[0])
 
     def coordinates(self):
         return self._d

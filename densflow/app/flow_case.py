@@ -57,6 +57,7 @@ import numpy as np
 
 from .. import energies as _energies
 from ..core.grid import Grid
+from ..energies.interaction import displacements as kernel_displacements
 from ..flows import FLOW_METRICS, SCHEMES
 from ..flows.proximal import COMBINED_REFUSAL
 from .case import CaseError, evaluate_expression  # noqa: F401  (CaseError: the loader's error)
@@ -74,14 +75,14 @@ _FREE = {"potential": "Potential", "porous_medium": "PorousMedium", "interaction
 
 
 def displacements(grid):
-    """The displacement of each cell from cell 0 wrapped into ``[-1/2, 1/2)``, as the
-    variables of an interaction kernel's expression: ``{"d": ...}`` or ``{"d1", "d2"}``."""
-    d = np.arange(grid.n) / grid.n
-    d = np.where(d >= 0.5, d - 1.0, d)
+    """The displacements of an interaction kernel's expression
+    (:func:`densflow.energies.interaction.displacements`: wrapped into ``[-1/2, 1/2)`` on
+    the torus, unwrapped and padded on a box), as its variables: ``{"d": ...}`` or
+    ``{"d1", "d2"}``."""
+    d = kernel_displacements(grid)
     if grid.dim == 1:
         return {"d": d}
-    d1, d2 = np.meshgrid(d, d, indexing="ij")
-    return {"d1": d1, "d2": d2}
+    return {"d1": d[0], "d2": d[1]}
 
 
 def _split(key, value):
