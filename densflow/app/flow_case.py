@@ -280,17 +280,11 @@ def run_flow_case(case, path, resume=False, overwrite=False, progress=None, repo
     :class:`~densflow.flows.FlowResult` list (a failed flow's ``info["error"]`` holds its
     message)."""
     from ..flows import flow as integrate
-    from ..io.recorder import Recorder
-    from .runner import case_file_attributes, finish_case_file
+    from .runner import case_file_attributes, finish_case_file, open_case_file
 
     root = {**case_file_attributes(case), "case_kind": "flow"}
-    mode = "a" if resume else ("w" if overwrite else "x")
     results = []
-    with Recorder(path, mode=mode, attrs=None if resume else root) as recorder:
-        recorded = recorder.root_attr("case_name", case.name)
-        if recorded != case.name:
-            raise ValueError(f"{path} holds case {recorded!r}, not {case.name!r}; "
-                             "use --overwrite to replace it")
+    with open_case_file(case, path, root, resume, overwrite) as recorder:
         total = len(case.flows)
         for i, f in enumerate(case.flows, start=1):
             label = f"[{i}/{total}] {f.label}"
