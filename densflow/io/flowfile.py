@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .h5io import DamagedFileError, RunFileError
+from .h5io import DamagedFileError, RunFileError, numeric_dataset
 
 __all__ = ["FlowRun", "FLOW_KIND", "FLOW_HISTORIES", "FRAME_DATASETS", "is_flow_group",
            "read_flow_group", "flow_groups"]
@@ -126,16 +126,8 @@ def is_flow_group(obj):
 
 
 def _array(g, key, where, required=True, ndim=None):
-    obj = g.get(key)
-    if obj is None:
-        if required:
-            raise DamagedFileError(f"{where}: has no dataset {key!r}")
-        return None
-    if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "fiu":
-        raise DamagedFileError(f"{where}: {key!r} is not a numeric dataset")
-    if ndim is not None and obj.ndim != ndim:
-        raise DamagedFileError(f"{where}: {key!r} has {obj.ndim} dimensions, not {ndim}")
-    return obj[()]
+    obj = numeric_dataset(g, key, where, required=required, ndim=ndim)
+    return None if obj is None else obj[()]
 
 
 def read_flow_group(g, densities=False, path="run file"):

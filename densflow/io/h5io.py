@@ -29,7 +29,7 @@ import h5py
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RunFileError", "DamagedFileError", "FileLockedError",
            "DiskFullError", "open_file", "create_file", "Space", "write_error", "probe",
-           "check_target"]
+           "check_target", "numeric_dataset"]
 
 FORMAT = "densflow-run"
 FORMAT_VERSION = 1
@@ -332,3 +332,23 @@ def probe(path):
         return "locked"
     except RunFileError:
         return "damaged"
+
+
+def numeric_dataset(g, key, where, required=True, ndim=None):
+    """The numeric dataset ``key`` of the group ``g`` (not read), or ``None`` when it is
+    missing and not ``required``.
+
+    Raises :class:`DamagedFileError` (its message starting with ``where``) when a
+    required dataset is missing, when ``key`` is not a numeric (float or integer)
+    dataset, or when it has not ``ndim`` dimensions (``ndim``: any when ``None``).
+    """
+    obj = g.get(key)
+    if obj is None:
+        if required:
+            raise DamagedFileError(f"{where}: has no dataset {key!r}")
+        return None
+    if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "fiu":
+        raise DamagedFileError(f"{where}: {key!r} is not a numeric dataset")
+    if ndim is not None and obj.ndim != ndim:
+        raise DamagedFileError(f"{where}: {key!r} has {obj.ndim} dimensions, not {ndim}")
+    return obj

@@ -14,7 +14,8 @@ import h5py
 import numpy as np
 
 from .flowfile import flow_groups, is_flow_group, read_flow_group
-from .h5io import FORMAT, FORMAT_VERSION, DamagedFileError, RunFileError, open_file
+from .h5io import (FORMAT, FORMAT_VERSION, DamagedFileError, RunFileError, numeric_dataset,
+                   open_file)
 from ..optim.result import INNER_HISTORIES, SolveResult
 
 __all__ = ["Run", "RunFile", "read_run_file", "read_flows", "check_run_file", "read_monitors", "HISTORIES",
@@ -118,15 +119,9 @@ def check_format(f, path):
 
 
 def _dataset(g, key, where, ndim=None, required=True):
-    obj = g.get(key)
+    obj = numeric_dataset(g, key, where, required=required, ndim=ndim)
     if obj is None:
-        if required:
-            raise DamagedFileError(f"{where}: has no dataset {key!r}")
         return None
-    if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "fiu":
-        raise DamagedFileError(f"{where}: {key!r} is not a numeric dataset")
-    if ndim is not None and obj.ndim != ndim:
-        raise DamagedFileError(f"{where}: {key!r} has {obj.ndim} dimensions, not {ndim}")
     try:
         return np.asarray(obj[()], dtype=float) if obj.dtype.kind == "f" else obj[()]
     except READ_ERRORS as exc:
