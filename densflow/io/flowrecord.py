@@ -41,7 +41,8 @@ import numpy as np
 from .flowfile import FLOW_HISTORIES, FLOW_KIND, FRAME_DATASETS, read_flow_group
 from .h5io import DiskFullError, RunFileError
 from .runfile import READ_ERRORS
-from .runrecord import DEFAULT_RECIPES, ResumeError, _now, _plain, _same, _versions, string_array
+from .resume import ResumeError, damaged, refusal, same, setup_difference
+from .runlayout import DEFAULT_RECIPES, now as _now, string_array, versions as _versions
 
 __all__ = ["FlowRecord", "FlowResume", "CHECKPOINT_SLOTS"]
 
@@ -296,27 +297,20 @@ class FlowRecord:
             self._frames.clear()
 
     def _damaged(self, what, exc):
-        from .h5io import DamagedFileError
-
-        return DamagedFileError(f"{self.path}: damaged run file: flow {self.name!r}: {what} "
-                                f"cannot be read ({str(exc).splitlines()[0][:120]})")
+        return damaged(self.path, "flow", self.name, what, exc)
 
     def _refuse(self, what):
-        return ResumeError(f"{self.path}: cannot resume flow {self.name!r}: {what}; "
-                           "use --overwrite (or a new output file) to run the changed case")
+        return refusal(self.path, "flow", self.name, what)
 
     def _check_identity(self, g, identity, p0, mu):
         if g.attrs.get("kind") != FLOW_KIND:
             raise self._refuse("the recorded run is not a flow")
-        recorded = [k.decode() if isinstance(k, bytes) else str(k)
-                    for k in g.attrs.get("setup_keys", ())]
-        for key in list(identity) + [k for k in recorded if k not in identity]:
-            new, old = identity.get(key), g.attrs.get(key)
-            if (new is None) != (old is None) or (new is not None and not _same(new, old)):
-                raise self._refuse(f"recorded {key} = {_plain(old)}, this run has {_plain(new)}")
-        if "p0" not in g or not _same(g["p0"][()], p0):
+        difference = setup_difference(identity, g.attrs, legacy=False)
+        if difference is not None:
+            raise self._refuse(difference)
+        if "p0" not in g or not same(g["p0"][()], p0):
             raise self._refuse("its initial density differs from the recorded p0")
-        if (mu is None) != ("mu" not in g) or (mu is not None and not _same(g["mu"][()], mu)):
+        if (mu is None) != ("mu" not in g) or (mu is not None and not same(g["mu"][()], mu)):
             raise self._refuse("its reference measure mu differs from the recorded one")
 
     def _restore(self, g, slot):

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .h5io import DamagedFileError
 from .runlayout import STATE_BYTES, decode_state
 from .runfile import INNER_HISTORIES
 from ..optim.result import SolveResult
 
 __all__ = ["Resume", "ResumeError", "SETUP_KEYS", "same", "plain", "setup_difference",
-           "check_identity", "read_last_snapshot", "truncate"]
+           "check_identity", "refusal", "damaged", "read_last_snapshot", "truncate"]
 
 #: Attributes that identified a run's setup in files written before runs recorded their
 #: ``setup_keys``. Resuming now compares every attribute
@@ -66,22 +67,41 @@ def plain(value):
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def setup_difference(identity, attrs):
+def setup_difference(identity, attrs, legacy=True):
     """The first attribute in which a run's setup ``identity`` differs from the recorded
     ``attrs`` (a group's attributes), as ``"recorded KEY = OLD, this run has NEW"``, or
-    ``None``. Compared: every key of ``identity``, then the recorded ``setup_keys`` (or,
-    for files written before runs recorded them, :data:`SETUP_KEYS`)."""
+    ``None``. Compared: every key of ``identity``, then the recorded ``setup_keys``.
+
+    ``legacy`` reads the groups written before runs recorded their ``setup_keys`` (then
+    :data:`SETUP_KEYS` are compared) or their ``mu_recipe`` in ASCII (a recorded
+    proportionality sign reads as ``" proportional to "``); flows, which always recorded
+    both, pass ``False``: without ``setup_keys`` only the keys of ``identity`` compare."""
     recorded = attrs.get("setup_keys")
-    keys = list(identity) + [k for k in (recorded if recorded is not None else SETUP_KEYS)
-                             if k not in identity]
-    for key in keys:
-        key = key.decode() if isinstance(key, bytes) else str(key)
+    if recorded is None:
+        recorded = SETUP_KEYS if legacy else ()
+    recorded = [k.decode() if isinstance(k, bytes) else str(k) for k in recorded]
+    for key in list(identity) + [k for k in recorded if k not in identity]:
         new, old = identity.get(key), attrs.get(key)
-        if key == "mu_recipe" and isinstance(old, str):  # recorded before it was ASCII
+        if legacy and key == "mu_recipe" and isinstance(old, str):  # recorded before ASCII
             old = old.replace(" \u221d ", " proportional to ")
         if (new is None) != (old is None) or (new is not None and not same(new, old)):
             return f"recorded {key} = {plain(old)}, this run has {plain(new)}"
     return None
+
+
+def refusal(path, what_run, name, what):
+    """The :class:`ResumeError` refusing to resume the recorded ``what_run`` (``"run"``,
+    ``"flow"``) ``name`` of the file ``path`` because of ``what``."""
+    return ResumeError(f"{path}: cannot resume {what_run} {name!r}: {what}; "
+                       "use --overwrite (or a new output file) to run the changed case")
+
+
+def damaged(path, what_run, name, what, exc):
+    """The :class:`~densflow.io.h5io.DamagedFileError` saying that ``what`` of the
+    recorded ``what_run`` ``name`` of the file ``path`` cannot be read (``exc``: the
+    error, its first line shortened to 120 characters)."""
+    return DamagedFileError(f"{path}: damaged run file: {what_run} {name!r}: {what} "
+                            f"cannot be read ({str(exc).splitlines()[0][:120]})")
 
 
 def check_identity(g, identity, mu, p0, refuse):
