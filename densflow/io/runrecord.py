@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from .h5io import DamagedFileError, DiskFullError, RunFileError
-from .resume import Resume, ResumeError, check_identity, read_last_snapshot, truncate
+from .h5io import DamagedFileError, DiskFullError, RunFileError  # noqa: F401  (DamagedFileError: raised via resume.damaged)
+from .resume import Resume, ResumeError, check_identity, damaged, read_last_snapshot, refusal, truncate
 from .runfile import HISTORIES, INNER_HISTORIES, READ_ERRORS, _read_run
 from .runlayout import (CHECKED, DEFAULT_RECIPES, PACKED, STATE_BYTES, describe, encode_state,
                         nbytes, now, string_array, versions)
@@ -50,8 +50,7 @@ class RunRecord:
             raise self._damaged(what, exc) from None
 
     def _damaged(self, what, exc):
-        return DamagedFileError(f"{self.recorder.path}: damaged run file: run {self.name!r}: "
-                                f"{what} cannot be read ({str(exc).splitlines()[0][:120]})")
+        return damaged(self.recorder.path, "run", self.name, what, exc)
 
     # -- called by the solver --------------------------------------------------------
     def begin(self, setup, mu, p0, resume, states=False):
@@ -232,8 +231,7 @@ class RunRecord:
         self._snapshots.clear()
 
     def _refuse(self, what):
-        return ResumeError(f"{self.recorder.path}: cannot resume run {self.name!r}: {what}; "
-                           "use --overwrite (or a new output file) to run the changed case")
+        return refusal(self.recorder.path, "run", self.name, what)
 
     def _resume_at(self, g, k, m):
         """Cut the recorded run ``g`` back to its ``m``-th snapshot (iteration ``k``) and
