@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .h5io import DamagedFileError, DiskFullError, RunFileError  # noqa: F401  (DamagedFileError: raised via resume.damaged)
+from .h5io import DiskFullError, RunFileError
 from .resume import Resume, ResumeError, check_identity, damaged, read_last_snapshot, refusal, truncate
 from .runfile import HISTORIES, INNER_HISTORIES, READ_ERRORS, _read_run
 from .runlayout import (CHECKED, DEFAULT_RECIPES, PACKED, STATE_BYTES, describe, encode_state,
