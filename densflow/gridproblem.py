@@ -115,7 +115,7 @@ def _lazy_applies(metric, energy, newton):
 
 
 class LazyBound:
-    """The combined metric bound to ``energy`` at its first use. Newton in the potential
+    r"""The combined metric bound to ``energy`` at its first use. Newton in the potential
     with a direct or Fourier solver needs the metric only for its rarely taken
     first-order fallback and revival steps; binding it (the wavelet transform of
     :math:`\mathbf 1` and the terms' wavelet diagonal) cost about 4 % of a 1D n=512
