@@ -9,6 +9,8 @@ metric. :func:`setup_attributes` describes the run for its run file. Importing
 :mod:`densflow` registers this kind.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from . import metrics as _metrics
@@ -47,6 +49,8 @@ DEFAULT_METHOD = "auto"
 #: decrease constant (a full Newton step on a quadratic decreases E by exactly half
 #: of ``s.g``, which the paper's ``c1 = 1/2`` would reject at rounding level).
 NEWTON_LINE_SEARCH = Armijo(c1=1e-4)
+#: The settings of ``method="newton_potential"`` unless given (frozen: shared by runs).
+_DEFAULT_POTENTIAL = PotentialNewton()
 
 
 def check_method(method, newton):
@@ -99,9 +103,10 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
             operator, step = HessianDiagonal(operator, energy), FreeNewtonStep
         operator = step(energy, operator, Newton() if newton is None else newton, tol)
     elif method == "newton_potential":
-        operator = PotentialNewtonStep(energy, operator, PotentialNewton() if newton is None else newton,
-                                       tol)
-    setup = setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search)
+        operator = PotentialNewtonStep(energy, operator, _DEFAULT_POTENTIAL if newton is None
+                                       else newton, tol)
+    setup = LazySetup(lambda: setup_attributes(energy, metric, operator, tol, gtol, max_iter,
+                                               line_search))
     return make_bound(energy, p, operator, metric.name, line_search, max_iter, setup)
 
 
@@ -148,6 +153,28 @@ class LazyBound:
         if name.startswith("_") or name in ("requires_positive", "floor", "bound"):
             raise AttributeError(name)  # the probes of the wrappers: absent, unbound
         return getattr(self.bound_now, name)
+
+
+class LazySetup(Mapping):
+    """The run's :func:`setup_attributes`, made at the first look (only a recorded run
+    reads them: 2–3 % of a 1D n=512 paper-panel solve otherwise)."""
+
+    def __init__(self, make):
+        self._make, self._attrs = make, None
+
+    def _get(self):
+        if self._attrs is None:
+            self._attrs = self._make()
+        return self._attrs
+
+    def __getitem__(self, key):
+        return self._get()[key]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self):
+        return len(self._get())
 
 
 def positive_density(p):

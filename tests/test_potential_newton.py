@@ -408,6 +408,19 @@ def test_default_1d_solve_without_fallback_never_binds_the_metric(monkeypatch, t
     # a lazily bound metric is still what the eager bind gives: the same basis level
     level = df.metrics.get("combined").bind(E).basis.level
     assert a.attrs["metric_level"] == level
+    # the setup is made only when read (a recorded run), and then is what was recorded
+    from densflow import gridproblem
+
+    made = []
+    real = gridproblem.setup_attributes
+    monkeypatch.setattr(gridproblem, "setup_attributes", lambda *a: made.append(1) or real(*a))
+    df.solve(E, grid.uniform(), tol=1e-12)
+    assert made == []
+    setup = gridproblem.prepare(E, grid.uniform(), tol=1e-12).setup
+    assert made == [] and dict(setup) == dict(setup) and made == [1]
+    assert set(a.attrs) >= set(setup) and set(setup) >= {"metric_level", "newton_preconditioner"}
+    for key in setup:
+        np.testing.assert_array_equal(setup[key], a.attrs[key], err_msg=key)
 
 
 def test_revival_and_fallback_bind_the_metric_once_and_step_as_an_eager_bind(monkeypatch):
