@@ -85,9 +85,10 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
     energy.check_weights()
     p = energy.grid.check_density(p0, name="p0").copy()
     metric = _metrics.get(metric)
-    free = method in (None, "auto") and _diagonal_applies(energy)
+    auto = method in (None, "auto")
     method = resolve_method(check_method(DEFAULT_METHOD if method is None else method, newton),
                             energy)
+    free = auto and method == "newton" and _diagonal_applies(energy)
     max_iter, line_search = check_loop_settings(
         max_iter, tol, gtol, line_search, (Armijo,),
         default=NEWTON_LINE_SEARCH if method in NEWTON_METHODS else None)
