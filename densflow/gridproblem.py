@@ -114,9 +114,14 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
 def _lazy_applies(metric, energy, newton):
     """Whether Newton in the potential may bind ``metric`` lazily: the combined metric on
     a periodic grid (its bound has no ``requires_positive``, ``floor`` or ``bound`` that
-    the set-up would read) with a linear solver other than ``"metric"``."""
+    the set-up would read) with a linear solver other than ``"metric"``, on terms that
+    declare their wavelet diagonal (a term without one is refused by the bind before
+    the run, not at a late fallback)."""
     kind = "auto" if newton is None else getattr(newton, "preconditioner", "auto")
-    return (type(metric) is _metrics.Combined and energy.grid.periodic
+    declared = all(type(t).wavelet_diagonal is not Term.wavelet_diagonal
+                   for _, t in energy.active_terms
+                   if t.kind == "mahalanobis" and not getattr(t, "diagonal_is_h3", False))
+    return (type(metric) is _metrics.Combined and energy.grid.periodic and declared
             and kind in ("auto", "direct", "fourier"))
 
 
@@ -127,20 +132,16 @@ class LazyBound:
     :math:`\mathbf 1` and the terms' wavelet diagonal) cost about 4 % of a 1D n=512
     paper-panel solve. Binding is deterministic, so a late bind steps exactly as an
     early one. :attr:`basis` (the resolved level the run file records) is the shared
-    cached basis, which does not bind."""
+    cached basis the bind uses, made at once: a wavelet or level the grid cannot take is
+    refused before the run, as by an eager bind."""
 
     #: how many times a LazyBound bound its metric (tests count binds)
     binds = 0
 
     def __init__(self, metric, energy):
         self.metric, self.energy = metric, energy
+        self.basis = cached_basis(energy.grid, metric.wavelet, metric.level)
         self._bound = None
-
-    @property
-    def basis(self):
-        if self._bound is not None:
-            return self._bound.basis
-        return cached_basis(self.energy.grid, self.metric.wavelet, self.metric.level)
 
     @property
     def bound_now(self):

@@ -455,3 +455,12 @@ def test_revival_and_fallback_bind_the_metric_once_and_step_as_an_eager_bind(mon
     assert lazy_applies(metric, E, None)
     assert not lazy_applies(metric, E, PotentialNewton(preconditioner="metric"))
     assert not lazy_applies(df.metrics.get("wasserstein"), E, None)
+
+    class Plain(df.energies.Dirichlet):  # a term that does not declare its wavelet diagonal
+        diagonal_is_h3 = False
+        wavelet_diagonal = df.energies.Term.wavelet_diagonal
+
+    bare = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 0)) + 1e-4 * Plain(grid, grid.gibbs(V1))
+    monkeypatch.setattr(gridproblem, "_lazy_applies", lazy_applies)  # lazy binds again
+    with pytest.raises(NotImplementedError):  # refused before the run, as by an eager bind
+        df.solve(bare, random_density(grid, 6), tol=1e-12, method="newton_potential")
