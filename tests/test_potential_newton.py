@@ -370,3 +370,97 @@ def test_potential_newton_from_a_nearly_vanishing_2d_start(weights):
     bump = np.maximum(bump, 1e-6 * bump.max())
     res = df.solve(E, bump / bump.sum(), tol=1e-12)
     assert res.converged and res.info["method"] == "newton_potential" and res.n_iter <= 12
+
+
+def _eager_and_lazy(monkeypatch, run):
+    """``run()`` with the metric bound lazily (counting binds), then eagerly."""
+    from densflow import gridproblem
+
+    monkeypatch.setattr(gridproblem.LazyBound, "binds", 0)
+    lazy = run()
+    binds = gridproblem.LazyBound.binds
+    monkeypatch.setattr(gridproblem, "_lazy_applies", lambda *a: False)
+    eager = run()
+    assert gridproblem.LazyBound.binds == binds  # the eager run made no LazyBound
+    return lazy, eager, binds
+
+
+def _same_run(a, b):
+    for key in ("energies", "p", "decrements", "cg_iterations", "hessian_products"):
+        assert np.array_equal(getattr(a, key), getattr(b, key)), key
+
+
+def test_default_1d_solve_without_fallback_never_binds_the_metric(monkeypatch, tmp_path):
+    from densflow.io.recorder import read_run_file
+
+    grid = df.Grid(512, 1)
+    E = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 1e-4))
+    paths = iter([tmp_path / "lazy.h5", tmp_path / "eager.h5"])
+    lazy, eager, binds = _eager_and_lazy(
+        monkeypatch, lambda: df.solve(E, grid.uniform(), tol=1e-12, out=next(paths)))
+    assert lazy.converged and lazy.info["method"] == "newton_potential"
+    assert binds == 0 and np.all(lazy.hessian_products == 1)  # direct solves only
+    _same_run(lazy, eager)
+    (a,), (b,) = read_run_file(tmp_path / "lazy.h5").runs, read_run_file(tmp_path / "eager.h5").runs
+    assert a.attrs.keys() == b.attrs.keys() and "metric_level" in a.attrs
+    for key in set(a.attrs) - {"wall_time", "created", "finished", "densflow_version"}:
+        np.testing.assert_array_equal(a.attrs[key], b.attrs[key], err_msg=key)  # NaN == NaN
+    # a lazily bound metric is still what the eager bind gives: the same basis level
+    level = df.metrics.get("combined").bind(E).basis.level
+    assert a.attrs["metric_level"] == level
+    # the setup is made only when read (a recorded run), and then is what was recorded
+    from densflow import gridproblem
+
+    made = []
+    real = gridproblem.setup_attributes
+    monkeypatch.setattr(gridproblem, "setup_attributes", lambda *a: made.append(1) or real(*a))
+    df.solve(E, grid.uniform(), tol=1e-12)
+    assert made == []
+    setup = gridproblem.prepare(E, grid.uniform(), tol=1e-12).setup
+    assert made == [] and dict(setup) == dict(setup) and made == [1]
+    assert set(a.attrs) >= set(setup) and set(setup) >= {"metric_level", "newton_preconditioner"}
+    for key in setup:
+        np.testing.assert_array_equal(setup[key], a.attrs[key], err_msg=key)
+
+
+def test_revival_and_fallback_bind_the_metric_once_and_step_as_an_eager_bind(monkeypatch):
+    from densflow import gridproblem
+    from densflow.gridproblem import NEWTON_LINE_SEARCH, LazyBound, make_bound
+    lazy_applies = gridproblem._lazy_applies
+    from densflow.optim.loop import descend
+
+    grid = df.Grid(128, 1)
+    E = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 1e-4))
+    p0 = random_density(grid, 2)
+    p0[5] = 1e-14  # nearly empty: the first step is the metric's revival step
+    p0 /= p0.sum()
+    lazy, eager, binds = _eager_and_lazy(monkeypatch, lambda: df.solve(E, p0, tol=1e-12))
+    assert lazy.converged and lazy.hessian_products[0] == 0 and binds == 1
+    _same_run(lazy, eager)
+
+    class Broken(PotentialNewtonStep):  # an ascent direction: every step falls back
+        def solve(self, p, b, gap=None, nu=0.0):
+            return -super().solve(p, b, gap, nu)
+
+    def run(inner):
+        op = Broken(E, df.metrics.Safeguard(inner, E), PotentialNewton())
+        bound = make_bound(E, random_density(grid, 6), op, "combined", NEWTON_LINE_SEARCH, 5)
+        return descend(bound, 1e-12, None, 5, None, None, False, 0.0)
+
+    monkeypatch.setattr(LazyBound, "binds", 0)
+    metric = df.metrics.get("combined")
+    a, b = run(LazyBound(metric, E)), run(metric.bind(E))
+    assert LazyBound.binds == 1 and a.n_iter == 5 and a.energies[-1] < a.energies[0]
+    _same_run(a, b)
+    assert lazy_applies(metric, E, None)
+    assert not lazy_applies(metric, E, PotentialNewton(preconditioner="metric"))
+    assert not lazy_applies(df.metrics.get("wasserstein"), E, None)
+
+    class Plain(df.energies.Dirichlet):  # a term that does not declare its wavelet diagonal
+        diagonal_is_h3 = False
+        wavelet_diagonal = df.energies.Term.wavelet_diagonal
+
+    bare = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 0)) + 1e-4 * Plain(grid, grid.gibbs(V1))
+    monkeypatch.setattr(gridproblem, "_lazy_applies", lazy_applies)  # lazy binds again
+    with pytest.raises(NotImplementedError):  # refused before the run, as by an eager bind
+        df.solve(bare, random_density(grid, 6), tol=1e-12, method="newton_potential")
