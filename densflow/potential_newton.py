@@ -57,6 +57,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
+from .energies.base import EnergyView
 from .energies.terms import KL, Dirichlet, HMinus1
 from .kernels import potential as PK
 from .metrics.natural import mass_fix
@@ -369,23 +370,14 @@ class PotentialNewtonStep(NewtonStep):
         return self.newton_direction and self.stats["hessian_products"] > 0
 
 
-class PotentialLines:
+class PotentialLines(EnergyView):
     """The energy as the loop sees it under :class:`PotentialNewtonStep`: its lines
     along the step's last Newton direction take :math:`L_w^+ s` from the step instead
     of solving for it; everything else is the energy's."""
 
     def __init__(self, energy, step):
-        self.energy, self.step = energy, step
-
-    def __getattr__(self, name):
-        return getattr(self.energy, name)
-
-    def evaluate(self, p):
-        return self.energy.evaluate(p)
-
-    @property
-    def min_value(self):
-        return self.energy.min_value
+        super().__init__(energy)
+        self.step = step
 
     def line(self, state, s, positive=True):
         hint = self.step.hint

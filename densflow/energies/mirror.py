@@ -28,6 +28,8 @@ below the rounding of :math:`E` itself.
 
 import numpy as np
 
+from .base import EnergyView
+
 __all__ = ["ExponentialLine", "MirrorLines", "LOG_FLOOR"]
 
 #: Floor of log q (e^-700 ~ 1e-304: no cell underflows to 0; a cell of a vacuum region
@@ -84,25 +86,12 @@ class ExponentialLine:
         return self.energy._combine(q, parts)
 
 
-class MirrorLines:
+class MirrorLines(EnergyView):
     """The energy as the loop sees it when its steps follow exponential curves
     (:class:`ExponentialLine`); everything else is the energy's."""
 
     #: What run files record as ``newton_line``.
     kind = "exponential"
-
-    def __init__(self, energy):
-        self.energy = energy
-
-    def __getattr__(self, name):
-        return getattr(self.energy, name)
-
-    def evaluate(self, p):
-        return self.energy.evaluate(p)
-
-    @property
-    def min_value(self):
-        return self.energy.min_value
 
     def line(self, state, s, positive=True):
         return ExponentialLine(self.energy, state, np.ascontiguousarray(s, dtype=float))
