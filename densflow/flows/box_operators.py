@@ -21,8 +21,8 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..core.box import box_laplacian_symbol, weighted_laplacian_box
-from ..core.operators import inverse_symbol
 from ..kernels.box import edge_laplacian_box_2d
+from .prox_base import MahalanobisBase, WassersteinBase
 
 __all__ = ["BoxWassersteinProx", "BoxMahalanobisProx", "make_box_proximal"]
 
@@ -42,31 +42,25 @@ class _CosineModel:
         return sfft.idctn(rhat, type=2, norm="ortho", overwrite_x=True)
 
 
-def _shifted(p, axis):
-    """``p`` moved one cell back along ``axis``; the last slice (a wall, whose edge is
-    never read) repeats the last cell."""
-    idx = np.minimum(np.arange(p.shape[axis]) + 1, p.shape[axis] - 1)
-    return np.take(p, idx, axis=axis)
-
-
-class BoxWassersteinProx(_CosineModel):
+class BoxWassersteinProx(_CosineModel, WassersteinBase):
     r""":math:`K = L_m` on the box with centred edge mobilities at ``p_star``;
     preconditioner :math:`S^{-1}[\tau\hat A + \tau^2\hat A^2\hat c]^{+}S^{-1}` by DCT-II,
-    :math:`S = \operatorname{diag}(p^*)^{1/2}`.
+    :math:`S = \operatorname{diag}(p^*)^{1/2}`
+    (:class:`~densflow.flows.prox_base.WassersteinBase`).
 
     ``edge_mean(a, b)`` is the mobility of the edge between cells of densities ``a``
     and ``b`` (the arithmetic or logarithmic mean of :mod:`densflow.flows.proximal`)."""
 
-    name = "wasserstein"
-
     def __init__(self, grid, p_star, edge_mean):
         super().__init__(grid)
-        p_star = np.ascontiguousarray(p_star, dtype=float)
-        self.mobilities = tuple(
-            np.ascontiguousarray(edge_mean(p_star, _shifted(p_star, d)))
-            for d in range(grid.dim))
-        self.weight = p_star
-        self._inv_sqrt = 1.0 / np.sqrt(p_star)
+        self._bind(grid, p_star, edge_mean)
+
+    @staticmethod
+    def neighbour(p, axis):
+        """``p`` moved one cell back along ``axis``; the last slice (a wall, whose edge
+        is never read) repeats the last cell."""
+        idx = np.minimum(np.arange(p.shape[axis]) + 1, p.shape[axis] - 1)
+        return np.take(p, idx, axis=axis)
 
     def apply(self, x):
         """:math:`L_m x`."""
@@ -77,41 +71,17 @@ class BoxWassersteinProx(_CosineModel):
         edge_laplacian_box_2d(x, self.mobilities[0], self.mobilities[1], self.n, out)
         return out
 
-    def preconditioner(self, tau, curvature):
-        """``z = precondition(r)``: the inverse of the Hessian model (mean-free)."""
-        a = self.symbol
-        inv = inverse_symbol(tau * a + tau * tau * a * a * curvature(a))
-        s = self._inv_sqrt
 
-        def precondition(r):
-            return s * self.multiply(s * r, inv)
-
-        return precondition
-
-
-class BoxMahalanobisProx(_CosineModel):
-    r""":math:`K = A^+` of the box (DCT-II); the Hessian model's symbol
-    :math:`\tau/\hat A + \tau^2\hat c/\hat A^2` is exact for the Dirichlet energy."""
-
-    name = "mahalanobis"
+class BoxMahalanobisProx(_CosineModel, MahalanobisBase):
+    r""":math:`K = A^+` of the box (DCT-II; :class:`~densflow.flows.prox_base.MahalanobisBase`)."""
 
     def __init__(self, grid, p_star=None):
         super().__init__(grid)
-        self.inverse = inverse_symbol(self.symbol)
-        self.weight = None
+        self._bind()
 
     def apply(self, x):
         """:math:`A^+ x`."""
         return self.multiply(np.asarray(x, dtype=float), self.inverse)
-
-    def preconditioner(self, tau, curvature):
-        inv = self.inverse
-        mult = inverse_symbol(tau * inv + tau * tau * inv * inv * curvature(self.symbol))
-
-        def precondition(r):
-            return self.multiply(r, mult)
-
-        return precondition
 
 
 def make_box_proximal(metric, grid, p_star, edge_mean):

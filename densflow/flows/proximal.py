@@ -21,9 +21,10 @@ from a constant-coefficient model of the energy's curvature
 import numpy as np
 import scipy.fft as sfft
 
-from ..core.operators import apply_laplacian_pinv, inverse_symbol, laplacian_symbol, weighted_laplacian
+from ..core.operators import apply_laplacian_pinv, laplacian_symbol, weighted_laplacian
 from ..kernels.flows import edge_laplacian_2d
 from .box_operators import make_box_proximal
+from .prox_base import MahalanobisBase, WassersteinBase
 
 __all__ = ["FLOW_METRICS", "COMBINED_REFUSAL", "MOBILITIES", "WassersteinProx", "FisherRaoProx", "MahalanobisProx",
            "make_proximal"]
@@ -69,25 +70,23 @@ class _FourierModel:
         return sfft.irfftn(rhat, s=self.shape, axes=self.axes, overwrite_x=True)
 
 
-class WassersteinProx(_FourierModel):
+class WassersteinProx(_FourierModel, WassersteinBase):
     r""":math:`K = L_m` with centred edge mobilities at ``p_star``.
 
     Preconditioner: :math:`L_m \approx S A S`, :math:`S = \operatorname{diag}(p^*)^{1/2}`,
     so the Hessian :math:`\tau L_m + \tau^2 L_m \nabla^2F L_m` is modelled by
     :math:`S\,[\tau \hat A + \tau^2 \hat A^2 \hat c]\,S` with :math:`\hat c(k)` the symbol
-    of :math:`S \nabla^2F S`; its inverse costs one FFT pair.
+    of :math:`S \nabla^2F S`; its inverse costs one FFT pair
+    (:class:`~densflow.flows.prox_base.WassersteinBase`).
     """
-
-    name = "wasserstein"
 
     def __init__(self, grid, p_star, mobility="arithmetic"):
         super().__init__(grid)
-        p_star = np.ascontiguousarray(p_star, dtype=float)
-        self.mobilities = tuple(
-            np.ascontiguousarray(_edge_mean(p_star, np.roll(p_star, -1, axis=d), mobility))
-            for d in range(grid.dim))
-        self.weight = p_star
-        self._inv_sqrt = 1.0 / np.sqrt(p_star)
+        self._bind(grid, p_star, lambda a, b: _edge_mean(a, b, mobility))
+
+    @staticmethod
+    def neighbour(p, axis):
+        return np.roll(p, -1, axis=axis)
 
     def apply(self, x):
         """:math:`L_m x`."""
@@ -97,21 +96,6 @@ class WassersteinProx(_FourierModel):
         out = np.empty_like(x)
         edge_laplacian_2d(x, self.mobilities[0], self.mobilities[1], self.n, out)
         return out
-
-    def hessian_symbol(self, tau, curvature):
-        a = self.symbol
-        return tau * a + tau * tau * a * a * curvature(a)
-
-    def preconditioner(self, tau, curvature):
-        """``z = precondition(r)``: the inverse of the Hessian model (mean-free)."""
-        inv = inverse_symbol(self.hessian_symbol(tau, curvature))
-        s = self._inv_sqrt
-
-        def precondition(r):
-            return s * self.multiply(s * r, inv)
-
-        return precondition
-
 
     def screened_preconditioner(self, tau, c):
         r"""``z = precondition(r)``: :math:`S^{-1}(c + \tau\hat A)^{-1}S^{-1} r`, an
@@ -126,31 +110,16 @@ class WassersteinProx(_FourierModel):
         return precondition
 
 
-class MahalanobisProx(_FourierModel):
-    r""":math:`K = A^+` (independent of ``p_star``); the Hessian model is the symbol
-    :math:`\tau/\hat A + \tau^2 \hat c/\hat A^2`, exact for the Dirichlet energy."""
-
-    name = "mahalanobis"
+class MahalanobisProx(_FourierModel, MahalanobisBase):
+    r""":math:`K = A^+` by FFT (:class:`~densflow.flows.prox_base.MahalanobisBase`)."""
 
     def __init__(self, grid, p_star=None):
         super().__init__(grid)
-        self.inverse = inverse_symbol(self.symbol)
-        self.weight = None
+        self._bind()
 
     def apply(self, x):
         """:math:`A^+ x`."""
         return apply_laplacian_pinv(np.asarray(x, dtype=float), inverse=self.inverse)
-
-    def preconditioner(self, tau, curvature):
-        a = self.symbol
-        inv = self.inverse
-        h = tau * inv + tau * tau * inv * inv * curvature(a)
-        mult = inverse_symbol(h)
-
-        def precondition(r):
-            return self.multiply(r, mult)
-
-        return precondition
 
 
 class FisherRaoProx:

@@ -1,0 +1,64 @@
+r"""What the Wasserstein and Mahalanobis proximal operators share on either boundary.
+
+A subclass supplies the boundary: ``symbol`` (the Laplacian's symbol), ``multiply(r,
+m)`` (a multiplier applied in the transform that diagonalises the Laplacian: FFT on the
+torus, DCT-II on the box), ``neighbour(p, axis)`` (the cell across each cell's edge) and
+``apply``. This module holds the mobilities and the preconditioners, which are the same
+formulas on both (:mod:`densflow.flows.proximal`, :mod:`densflow.flows.box_operators`).
+"""
+
+import numpy as np
+
+from ..core.operators import inverse_symbol
+
+__all__ = ["WassersteinBase", "MahalanobisBase"]
+
+
+class WassersteinBase:
+    r""":math:`K = L_m` with centred edge mobilities :math:`m_d` = ``edge_mean(p*,
+    neighbour)``; preconditioner :math:`S^{-1}[\tau\hat A + \tau^2\hat A^2\hat c]^{+}
+    S^{-1}`, :math:`S = \operatorname{diag}(p^*)^{1/2}`."""
+
+    name = "wasserstein"
+
+    def _bind(self, grid, p_star, edge_mean):
+        p_star = np.ascontiguousarray(p_star, dtype=float)
+        self.mobilities = tuple(
+            np.ascontiguousarray(edge_mean(p_star, self.neighbour(p_star, d)))
+            for d in range(grid.dim))
+        self.weight = p_star
+        self._inv_sqrt = 1.0 / np.sqrt(p_star)
+
+    def hessian_symbol(self, tau, curvature):
+        a = self.symbol
+        return tau * a + tau * tau * a * a * curvature(a)
+
+    def preconditioner(self, tau, curvature):
+        """``z = precondition(r)``: the inverse of the Hessian model (mean-free)."""
+        inv = inverse_symbol(self.hessian_symbol(tau, curvature))
+        s = self._inv_sqrt
+
+        def precondition(r):
+            return s * self.multiply(s * r, inv)
+
+        return precondition
+
+
+class MahalanobisBase:
+    r""":math:`K = A^+` (independent of ``p_star``); the Hessian model is the symbol
+    :math:`\tau/\hat A + \tau^2 \hat c/\hat A^2`, exact for the Dirichlet energy."""
+
+    name = "mahalanobis"
+
+    def _bind(self):
+        self.inverse = inverse_symbol(self.symbol)
+        self.weight = None
+
+    def preconditioner(self, tau, curvature):
+        inv = self.inverse
+        mult = inverse_symbol(tau * inv + tau * tau * inv * inv * curvature(self.symbol))
+
+        def precondition(r):
+            return self.multiply(r, mult)
+
+        return precondition
