@@ -17,6 +17,7 @@ import scipy.fft as sfft
 from ..kernels import box as K
 from ..kernels import cg as CG
 from . import operators as P
+from .box_lowmodes import low_mode_correction
 from .operators import (MIXED_PRECISION_MAX_RTOL, LinearSolveError,
                         WeightedLaplacianSolver, dot, inverse_symbol)
 
@@ -94,6 +95,28 @@ class BoxWeightedLaplacianSolver(WeightedLaplacianSolver):
         if self.dim == 2:
             self._inv_symbol = inverse_symbol(box_laplacian_symbol(self.n, 2))
             self._inv_symbol32 = self._inv_symbol.astype(np.float32)
+        self._correction = None
+        self._corrected = False
+
+    @property
+    def correction(self):
+        """The low-mode correction of the 2D preconditioner
+        (:func:`densflow.core.box_lowmodes.low_mode_correction`; built at the first
+        solve, ``None`` on small boxes)."""
+        if not self._corrected:
+            self._correction = low_mode_correction(
+                self.mu, lambda x, mu: weighted_laplacian_box(x, mu, mu.shape[0]),
+                lambda m: box_laplacian_symbol(m, 2))
+            self._corrected = True
+        return self._correction
+
+    def _precondition(self, t, inverse, corr):
+        ghat = sfft.dctn(t, type=2, norm="ortho")
+        yb = None if corr is None else corr.take(ghat)
+        ghat *= inverse
+        if corr is not None:
+            corr.add(yb, ghat)
+        return sfft.idctn(ghat, type=2, norm="ortho", overwrite_x=True)
 
     def solve(self, r, rtol=None):
         """Return :math:`L_\\mu^+ r` (the mean of ``r`` is removed first); ``rtol``
@@ -117,9 +140,10 @@ class BoxWeightedLaplacianSolver(WeightedLaplacianSolver):
         scale = self._inv_sqrt_mu
         mixed = self.mixed and rtol <= MIXED_PRECISION_MAX_RTOL
         inverse = self._inv_symbol32 if mixed else self._inv_symbol
+        corr = self.correction
         t = (scale * (res / rnorm0)).astype(inverse.dtype)
         rho = rnorm0
-        t = sfft.idctn(sfft.dctn(t, type=2, norm="ortho") * inverse, type=2, norm="ortho")
+        t = self._precondition(t, inverse, corr)
         rz = CG.cg_direction(t, scale, res, d, 1.0, True, rho)
         it = 0
         rr = rnorm0 * rnorm0
@@ -129,9 +153,7 @@ class BoxWeightedLaplacianSolver(WeightedLaplacianSolver):
                 self.last_iterations = it
                 x -= x.mean()
                 return x
-            ghat = sfft.dctn(t, type=2, norm="ortho")
-            ghat *= inverse
-            t = sfft.idctn(ghat, type=2, norm="ortho", overwrite_x=True)
+            t = self._precondition(t, inverse, corr)
             rz = CG.cg_direction(t, scale, res, d, rz, False, rho)
             if not np.isfinite(rz):
                 break
