@@ -256,3 +256,98 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
                 if need_h1:
                     for y in range(m):
                         h1[r0 + k, c0 + y] = acc1[y]
+
+
+# -- the no-flux box: the reflected basis's diagonals from the box's own cells ----------
+@nb.njit(**_JIT)
+def _reflected_columns(p, extra):
+    """``PT[y, x] = P[x, y mod 2n]`` for ``y < 2n + extra`` and ``x < n``: the even
+    reflection ``P`` of the box density ``p`` transposed, on the box's rows only."""
+    n = p.shape[0]
+    m2 = 2 * n
+    PT = np.empty((m2 + extra, n))
+    for y in range(m2 + extra):
+        yy = y % m2
+        src = yy if yy < n else m2 - 1 - yy
+        for x in range(n):
+            PT[y, x] = p[x, src]
+    return PT
+
+
+@nb.njit(**_JIT)
+def reflected_diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2):
+    """:func:`diagonals_2d` of the even reflection ``P`` (``2n x 2n``) of the box
+    density ``p`` (``n x n``), without forming ``P``.
+
+    ``P`` is symmetric about the walls, so the axis-1 pass is needed on the box's ``n``
+    rows only (rows ``x`` and ``2n - 1 - x`` of ``P`` are equal) and the axis-0 pass
+    reads row ``2n - 1 - x`` as row ``x``. The axis-1 pass runs on the transpose: for an
+    output ``k`` and a tap ``i`` it adds ``w[i]`` times a whole row of ``P``'s transpose
+    (contiguous, vectorised), not a window dot product per row.
+    """
+    n = p.shape[0]
+    m2 = 2 * n
+    PT = _reflected_columns(p, lengths.max())
+    for j in range(1, level + 1):
+        r = 1 << j
+        m = m2 >> j
+        qt = np.zeros((4, m, n))  # (phi sq, phi dsq, psi sq, psi dsq): [output k, row x]
+        for t in range(2):
+            f = 2 * (j - 1) + t
+            s0 = starts[f]
+            S = lengths[f]
+            for k in range(m):
+                base = (t0s[f] + r * k) % m2
+                a_out = qt[2 * t, k]
+                b_out = qt[2 * t + 1, k]
+                for i in range(S):
+                    row = PT[base + i]
+                    ws = wsq[s0 + i]
+                    wd = wdsq[s0 + i]
+                    for x in range(n):
+                        v = row[x]
+                        a_out[x] += ws * v
+                        b_out[x] += wd * v
+        q = np.empty((4, n, m))  # back to [row x, output k] for the axis-0 pass
+        for c in range(4):
+            for x in range(n):
+                for k in range(m):
+                    q[c, x, k] = qt[c, k, x]
+        acc1 = np.empty(m)
+        acc2 = np.empty(m)
+        nblocks = 4 if j == level else 3
+        for blk in range(nblocks):
+            if blk == 0:
+                ta, tb, r0, c0 = 0, 1, 0, m      # scaling x wavelet
+            elif blk == 1:
+                ta, tb, r0, c0 = 1, 0, m, 0      # wavelet x scaling
+            elif blk == 2:
+                ta, tb, r0, c0 = 1, 1, m, m      # wavelet x wavelet
+            else:
+                ta, tb, r0, c0 = 0, 0, 0, 0      # scaling x scaling (coarsest level)
+            f = 2 * (j - 1) + ta
+            s0 = starts[f]
+            S = lengths[f]
+            qs = q[2 * tb]
+            qd = q[2 * tb + 1]
+            for k in range(m):
+                start = (t0s[f] + r * k) % m2
+                acc1[:] = 0.0
+                acc2[:] = 0.0
+                for i in range(S):
+                    row = (start + i) % m2
+                    if row >= n:
+                        row = m2 - 1 - row
+                    ws = wsq[s0 + i]
+                    wd = wdsq[s0 + i]
+                    qsr = qs[row]
+                    qdr = qd[row]
+                    for y in range(m):
+                        acc2[y] += ws * qsr[y]
+                        acc1[y] += wd * qsr[y] + ws * qdr[y]
+                if need_h2:
+                    for y in range(m):
+                        h2[r0 + k, c0 + y] = acc2[y]
+                if need_h1:
+                    for y in range(m):
+                        h1[r0 + k, c0 + y] = acc1[y]

@@ -17,8 +17,11 @@ Importing this module registers the bindings in
 :data:`densflow.metrics.natural.BOUNDARY_BINDERS` (:mod:`densflow.metrics` does).
 """
 
+import numpy as np
+
 from ..core.box import laplacian_pinv_for, weighted_laplacian_box
 from ..core.box_wavelets import extend, fold, reflected_basis
+from ..kernels import metric as MK
 from .natural import BOUNDARY_BINDERS, _Bound, _BoundCombined, _BoundWasserstein, mass_fix
 
 __all__ = ["bind_wasserstein", "bind_mahalanobis", "bind_combined"]
@@ -42,6 +45,29 @@ class _BoundPinv(_Bound):
 
     def direction(self, p, g):
         return mass_fix(self._pinv(g))
+
+
+class _BoundCombinedReflected(_BoundCombined):
+    r"""The reflected grid's combined metric, evaluated only at even reflections
+    :math:`P = \mathcal E p` (its one caller is :class:`_BoundCombinedBox`): in 2D the
+    diagonals are computed from :math:`P`'s box quadrant
+    (:meth:`densflow.core.box_wavelets.ReflectedBasis.box_diagonals`)."""
+
+    def eigenvalues(self, P):
+        if P.ndim == 1:
+            return super().eigenvalues(P)
+        n = P.shape[0] // 2
+        p = P[:n, :n]
+        need_h1, need_h2 = self.a1 > 0, self.a2 > 0
+        if self.mobility is None:
+            h1, h2 = self.basis.box_diagonals(p, need_h1=need_h1, need_h2=need_h2)
+        else:
+            h1 = self.basis.box_diagonals(p, need_h1=need_h1, need_h2=False)[0]
+            h2 = self.basis.box_diagonals(self.mobility(p), need_h1=False, need_h2=need_h2)[1]
+        lam = np.empty(self.basis.grid.shape)
+        MK.eigenvalues(lam if h1 is None else h1, lam if h2 is None else h2,
+                       self.a1, self.a2, self._a3h3, lam)
+        return lam
 
 
 class _BoundCombinedBox(_Bound):
@@ -84,7 +110,7 @@ def bind_mahalanobis(metric, energy):
 def bind_combined(metric, energy):
     """The combined metric of ``energy``'s box (reflected basis, symmetrising projection)."""
     basis = reflected_basis(energy.grid, metric.wavelet, metric.level)
-    return _BoundCombinedBox(_BoundCombined(basis, energy), energy.grid.dim)
+    return _BoundCombinedBox(_BoundCombinedReflected(basis, energy), energy.grid.dim)
 
 
 BOUNDARY_BINDERS.update({(BOUNDARY, "wasserstein"): bind_wasserstein,
