@@ -49,15 +49,16 @@ class _BoundPinv(_Bound):
 
 class _BoundCombinedReflected(_BoundCombined):
     r"""The reflected grid's combined metric, evaluated only at even reflections
-    :math:`P = \mathcal E p` (its one caller is :class:`_BoundCombinedBox`): in 2D the
-    diagonals are computed from :math:`P`'s box quadrant
+    :math:`P = \mathcal E p` (its one caller is :class:`_BoundCombinedBox`). Its
+    :meth:`eigenvalues` take :math:`P` or, cheaper, the box density :math:`p` itself; in
+    2D the diagonals come from the box's cells
     (:meth:`densflow.core.box_wavelets.ReflectedBasis.box_diagonals`)."""
 
-    def eigenvalues(self, P):
-        if P.ndim == 1:
-            return super().eigenvalues(P)
-        n = P.shape[0] // 2
-        p = P[:n, :n]
+    def eigenvalues(self, x):
+        box_shape = self.basis.box.shape
+        if x.ndim == 1:
+            return super().eigenvalues(extend(x) if x.shape == box_shape else x)
+        p = x if x.shape == box_shape else x[: box_shape[0], : box_shape[1]]
         need_h1, need_h2 = self.a1 > 0, self.a2 > 0
         if self.mobility is None:
             h1, h2 = self.basis.box_diagonals(p, need_h1=need_h1, need_h2=need_h2)
@@ -80,21 +81,26 @@ class _BoundCombinedBox(_Bound):
 
     def eigenvalues(self, p):
         r""":math:`\lambda(\mathcal E p)` of the reflected basis (pyramid layout)."""
-        return self.inner.eigenvalues(extend(p))
+        return self.inner.eigenvalues(p)
+
+    def _density(self, p):
+        # the inner metric takes the box density in 2D (its diagonals read the box's
+        # cells); the 1D fused direction reads the reflection
+        return extend(p) if p.ndim == 1 else p
 
     def apply(self, p, g):
         return self.operator(p)(g)
 
     def operator(self, p):
-        op, s = self.inner.operator(extend(p)), self.scale
+        op, s = self.inner.operator(self._density(p)), self.scale
         return lambda v: s * fold(op(extend(v)))
 
     def preconditioner(self, p):
-        pre, s = self.inner.preconditioner(extend(p)), self.scale
+        pre, s = self.inner.preconditioner(self._density(p)), self.scale
         return lambda v: s * fold(pre(extend(v)))
 
     def direction(self, p, g):
-        return mass_fix(self.scale * fold(self.inner.direction(extend(p), extend(g))))
+        return mass_fix(self.scale * fold(self.inner.direction(self._density(p), extend(g))))
 
 
 def bind_wasserstein(metric, energy):
