@@ -8,6 +8,8 @@ Usage::
     python benchmarks/boxes.py --cost          # time per iteration only
     python benchmarks/boxes.py --quick         # smaller sizes
     python benchmarks/boxes.py --flows         # time per flow step (densflow.flow)
+    python benchmarks/boxes.py --profile 256   # where a combined iteration's time goes
+    python benchmarks/boxes.py --cost --metrics combined   # some metrics only
 
 Counts: the paper's energy with all three terms (1D weights (1, 1e-3, 1e-4), 2D
 (1, 3e-4, 1e-4)), μ ∝ exp(-V) with the paper's V, uniform start, ``tol = 1e-12``; the
@@ -24,7 +26,10 @@ cost of the arithmetic.
 """
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -69,11 +74,11 @@ def counts(sizes):
     print_rst_table(["size", "torus first-order", "torus Newton", "box first-order", "box Newton"], rows)
 
 
-def cost(sizes, repeats, iters):
+def cost(sizes, repeats, iters, metrics=METRICS):
     rows = []
     for dim, n in sizes:
         best = {}
-        for metric in METRICS:
+        for metric in metrics:
             setups = {b: problem(dim, n, b) for b in BOUNDARIES}
             for b, (_, E, p0) in setups.items():  # warm-up: kernels, bases, solvers
                 df.solve(E, p0, metric=metric, method="gradient", max_iter=2)
@@ -82,7 +87,7 @@ def cost(sizes, repeats, iters):
                     res = df.solve(E, p0, metric=metric, method="gradient", max_iter=iters)
                     for key, t in (("median", np.median(res.times)), ("min", np.min(res.times))):
                         best[b, metric, key] = min(best.get((b, metric, key), np.inf), float(t))
-        for metric in METRICS:
+        for metric in metrics:
             row = [f"{n}" if dim == 1 else f"{n}^2", metric]
             for key in ("median", "min"):
                 tp, tb = best["periodic", metric, key], best["neumann", metric, key]
@@ -91,6 +96,24 @@ def cost(sizes, repeats, iters):
             print("  ".join(rows[-1]), flush=True)
     print_rst_table(["size", "metric", "torus ms/it", "box ms/it", "box/torus",
                      "torus min", "box min", "min ratio"], rows)
+
+
+def profile(n, iters=15, metric="combined", top=12):
+    """cProfile of ``iters`` first-order iterations at ``n^2`` on each boundary (after a
+    warm-up run): the total, the median iteration and the functions by own time."""
+    for b in BOUNDARIES:
+        _, E, p0 = problem(2, n, b)
+        df.solve(E, p0, metric=metric, method="gradient", max_iter=2)
+        prof = cProfile.Profile()
+        prof.enable()
+        res = df.solve(E, p0, metric=metric, method="gradient", max_iter=iters)
+        prof.disable()
+        print(f"== {b} {n}^2 {metric}: {res.n_iter} iterations, {1e3 * sum(res.times):.0f} ms, "
+              f"median {1e3 * np.median(res.times):.2f} ms/it")
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+        text = out.getvalue()
+        print(text[text.index("ncalls"):].rstrip(), flush=True)
 
 
 def flow_cost(sizes, repeats):
@@ -133,11 +156,15 @@ def main():
     ap.add_argument("--cost", action="store_true")
     ap.add_argument("--flows", action="store_true")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--profile", type=int, metavar="N", help="profile a combined iteration at N^2")
+    ap.add_argument("--metrics", nargs="+", choices=METRICS, default=METRICS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iters", type=int, default=20)
     args = ap.parse_args()
-    both = not (args.counts or args.cost or args.flows)
+    both = not (args.counts or args.cost or args.flows or args.profile)
     with threadpool_limits(1):
+        if args.profile:
+            profile(args.profile)
         if args.counts or both:
             sizes = ([(1, n) for n in (64, 256)] + [(2, n) for n in (32, 64)] if args.quick else
                      [(1, n) for n in (64, 128, 256, 512, 1024)]
@@ -145,8 +172,8 @@ def main():
             counts(sizes)
         if args.cost or both:
             sizes = ([(1, 1024), (2, 64)] if args.quick else
-                     [(1, 1024), (1, 2**14), (1, 2**17), (2, 64), (2, 256), (2, 512)])
-            cost(sizes, args.repeats, args.iters)
+                     [(1, 1024), (1, 2**14), (1, 2**17), (2, 64), (2, 128), (2, 256), (2, 512)])
+            cost(sizes, args.repeats, args.iters, args.metrics)
         if args.flows:
             sizes = [(1, 1024), (2, 64)] if args.quick else [(1, 1024), (1, 2**14), (2, 64), (2, 256)]
             flow_cost(sizes, args.repeats)
