@@ -29,6 +29,7 @@ import numpy as np
 
 import pywt
 
+from ..kernels import box as BK
 from ..kernels import diagonals as DK
 from .grid import Grid
 from .wavelets import WaveletBasis, valid_levels
@@ -39,20 +40,22 @@ __all__ = ["extend", "fold", "ReflectedBasis", "reflected_basis"]
 def extend(v):
     r""":math:`\mathcal E v`: the even extension of ``v`` (shape ``(n,)*dim``) to
     ``(2n,)*dim``, symmetric about every wall."""
-    out = np.concatenate([v, v[::-1]], axis=0)
     if v.ndim == 2:
-        out = np.concatenate([out, out[:, ::-1]], axis=1)
-    return np.ascontiguousarray(out)
+        out = np.empty((2 * v.shape[0], 2 * v.shape[1]))
+        BK.extend_2d(np.ascontiguousarray(v, dtype=float), out)
+        return out
+    return np.concatenate([v, v[::-1]])
 
 
 def fold(u):
     r""":math:`\mathcal E^\top u`: the sum of ``u`` (shape ``(2n,)*dim``) over the
     reflections, of shape ``(n,)*dim``."""
     n = u.shape[0] // 2
-    out = u[:n] + u[n:][::-1]
     if u.ndim == 2:
-        out = out[:, :n] + out[:, n:][:, ::-1]
-    return np.ascontiguousarray(out)
+        out = np.empty((n, n))
+        BK.fold_2d(np.ascontiguousarray(u, dtype=float), out)
+        return out
+    return u[:n] + u[n:][::-1]
 
 
 def default_level(n):

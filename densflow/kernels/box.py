@@ -129,3 +129,33 @@ def cg_update_box(x, res, d, ld, mu, n, rz, scale, t, inv_rho):
             rr += r * r
             t[i, j] = scale[i, j] * r * inv_rho
     return rr, curvature
+
+
+@nb.njit(**_JIT)
+def extend_2d(v, out):
+    """``out`` (``2n x 2n``) = the even reflection of ``v`` (``n x n``) in one pass."""
+    n = v.shape[0]
+    m = 2 * n
+    for x in range(n):
+        row = v[x]
+        top = out[x]
+        bottom = out[m - 1 - x]
+        for y in range(n):
+            a = row[y]
+            top[y] = a
+            top[m - 1 - y] = a
+            bottom[y] = a
+            bottom[m - 1 - y] = a
+
+
+@nb.njit(**_JIT)
+def fold_2d(u, out):
+    """``out`` (``n x n``) = the sum of ``u`` (``2n x 2n``) over the four reflections."""
+    n = out.shape[0]
+    m = 2 * n
+    for x in range(n):
+        top = u[x]
+        bottom = u[m - 1 - x]
+        o = out[x]
+        for y in range(n):
+            o[y] = (top[y] + top[m - 1 - y]) + (bottom[y] + bottom[m - 1 - y])
