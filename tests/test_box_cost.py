@@ -11,7 +11,6 @@ from densflow.core.box import BoxWeightedLaplacianSolver, box_laplacian_symbol, 
 from densflow.core.box_lowmodes import MIN_N, low_mode_correction
 from densflow.core.box_wavelets import extend, reflected_basis
 from densflow.energies import KL, Dirichlet, HMinus1
-from densflow.metrics.box import _BoundCombinedReflected
 from densflow.metrics.natural import _BoundCombined
 
 from dense import difference_matrices, wavelet_matrix
@@ -77,17 +76,19 @@ def test_box_diagonals_in_several_chunks_match_the_reflection(n, level):
         assert np.allclose(got, want, rtol=1e-12, atol=1e-15 * np.abs(want).max())
 
 
-def test_reflected_eigenvalues_equal_the_generic_path_with_a_mobility():
-    # a Fisher-Rao-like term with a mobility other than p (porous medium) takes the
-    # second branch of the eigenvalues; both must equal the generic reflected grid's
+def test_reflected_eigenvalues_from_the_box_density_equal_those_of_the_reflection():
+    # the reflected basis takes the box density (2D: diagonals from the box's cells) or
+    # its formed reflection (the generic periodic kernel); a Fisher-Rao-like term with a
+    # mobility other than p (porous medium) takes the second branch of the eigenvalues
     grid = box(16)
     mu = paper_mu(grid)
     basis = reflected_basis(grid, "db4", None)
     p = rough(grid.shape, 3)
     for E in (HMinus1(grid, mu) + 1e-3 * KL(grid, mu) + 1e-4 * Dirichlet(grid, mu),
               HMinus1(grid, mu) + 1e-2 * df.energies.PorousMedium(grid, m=2)):
-        fast = _BoundCombinedReflected(basis, E).eigenvalues(extend(p))
-        generic = _BoundCombined(basis, E).eigenvalues(extend(p))
+        bound = _BoundCombined(basis, E)
+        fast, generic = bound.eigenvalues(p), bound.eigenvalues(extend(p))
+        assert fast.shape == generic.shape == (32, 32)
         assert np.allclose(fast, generic, rtol=1e-12, atol=0)
 
 

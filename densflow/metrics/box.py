@@ -17,11 +17,8 @@ Importing this module registers the bindings in
 :data:`densflow.metrics.natural.BOUNDARY_BINDERS` (:mod:`densflow.metrics` does).
 """
 
-import numpy as np
-
 from ..core.box import laplacian_pinv_for, weighted_laplacian_box
 from ..core.box_wavelets import extend, fold, reflected_basis
-from ..kernels import metric as MK
 from .natural import BOUNDARY_BINDERS, _Bound, _BoundCombined, _BoundWasserstein, mass_fix
 
 __all__ = ["bind_wasserstein", "bind_mahalanobis", "bind_combined"]
@@ -47,30 +44,6 @@ class _BoundPinv(_Bound):
         return mass_fix(self._pinv(g))
 
 
-class _BoundCombinedReflected(_BoundCombined):
-    r"""The reflected grid's combined metric, evaluated only at even reflections
-    :math:`P = \mathcal E p` (its one caller is :class:`_BoundCombinedBox`). Its
-    :meth:`eigenvalues` take :math:`P` or, cheaper, the box density :math:`p` itself; in
-    2D the diagonals come from the box's cells
-    (:meth:`densflow.core.box_wavelets.ReflectedBasis.box_diagonals`)."""
-
-    def eigenvalues(self, x):
-        box_shape = self.basis.box.shape
-        if x.ndim == 1:
-            return super().eigenvalues(extend(x) if x.shape == box_shape else x)
-        p = x if x.shape == box_shape else x[: box_shape[0], : box_shape[1]]
-        need_h1, need_h2 = self.a1 > 0, self.a2 > 0
-        if self.mobility is None:
-            h1, h2 = self.basis.box_diagonals(p, need_h1=need_h1, need_h2=need_h2)
-        else:
-            h1 = self.basis.box_diagonals(p, need_h1=need_h1, need_h2=False)[0]
-            h2 = self.basis.box_diagonals(self.mobility(p), need_h1=False, need_h2=need_h2)[1]
-        lam = np.empty(self.basis.grid.shape)
-        MK.eigenvalues(lam if h1 is None else h1, lam if h2 is None else h2,
-                       self.a1, self.a2, self._a3h3, lam)
-        return lam
-
-
 class _BoundCombinedBox(_Bound):
     r""":math:`M_{\mathrm{box}}(p) = E^\top M_{2n}(\mathcal E p) E` (see the module)."""
 
@@ -84,8 +57,9 @@ class _BoundCombinedBox(_Bound):
         return self.inner.eigenvalues(p)
 
     def _density(self, p):
-        # the inner metric takes the box density in 2D (its diagonals read the box's
-        # cells); the 1D fused direction reads the reflection
+        # in 2D the inner metric takes the box density itself: the reflected basis's
+        # diagonals read the box's cells (ReflectedBasis.diagonals); the 1D fused
+        # direction reads the reflection
         return extend(p) if p.ndim == 1 else p
 
     def apply(self, p, g):
@@ -116,7 +90,7 @@ def bind_mahalanobis(metric, energy):
 def bind_combined(metric, energy):
     """The combined metric of ``energy``'s box (reflected basis, symmetrising projection)."""
     basis = reflected_basis(energy.grid, metric.wavelet, metric.level)
-    return _BoundCombinedBox(_BoundCombinedReflected(basis, energy), energy.grid.dim)
+    return _BoundCombinedBox(_BoundCombined(basis, energy), energy.grid.dim)
 
 
 BOUNDARY_BINDERS.update({(BOUNDARY, "wasserstein"): bind_wasserstein,
