@@ -214,6 +214,8 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
         if isinstance(operator, PotentialNewtonStep):
             bound.method = "newton_potential"
             bound.fallback_ready = operator.fallback_ready
+            if problem.loose_start:
+                bound.start = problem.start
         bound.first_step = lambda p, s, search: operator.first_step(p, s, search.eta0)
         if mirror:  # the curves stay positive: no fraction-to-the-boundary cut
             bound.first_step = lambda p, s, search: search.eta0

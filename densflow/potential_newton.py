@@ -63,9 +63,10 @@ from .kernels import potential as PK
 from .metrics.natural import mass_fix
 from .newton import Newton, NewtonStep
 from .optim.result import INNER_HISTORIES
+from .potential_start import START_RTOL, start_state
 
 __all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
-           "DIRECT_MAX_N", "applies", "choose_preconditioner"]
+           "DIRECT_MAX_N", "START_RTOL", "applies", "choose_preconditioner"]
 
 #: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
 PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
@@ -73,7 +74,7 @@ PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
 
 @dataclass(frozen=True)
 class PotentialNewton(Newton):
-    """Settings of ``solve(..., method="newton_potential")``: those of
+    r"""Settings of ``solve(..., method="newton_potential")``: those of
     :class:`densflow.newton.Newton` (``inner_factor`` is unused: there is no inner
     solve) and the linear solver.
 
@@ -92,6 +93,13 @@ class PotentialNewton(Newton):
         start 83 → 88 products. A fixed ``forcing_max = 1e-3`` gives the same steps
         with 214–215 products there, but 30 % more products on the paper panels.
 
+    start_rtol : float
+        In [0, 1). 2D: the relative residual of the one :math:`L_w^+` solve of the run,
+        the start's potential :math:`\tilde\varphi_0` with :math:`L_w\tilde\varphi_0
+        \approx p_0 - w`; the run starts from :math:`\tilde p_0 = w + L_w
+        \tilde\varphi_0` (:meth:`PotentialLines.start`). 0: start from :math:`p_0`
+        itself (its :math:`L_w^+` solved to the solver's 1e-13).
+
     ``damping_tries`` defaults to 0 here: the Fisher–Rao damping's extra solves cost
     more than they save in the potential (2D 128², high contrast, bump start: 9 outer
     steps with 426 Hessian products with 3 tries, 9 with 230 without).
@@ -100,6 +108,7 @@ class PotentialNewton(Newton):
     damping_tries: int = 0
     preconditioner: str = "auto"
     forcing_cut: float = 1e-3
+    start_rtol: float = START_RTOL
 
     PRECONDITIONERS = PRECONDITIONERS
 
@@ -108,6 +117,9 @@ class PotentialNewton(Newton):
         v = self.forcing_cut
         if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v <= 1):
             raise ValueError(f"PotentialNewton forcing_cut must lie in (0, 1], got {v!r}")
+        v = self.start_rtol
+        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 <= v < 1):
+            raise ValueError(f"PotentialNewton start_rtol must lie in [0, 1), got {v!r}")
 
 
 def _hminus1_terms(energy):
@@ -385,3 +397,23 @@ class PotentialLines(EnergyView):
         if hint is not None and hint[0] is s:
             known = {j: hint[1] for j in self.step.h_index}
         return self.energy.line(state, s, positive=positive, known=known)
+
+    @property
+    def loose_start(self):
+        """Whether :meth:`start` solves loosely (2D, where :math:`L_w^+` is an iterative
+        solve, and ``start_rtol > 0``)."""
+        return self.step.dim == 2 and getattr(self.step.settings, "start_rtol", 0.0) > 0
+
+    def start(self, p0):
+        r"""The :class:`~densflow.core.state.State` the run starts from: in 2D at
+        :math:`\tilde p_0 = w + L_w\tilde\varphi_0`, :math:`L_w\tilde\varphi_0 \approx
+        p_0 - w` to the relative residual ``start_rtol``
+        (:func:`densflow.potential_start.start_state`); the :math:`H^{-1}` part is
+        exact there without a solve, and the steps keep it exact. It depends on
+        :math:`p_0` alone, so a run resumed at iteration 0 (its snapshot 0 is
+        :math:`p_0`) starts identically."""
+        if not self.loose_start:
+            return self.energy.evaluate(p0)
+        step = self.step
+        return start_state(self.energy, step.h_index, step.w, p0,
+                           float(step.settings.start_rtol), step.mixed)

@@ -87,7 +87,7 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
                 bound.restore(resumed.state)  # e.g. the batches' generator: resumes exactly
     if checkpoint is not None:
         saved = checkpoint()
-    state = problem.evaluate(p)
+    state = bound.start(p) if k == 0 and bound.start is not None else problem.evaluate(p)
     admissible = bound.admissible
     last_ok = (k, state.p) if admissible is not None and admissible(state.p) is None else None
     if not energies:

@@ -1,0 +1,95 @@
+r"""Where Newton in the potential starts (:class:`densflow.potential_newton.PotentialLines`).
+
+In 2D the only :math:`L_w^+` solve a run of ``method="newton_potential"`` needs is the
+start's potential; its Hessian products, directions and lines are stencils and the
+:math:`H^{-1}` part of the gradient is updated exactly along each step. Solving that
+first system to 1e-13 took about half of the FFTs of a whole solve (2D 256², paper's
+μ: 12 of 23 FFT pairs). Instead the run starts from the density whose potential a
+loose solve gives:
+
+.. math::
+
+    L_w\tilde\varphi_0 \approx p_0 - w \ \text{(relative residual } \epsilon\text{)},
+    \qquad \tilde p_0 = w + L_w\tilde\varphi_0 ,
+
+a probability vector (:math:`\mathbf 1^\top L_w = 0`) with :math:`\|\tilde p_0 - p_0\|
+\le \epsilon \|p_0 - w\|`, at which the :math:`H^{-1}` term is known exactly,
+:math:`\nabla E_1(\tilde p_0) = \tilde\varphi_0` and :math:`E_1(\tilde p_0) = \tfrac12
+(\tilde p_0 - w)^\top \tilde\varphi_0` (up to rounding). :math:`\tilde p_0` must hold at
+least :data:`START_FACTOR` of :math:`p_0` in every cell (so it is positive); else the
+solve is tightened by 1e-3 at a time and below 1e-12 the run starts from :math:`p_0`
+with the energy's own evaluation.
+
+The solve is PCG on :math:`L_w` with :math:`T^{-1}A^+T^{-1}`, :math:`T = w^{1/2}`
+(:mod:`densflow.kernels.cg`'s fused vector work), the FFT pair in float32 where
+:math:`\max w/\min w \le` :data:`densflow.potential_newton.MIXED_CONTRAST` (its
+rounding, 1e-7, is far below the loose tolerance).
+"""
+
+import numpy as np
+import scipy.fft as sfft
+
+from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
+from .core.state import State
+from .kernels import cg as CG
+
+__all__ = ["START_RTOL", "START_FACTOR", "TIGHTEST", "loose_potential", "start_state"]
+
+#: The default ``PotentialNewton.start_rtol`` (measured: docs :ref:`newton-potential`).
+START_RTOL = 1e-3
+#: :math:`\tilde p_0 \ge` ``START_FACTOR`` :math:`p_0` in every cell, or the solve is tightened.
+START_FACTOR = 0.5
+#: Below this tolerance the run starts from :math:`p_0` itself.
+TIGHTEST = 1e-12
+
+
+def loose_potential(r, w, n, rtol, mixed, maxiter=500):
+    r"""The zero-mean :math:`\varphi` with :math:`\|L_w\varphi - r\| \le` ``rtol``
+    :math:`\|r\|` (``r`` of zero mean, 2D), or ``None`` when ``maxiter`` PCG iterations
+    do not reach it. ``mixed``: the preconditioner's FFT pair in float32."""
+    rnorm0 = np.sqrt(dot(r, r))
+    x = np.zeros_like(r)
+    if rnorm0 == 0.0:
+        return x
+    scale = 1.0 / np.sqrt(w)
+    inverse = inverse_symbol(laplacian_symbol(n, 2))
+    if mixed:
+        inverse = inverse.astype(np.float32)
+    res = np.array(r, dtype=float)
+    d, ld = np.empty_like(r), np.empty_like(r)
+    t = (scale * (res / rnorm0)).astype(inverse.dtype)
+    rho = rnorm0
+    t = sfft.irfftn(sfft.rfftn(t) * inverse, s=r.shape)
+    rz = CG.cg_direction(t, scale, res, d, 1.0, True, rho)
+    for _ in range(maxiter):
+        rr, _ = CG.cg_update(x, res, d, ld, w, n, rz, scale, t, 1.0 / rho)
+        if np.sqrt(rr) <= rtol * rnorm0:
+            return x - x.mean()
+        z = sfft.rfftn(t)
+        z *= inverse
+        t = sfft.irfftn(z, s=r.shape, overwrite_x=True)
+        rz = CG.cg_direction(t, scale, res, d, rz, False, rho)
+        if not np.isfinite(rz):
+            return None
+        rho = np.sqrt(rr)
+    return None
+
+
+def start_state(energy, h_index, w, p0, rtol, mixed):
+    r"""The :class:`~densflow.core.state.State` of ``energy`` at :math:`\tilde p_0`
+    (module docstring); ``h_index``: the indices of its :math:`H^{-1}` terms (all on
+    the weight ``w``) in ``energy.active_terms``."""
+    n = w.shape[0]
+    r = p0 - w
+    r -= r.mean()
+    while rtol >= TIGHTEST:
+        u = loose_potential(r, w, n, rtol, mixed)
+        if u is not None:
+            q = w + weighted_laplacian(u, w, n)
+            if np.all(q >= START_FACTOR * p0):
+                value = 0.5 * dot(q - w, u)
+                parts = [State(q, value, u) if j in h_index else t.evaluate(q)
+                         for j, (_, t) in enumerate(energy.active_terms)]
+                return energy._combine(q, parts)
+        rtol *= 1e-3
+    return energy.evaluate(p0)
