@@ -109,6 +109,7 @@ class PotentialNewton(Newton):
     preconditioner: str = "auto"
     forcing_cut: float = 1e-3
     start_rtol: float = START_RTOL
+    forcing_last: float = 0.1
 
     PRECONDITIONERS = PRECONDITIONERS
 
@@ -204,9 +205,18 @@ class PotentialNewtonStep(NewtonStep):
                       float(self.w.max() / self.w.min()) <= MIXED_CONTRAST)
         self._ones = np.ones(grid.shape)
         self._work = [np.empty(grid.shape) for _ in range(4)]
+        self._row = np.empty(grid.n)
         self.hint = None
         self._diag_key = self._diag_value = None
         self._symbol = None
+
+    def _lw(self, x):
+        """:math:`L_w x` (2D: the vectorised row kernel, the same arithmetic)."""
+        if self.dim == 2:
+            out = np.empty(x.shape)
+            PK.wlap_2d(np.ascontiguousarray(x, dtype=float), self.w, self.n, out)
+            return out
+        return weighted_laplacian(x, self.w, self.n)
 
     # -- the Hessian and its solves ---------------------------------------------------
     def _diag(self, p, nu):
@@ -218,7 +228,8 @@ class PotentialNewtonStep(NewtonStep):
         key = self._diag_key
         if key is not None and key[0] is p and key[1] == nu:
             return self._diag_value
-        value = a / np.maximum(p, 1e-300)
+        value = np.empty(p.shape)
+        PK.curvature_diagonal(np.ascontiguousarray(p).reshape(-1), a, value.reshape(-1))
         self._diag_key, self._diag_value = (p, nu), value
         return value
 
@@ -230,8 +241,12 @@ class PotentialNewtonStep(NewtonStep):
         if self.standard:
             a = self.a2 + nu
             u, au, wk, _ = self._work
-            curvature = (PK.hessian_1d if self.dim == 1 else PK.hessian_2d)(
-                v, self.w, self._diag(p, nu), a > 0, self.a1, self.a3, self.n, u, au, wk, out)
+            if self.dim == 2:  # row passes (vectorised), the same arithmetic as hessian_2d
+                curvature = PK.hessian_rows_2d(v, self.w, self._diag(p, nu), a > 0, self.a1,
+                                               self.a3, self.n, u, self._row, wk, out)
+            else:
+                curvature = PK.hessian_1d(v, self.w, self._diag(p, nu), a > 0, self.a1,
+                                          self.a3, self.n, u, au, wk, out)
             return out, curvature
         u = weighted_laplacian(v, self.w, self.n)
         mid = np.zeros_like(v)
@@ -248,16 +263,27 @@ class PotentialNewtonStep(NewtonStep):
             self._symbol = laplacian_symbol(self.n, self.dim)
         return self._symbol
 
+    def _ratio(self, p):
+        """``(mild, mean)``: whether :math:`w/p` spans at most :data:`MIXED_CONTRAST`
+        (float32 FFTs; always without a KL term) and its mean (``None`` without KL),
+        in one pass."""
+        if self.a2 <= 0:
+            return True, None
+        lo, hi, mean = PK.ratio_stats(self.w.reshape(-1), np.ascontiguousarray(p).reshape(-1))
+        return hi <= MIXED_CONTRAST * lo, mean
+
     def _mild(self, p):
         """Whether :math:`w/p` spans at most :data:`MIXED_CONTRAST` (float32 FFTs)."""
-        if self.a2 <= 0:
-            return True
-        lo, hi = PK.min_max_ratio(self.w.reshape(-1), np.ascontiguousarray(p).reshape(-1))
-        return hi <= MIXED_CONTRAST * lo
+        return self._ratio(p)[0]
 
-    def _multiplier(self, p, nu):
-        """The Fourier preconditioner's multiplier :math:`F` at ``p``."""
-        c2 = (self.a2 + nu) * float(np.mean(self.w / p)) if self.a2 + nu > 0 else 0.0
+    def _multiplier(self, p, nu, mean_ratio=None):
+        r"""The Fourier preconditioner's multiplier :math:`F` at ``p`` (``mean_ratio``:
+        :math:`\overline{w/p}` when known)."""
+        c2 = 0.0
+        if self.a2 + nu > 0:
+            if mean_ratio is None:
+                mean_ratio = PK.ratio_stats(self.w.reshape(-1), np.ascontiguousarray(p).reshape(-1))[2]
+            c2 = (self.a2 + nu) * mean_ratio
         c3 = self.a3 * float(np.mean(self.w))
         A = self._laplacian_symbol()
         return inverse_symbol(A * (self.a1 + A * (c2 + c3 * A)))
@@ -280,6 +306,16 @@ class PotentialNewtonStep(NewtonStep):
         shape = b.shape
         axes = tuple(range(self.dim))
         scale = self._scale
+        flat = (lambda a: a.reshape(-1))
+        x = np.zeros(shape)
+        r = np.array(b, dtype=float)
+        r -= r.mean()
+        d = np.empty(shape)
+        t = np.empty(shape)  # the preconditioner's input scale * r / rho
+        rho = 1.0
+        mixed = mean_ratio = None
+        if self.kind != "metric" and self.mixed:
+            mixed, mean_ratio = self._ratio(p)
         if self.kind == "metric":
             inv = inverse_symbol(self._laplacian_symbol())
             metric = self.inner.preconditioner(p)
@@ -287,30 +323,23 @@ class PotentialNewtonStep(NewtonStep):
             def apply(t):  # S M S, the outer scale T^-1 applied by the CG kernels
                 u = sfft.irfftn(sfft.rfftn(t, axes=axes) * inv, s=shape, axes=axes)
                 u = scale * metric(scale * u)
-                return sfft.irfftn(sfft.rfftn(u, axes=axes) * inv, s=shape, axes=axes), 1.0
-        elif self.mixed and self._mild(p):
-            inv = self._multiplier(p, nu).astype(np.float32)
-            single = np.empty(shape, dtype=np.float32)
-
-            def apply(t):  # the FFT pair in float32 on t / max|t|
-                rho = PK.scaled_single(t.reshape(-1), single.reshape(-1))
-                z = sfft.rfftn(single, axes=axes)
-                z *= inv
-                return sfft.irfftn(z, s=shape, axes=axes, overwrite_x=True), rho
+                return sfft.irfftn(sfft.rfftn(u, axes=axes) * inv, s=shape, axes=axes)
         else:
-            inv = self._multiplier(p, nu)
+            inv = self._multiplier(p, nu, mean_ratio if nu == 0.0 else None)
+            if mixed:  # the FFT pair in float32 on t = scale * r / rho, rho ~ max|scale * r|
+                inv = inv.astype(np.float32)
+                t = np.empty(shape, dtype=np.float32)
+                rho = PK.scaled_single(flat(scale * r), flat(t))
 
             def apply(t):
-                return sfft.irfftn(sfft.rfftn(t, axes=axes) * inv, s=shape, axes=axes), 1.0
-        x = np.zeros(shape)
-        r = np.array(b, dtype=float)
-        r -= r.mean()
-        t = scale * r
-        d = np.empty(shape)
-        flat = (lambda a: a.reshape(-1))
+                z = sfft.rfftn(t, axes=axes)
+                z *= inv
+                return sfft.irfftn(z, s=shape, axes=axes, overwrite_x=True)
+        if not mixed:
+            np.multiply(scale, r, out=t)
 
         def direction(rz_old, first):
-            z, rho = apply(t)
+            z = apply(t)
             return PK.cg_direction(flat(np.ascontiguousarray(z)), flat(scale), flat(r), flat(d),
                                    rz_old, first, rho)
 
@@ -329,8 +358,10 @@ class PotentialNewtonStep(NewtonStep):
             counts["cg_iterations"] += 1
             if not curvature > 0:  # only by rounding: the Hessian is positive definite
                 break
-            PK.cg_update(flat(x), flat(r), flat(d), flat(hd), rz / curvature, flat(scale), flat(t))
-            rz_new = direction(rz, False)
+            big = PK.cg_update_scaled(flat(x), flat(r), flat(d), flat(hd), rz / curvature,
+                                      flat(scale), flat(t), 1.0 / rho if mixed else 1.0)
+            rz_new = direction(rz, False)  # z scaled back by the rho t was written with
+            rho = big if mixed else 1.0
             if rz_new <= stop:
                 if tighter is None or rz_new <= tighter or self._uncut(p, x):
                     break
@@ -341,13 +372,21 @@ class PotentialNewtonStep(NewtonStep):
     def _uncut(self, p, x):
         """Whether the density step of the potential step ``x`` keeps ``p > 0`` (the
         fraction-to-the-boundary rule leaves it whole)."""
-        s = weighted_laplacian(x, self.w, self.n)
+        s = self._lw(x)
         return self.first_step(p, s - s.mean(), 1.0) >= 1.0
+
+    def forcing(self, decrement, gap):
+        r""":math:`\eta_k = \max(\min(\eta_{\max}, \sqrt{\text{decrement}}),
+        \min(\eta_{\rm floor}, \eta_{\rm last}))`: the floor
+        :math:`\sqrt{\tau/(10(E_k - E_{\min}))}` (a step that ends below ``tol`` needs
+        no more) may exceed ``forcing_max`` up to ``forcing_last``."""
+        eta = min(self.settings.forcing_max, np.sqrt(max(decrement, 0.0)))
+        return max(eta, min(self._floor(gap), getattr(self.settings, "forcing_last", 0.0)))
 
     # -- the step ---------------------------------------------------------------------
     def _step(self, p, b, gap, nu):
         delta = self.solve(p, b, gap, nu)
-        s = weighted_laplacian(delta, self.w, self.n)
+        s = self._lw(delta)
         return mass_fix(s), delta - delta.mean()
 
     def direction(self, p, g, gap=None):
@@ -359,7 +398,7 @@ class PotentialNewtonStep(NewtonStep):
         if self.has_kl and p.min() * p.size < self.settings.revive_below:
             return self.inner.direction(p, g)  # nearly empty cells: the metric's step
         self.newton_direction = True
-        b = weighted_laplacian(g, self.w, self.n)
+        b = self._lw(g)
         s, hs = self._step(p, b, gap, 0.0)
         if self.has_kl:
             alpha2, nu = self.energy.weights["fisher_rao"], 0.0

@@ -66,16 +66,6 @@ def hessian_1d(v, mu, diag, has_diag, a1, a3, n, u, au, w, out):
 
 
 @nb.njit(**_JIT)
-def cg_update(x, r, d, hd, alpha, scale, t):
-    """``x += alpha d``, ``r -= alpha hd``, ``t = scale * r`` (flat arrays)."""
-    for i in range(x.shape[0]):
-        x[i] += alpha * d[i]
-        ri = r[i] - alpha * hd[i]
-        r[i] = ri
-        t[i] = scale[i] * ri
-
-
-@nb.njit(**_JIT)
 def cg_direction(zraw, scale, r, d, rz_old, first, rho):
     """``z = rho * scale * zraw`` (``zraw`` float64 or float32); ``d = z + (r.z /
     rz_old) d`` (``d = z`` when ``first``); returns ``r.z``."""
@@ -87,20 +77,6 @@ def cg_direction(zraw, scale, r, d, rz_old, first, rho):
         z = scale[i] * zraw[i] * rho
         d[i] = z + beta * d[i] if not first else z
     return rz
-
-
-@nb.njit(**_JIT)
-def min_max_ratio(w, p):
-    """``(min w/p, max w/p)`` in one pass."""
-    lo = np.inf
-    hi = 0.0
-    for i in range(w.shape[0]):
-        x = w[i] / p[i]
-        if x < lo:
-            lo = x
-        if x > hi:
-            hi = x
-    return lo, hi
 
 
 @nb.njit(**_JIT)
@@ -307,3 +283,124 @@ def cyclic_band_solve(h, rhs, out):
     for i in range(n):
         out[i] -= mean
     return True
+
+
+# ------------------------------------------------ 2D products in row passes (vectorised)
+@nb.njit(**_JIT)
+def _wlap_row(xm, xc, xp, mum, muc, n2, out, n):
+    """One row of ``L_w x`` (``xm, xc, xp``: rows i-1, i, i+1 of x; ``mum, muc``: rows
+    i-1, i of w); the inner loop has no wrap-around branch, so it vectorises."""
+    for j in range(1, n - 1):
+        out[j] = n2 * (mum[j] * (xc[j] - xm[j]) - muc[j] * (xp[j] - xc[j])
+                       + muc[j - 1] * (xc[j] - xc[j - 1]) - muc[j] * (xc[j + 1] - xc[j]))
+    for j in (0, n - 1):
+        jm = j - 1 if j > 0 else n - 1
+        jp = j + 1 if j < n - 1 else 0
+        out[j] = n2 * (mum[j] * (xc[j] - xm[j]) - muc[j] * (xp[j] - xc[j])
+                       + muc[jm] * (xc[j] - xc[jm]) - muc[j] * (xc[jp] - xc[j]))
+
+
+@nb.njit(**_JIT)
+def _lap_row(xm, xc, xp, n2, out, n):
+    """One row of ``A x`` (the positive ``-Delta``)."""
+    for j in range(1, n - 1):
+        out[j] = n2 * (4.0 * xc[j] - xm[j] - xp[j] - xc[j - 1] - xc[j + 1])
+    for j in (0, n - 1):
+        jm = j - 1 if j > 0 else n - 1
+        jp = j + 1 if j < n - 1 else 0
+        out[j] = n2 * (4.0 * xc[j] - xm[j] - xp[j] - xc[jm] - xc[jp])
+
+
+@nb.njit(**_JIT)
+def wlap_2d(x, w, n, out):
+    """``out = L_w x`` on an ``n x n`` periodic grid (row passes)."""
+    n2 = float(n) * float(n)
+    for i in range(n):
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
+        _wlap_row(x[im], x[i], x[ip], w[im], w[i], n2, out[i], n)
+
+
+@nb.njit(**_JIT)
+def hessian_rows_2d(v, w, diag, has_diag, a1, a3, n, u, row, m, out):
+    """:func:`hessian_2d` in three row passes: ``u = L_w v``; ``m = diag u + a3 A u``
+    (``A u`` one row at a time in ``row``); ``out = L_w m + a1 u``. Returns
+    ``v.out = u.m + a1 v.u``."""
+    n2 = float(n) * float(n)
+    wlap_2d(v, w, n, u)
+    um = 0.0
+    for i in range(n):
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
+        ui, mi = u[i], m[i]
+        if a3 > 0.0:
+            _lap_row(u[im], ui, u[ip], n2, row, n)
+            if has_diag:
+                di = diag[i]
+                for j in range(n):
+                    mi[j] = di[j] * ui[j] + a3 * row[j]
+            else:
+                for j in range(n):
+                    mi[j] = a3 * row[j]
+        elif has_diag:
+            di = diag[i]
+            for j in range(n):
+                mi[j] = di[j] * ui[j]
+        else:
+            for j in range(n):
+                mi[j] = 0.0
+        for j in range(n):
+            um += ui[j] * mi[j]
+    vu = 0.0
+    for i in range(n):
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
+        oi = out[i]
+        _wlap_row(m[im], m[i], m[ip], w[im], w[i], n2, oi, n)
+        if a1 > 0.0:
+            ui, vi = u[i], v[i]
+            for j in range(n):
+                oi[j] += a1 * ui[j]
+                vu += vi[j] * ui[j]
+    return um + a1 * vu
+
+
+@nb.njit(**_JIT)
+def ratio_stats(w, p):
+    """``(min, max, mean)`` of ``w / p`` in one pass (flat arrays)."""
+    lo = np.inf
+    hi = 0.0
+    total = 0.0
+    for i in range(w.shape[0]):
+        x = w[i] / p[i]
+        total += x
+        if x < lo:
+            lo = x
+        if x > hi:
+            hi = x
+    return lo, hi, total / w.shape[0]
+
+
+@nb.njit(**_JIT)
+def curvature_diagonal(p, a, out):
+    """``out = a / max(p, 1e-300)`` (flat arrays): the KL term's Hessian diagonal."""
+    for i in range(p.shape[0]):
+        out[i] = a / max(p[i], 1e-300)
+
+
+@nb.njit(**_JIT)
+def cg_update_scaled(x, r, d, hd, alpha, scale, t, inv_rho):
+    """``x += alpha d``, ``r -= alpha hd``, ``t = scale * r * inv_rho`` (``t`` float64
+    or float32; flat arrays); returns ``max |scale * r|`` (1 for 0), the next
+    ``rho``."""
+    big = 0.0
+    for i in range(x.shape[0]):
+        x[i] += alpha * d[i]
+        ri = r[i] - alpha * hd[i]
+        r[i] = ri
+        si = scale[i] * ri
+        t[i] = si * inv_rho
+        a = abs(si)
+        if a > big:
+            big = a
+    return big if big > 0.0 else 1.0
