@@ -60,6 +60,7 @@ from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_lapl
 from .energies.base import EnergyView
 from .energies.terms import KL, Dirichlet, HMinus1
 from .kernels import potential as PK
+from .kernels.fourier import FourierPair
 from .metrics.natural import mass_fix
 from .newton import Newton, NewtonStep
 from .optim.result import INNER_HISTORIES
@@ -208,7 +209,8 @@ class PotentialNewtonStep(NewtonStep):
         self._row = np.empty(grid.n)
         self.hint = None
         self._diag_key = self._diag_value = None
-        self._symbol = None
+        self._symbol = self._start_inverse = None
+        self._pairs = {}
 
     def _lw(self, x):
         """:math:`L_w x` (2D: the vectorised row kernel, the same arithmetic)."""
@@ -256,6 +258,21 @@ class PotentialNewtonStep(NewtonStep):
             mid += nu * u / np.maximum(p, 1e-300)
         out = weighted_laplacian(mid, self.w, self.n) + self.a1 * u
         return out, dot(v, out)
+
+    def fourier_pair(self, dtype):
+        """The step's :class:`~densflow.kernels.fourier.FourierPair` of ``dtype``."""
+        pair = self._pairs.get(np.dtype(dtype))
+        if pair is None:
+            pair = self._pairs[np.dtype(dtype)] = FourierPair(self.w.shape, dtype)
+        return pair
+
+    def start_inverse(self):
+        """:math:`A^+`'s symbol for the start's solve (float32 where the step's FFT
+        pairs are, :attr:`mixed`)."""
+        if self._start_inverse is None:
+            inv = inverse_symbol(self._laplacian_symbol())
+            self._start_inverse = inv.astype(np.float32) if self.mixed else inv
+        return self._start_inverse
 
     def _laplacian_symbol(self):
         """The Laplacian's Fourier symbol (made at the first Fourier solve)."""
@@ -331,10 +348,10 @@ class PotentialNewtonStep(NewtonStep):
                 t = np.empty(shape, dtype=np.float32)
                 rho = PK.scaled_single(flat(scale * r), flat(t))
 
+            pair = self.fourier_pair(np.float32 if mixed else np.float64)
+
             def apply(t):
-                z = sfft.rfftn(t, axes=axes)
-                z *= inv
-                return sfft.irfftn(z, s=shape, axes=axes, overwrite_x=True)
+                return pair(t, inv)
         if not mixed:
             np.multiply(scale, r, out=t)
 
@@ -453,6 +470,4 @@ class PotentialLines(EnergyView):
         :math:`p_0`) starts identically."""
         if not self.loose_start:
             return self.energy.evaluate(p0)
-        step = self.step
-        return start_state(self.energy, step.h_index, step.w, p0,
-                           float(step.settings.start_rtol), step.mixed)
+        return start_state(self.energy, self.step, p0, float(self.step.settings.start_rtol))

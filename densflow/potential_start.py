@@ -27,9 +27,8 @@ rounding, 1e-7, is far below the loose tolerance).
 """
 
 import numpy as np
-import scipy.fft as sfft
 
-from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
+from .core.operators import dot
 from .core.state import State
 from .kernels import cg as CG
 
@@ -43,49 +42,46 @@ START_FACTOR = 0.5
 TIGHTEST = 1e-12
 
 
-def loose_potential(r, w, n, rtol, mixed, maxiter=500):
+def loose_potential(r, w, n, rtol, scale, inverse, pair, maxiter=500):
     r"""The zero-mean :math:`\varphi` with :math:`\|L_w\varphi - r\| \le` ``rtol``
     :math:`\|r\|` (``r`` of zero mean, 2D), or ``None`` when ``maxiter`` PCG iterations
-    do not reach it. ``mixed``: the preconditioner's FFT pair in float32."""
+    do not reach it. ``scale``: :math:`w^{-1/2}`; ``inverse``: :math:`A^+`'s symbol,
+    float32 for the FFT pair in float32; ``pair``: the
+    :class:`~densflow.kernels.fourier.FourierPair` of its dtype."""
     rnorm0 = np.sqrt(dot(r, r))
     x = np.zeros_like(r)
     if rnorm0 == 0.0:
         return x
-    scale = 1.0 / np.sqrt(w)
-    inverse = inverse_symbol(laplacian_symbol(n, 2))
-    if mixed:
-        inverse = inverse.astype(np.float32)
     res = np.array(r, dtype=float)
     d, ld = np.empty_like(r), np.empty_like(r)
     t = (scale * (res / rnorm0)).astype(inverse.dtype)
     rho = rnorm0
-    t = sfft.irfftn(sfft.rfftn(t) * inverse, s=r.shape)
-    rz = CG.cg_direction(t, scale, res, d, 1.0, True, rho)
+    rz = CG.cg_direction(pair(t, inverse), scale, res, d, 1.0, True, rho)
     for _ in range(maxiter):
         rr, _ = CG.cg_update(x, res, d, ld, w, n, rz, scale, t, 1.0 / rho)
         if np.sqrt(rr) <= rtol * rnorm0:
             return x - x.mean()
-        z = sfft.rfftn(t)
-        z *= inverse
-        t = sfft.irfftn(z, s=r.shape, overwrite_x=True)
-        rz = CG.cg_direction(t, scale, res, d, rz, False, rho)
+        rz = CG.cg_direction(pair(t, inverse), scale, res, d, rz, False, rho)
         if not np.isfinite(rz):
             return None
         rho = np.sqrt(rr)
     return None
 
 
-def start_state(energy, h_index, w, p0, rtol, mixed):
+def start_state(energy, step, p0, rtol):
     r"""The :class:`~densflow.core.state.State` of ``energy`` at :math:`\tilde p_0`
-    (module docstring); ``h_index``: the indices of its :math:`H^{-1}` terms (all on
-    the weight ``w``) in ``energy.active_terms``."""
-    n = w.shape[0]
+    (module docstring); ``step``: the run's
+    :class:`~densflow.potential_newton.PotentialNewtonStep` (its weight :math:`w`, the
+    indices of the :math:`H^{-1}` terms in ``energy.active_terms``, its FFT pairs)."""
+    w, n, h_index = step.w, step.n, step.h_index
+    inverse = step.start_inverse()
+    pair = step.fourier_pair(inverse.dtype)
     r = p0 - w
     r -= r.mean()
     while rtol >= TIGHTEST:
-        u = loose_potential(r, w, n, rtol, mixed)
+        u = loose_potential(r, w, n, rtol, step._scale, inverse, pair)
         if u is not None:
-            q = w + weighted_laplacian(u, w, n)
+            q = w + step._lw(u)
             if np.all(q >= START_FACTOR * p0):
                 value = 0.5 * dot(q - w, u)
                 parts = [State(q, value, u) if j in h_index else t.evaluate(q)
