@@ -26,6 +26,7 @@ from .optim.linesearch import Armijo
 from .optim.loop import check_loop_settings
 from .newton import Newton, NewtonStep, compact_applies
 from .free_newton import FreeNewtonStep
+from .potential_fused import fused_step
 from .potential_newton import PotentialLines, PotentialNewton, PotentialNewtonStep, applies as _potential_applies
 
 __all__ = ["prepare", "make_bound", "LazyBound", "positive_density", "setup_attributes", "check_method",
@@ -223,6 +224,8 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
             bound.fallback_ready = operator.fallback_ready
             if problem.loose_start:
                 bound.start = problem.start
+            if bound.after_step is None:
+                bound.fused_step = fused_step(operator, energy, line_search, bound.positive)
         bound.first_step = lambda p, s, search: operator.first_step(p, s, search.eta0)
         if mirror:  # the curves stay positive: no fraction-to-the-boundary cut
             bound.first_step = lambda p, s, search: search.eta0

@@ -84,6 +84,12 @@ class Bound:
         resumed at its snapshot 0, which holds ``x0``); a problem may start from a point
         computed from ``x0`` (Newton in the potential: :meth:`densflow.potential_newton.
         PotentialLines.start`). ``None``: ``problem.evaluate(x0)``.
+    fused_step : callable or None
+        ``fused_step(state, gap)``: the whole step from ``state`` in one call, or
+        ``None`` for the general path this time; ``(s, slope, eta, new_state)`` with
+        ``eta = None`` when no trial step was accepted (the loop then tries
+        ``fallback``). Only for problems without ``after_step``; it must take the
+        step the general path would (:mod:`densflow.potential_fused`).
     method : str
         The method's name (``info["method"]`` of the result).
     max_iter : int
@@ -108,6 +114,7 @@ class Bound:
     checkpoint: object = None
     restore: object = None
     start: object = None
+    fused_step: object = None
     method: str = "gradient"
     max_iter: int = 1000
 
