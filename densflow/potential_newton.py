@@ -149,6 +149,10 @@ def applies(energy):
 MIXED_CONTRAST = 1e4
 MIXED = True
 
+#: The Laplacian's symbol of the last grid (made once, not once per run: 0.5 ms at
+#: n = 65536 in 1D). Read only.
+_SYMBOLS = {}
+
 #: 1D grids up to this size solve the Newton system directly. The Hessian in the
 #: potential carries :math:`L_w` twice, so its condition number grows like
 #: :math:`n^6` with a Dirichlet term; measured on the paper's 1D panels, the banded
@@ -201,7 +205,9 @@ class PotentialNewtonStep(NewtonStep):
                              "HMinus1, KL and Dirichlet terms")
         self._scale = 1.0 / np.sqrt(self.w)
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
-        #: :data:`MIXED_CONTRAST`)
+        #: :data:`MIXED_CONTRAST`; in 1D the multiplier spans far more, :math:`(4n^2)^3`
+        #: with a Dirichlet term, and float32 pairs took 939 outer steps instead of 3 at
+        #: n = 65536, weights (1, 1e-3, 1e-4))
         self.mixed = (self.dim == 2 and MIXED and
                       float(self.w.max() / self.w.min()) <= MIXED_CONTRAST)
         self._ones = np.ones(grid.shape)
@@ -214,11 +220,10 @@ class PotentialNewtonStep(NewtonStep):
 
     def _lw(self, x):
         """:math:`L_w x` (2D: the vectorised row kernel, the same arithmetic)."""
-        if self.dim == 2:
-            out = np.empty(x.shape)
-            PK.wlap_2d(np.ascontiguousarray(x, dtype=float), self.w, self.n, out)
-            return out
-        return weighted_laplacian(x, self.w, self.n)
+        out = np.empty(x.shape)
+        (PK.wlap_2d if self.dim == 2 else PK.wlap_1d)(
+            np.ascontiguousarray(x, dtype=float), self.w, self.n, out)
+        return out
 
     # -- the Hessian and its solves ---------------------------------------------------
     def _diag(self, p, nu):
@@ -247,8 +252,8 @@ class PotentialNewtonStep(NewtonStep):
                 curvature = PK.hessian_rows_2d(v, self.w, self._diag(p, nu), a > 0, self.a1,
                                                self.a3, self.n, u, self._row, wk, out)
             else:
-                curvature = PK.hessian_1d(v, self.w, self._diag(p, nu), a > 0, self.a1,
-                                          self.a3, self.n, u, au, wk, out)
+                curvature = PK.hessian_lines_1d(v, self.w, self._diag(p, nu), a > 0, self.a1,
+                                                self.a3, self.n, u, wk, out)
             return out, curvature
         u = weighted_laplacian(v, self.w, self.n)
         mid = np.zeros_like(v)
@@ -277,7 +282,11 @@ class PotentialNewtonStep(NewtonStep):
     def _laplacian_symbol(self):
         """The Laplacian's Fourier symbol (made at the first Fourier solve)."""
         if self._symbol is None:
-            self._symbol = laplacian_symbol(self.n, self.dim)
+            key = (self.n, self.dim)
+            if key not in _SYMBOLS:
+                _SYMBOLS.clear()  # keep one: grids of a run share it
+                _SYMBOLS[key] = laplacian_symbol(self.n, self.dim)
+            self._symbol = _SYMBOLS[key]
         return self._symbol
 
     def _ratio(self, p):
