@@ -50,79 +50,21 @@ revival of nearly empty cells by the metric's first-order step and the fallback 
 are those of :class:`densflow.newton.NewtonStep`.
 """
 
-import numbers
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.fft as sfft
 
 from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
-from .energies.base import EnergyView
 from .energies.terms import KL, Dirichlet, HMinus1
 from .kernels import potential as PK
 from .kernels.fourier import FourierPair
 from .metrics.natural import mass_fix
-from .newton import Newton, NewtonStep
+from .newton import NewtonStep
 from .optim.result import INNER_HISTORIES
-from .potential_start import START_RTOL, start_state
+from .potential_settings import PRECONDITIONERS, START_RTOL, PotentialNewton
+from .potential_start import PotentialLines
 
 __all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
            "DIRECT_MAX_N", "START_RTOL", "applies", "choose_preconditioner"]
-
-#: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
-PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
-
-
-@dataclass(frozen=True)
-class PotentialNewton(Newton):
-    r"""Settings of ``solve(..., method="newton_potential")``: those of
-    :class:`densflow.newton.Newton` (``inner_factor`` is unused: there is no inner
-    solve) and the linear solver.
-
-    Parameters
-    ----------
-    preconditioner : {"auto", "direct", "fourier", "metric"}
-        How the Newton system is solved (module docstring); ``"auto"``:
-        :func:`choose_preconditioner`.
-    forcing_cut : float
-        In (0, 1]. With a KL term, when CG meets its forcing term with an iterate whose
-        density step the fraction-to-the-boundary rule would cut, it goes on to the
-        relative residual ``forcing_cut`` (1: never). A loose step leaves out the KL
-        curvature of the cells it would empty; measured on the 2D high-contrast bump
-        start (outer steps, Hessian products): 128² 9, 230 → 5, 197; 256² 19, 664 →
-        5, 200; the paper panels are unchanged (their steps are not cut), the uniform
-        start 83 → 88 products. A fixed ``forcing_max = 1e-3`` gives the same steps
-        with 214–215 products there, but 30 % more products on the paper panels.
-
-    start_rtol : float
-        In [0, 1). 2D: the relative residual of the one :math:`L_w^+` solve of the run,
-        the start's potential :math:`\tilde\varphi_0` with :math:`L_w\tilde\varphi_0
-        \approx p_0 - w`; the run starts from :math:`\tilde p_0 = w + L_w
-        \tilde\varphi_0` (:meth:`PotentialLines.start`). 0: start from :math:`p_0`
-        itself (its :math:`L_w^+` solved to the solver's 1e-13).
-
-    ``damping_tries`` defaults to 0 here: the Fisher–Rao damping's extra solves cost
-    more than they save in the potential (2D 128², high contrast, bump start: 9 outer
-    steps with 426 Hessian products with 3 tries, 9 with 230 without).
-    """
-
-    damping_tries: int = 0
-    preconditioner: str = "auto"
-    forcing_cut: float = 1e-3
-    start_rtol: float = START_RTOL
-    forcing_last: float = 0.1
-
-    PRECONDITIONERS = PRECONDITIONERS
-
-    def __post_init__(self):
-        super().__post_init__()
-        v = self.forcing_cut
-        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v <= 1):
-            raise ValueError(f"PotentialNewton forcing_cut must lie in (0, 1], got {v!r}")
-        v = self.start_rtol
-        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 <= v < 1):
-            raise ValueError(f"PotentialNewton start_rtol must lie in [0, 1), got {v!r}")
-
 
 def _hminus1_terms(energy):
     return [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if isinstance(t, HMinus1)]
@@ -248,7 +190,7 @@ class PotentialNewtonStep(NewtonStep):
         if self.standard:
             a = self.a2 + nu
             u, au, wk, _ = self._work
-            if self.dim == 2:  # row passes (vectorised), the same arithmetic as hessian_2d
+            if self.dim == 2:  # row passes (vectorised)
                 curvature = PK.hessian_rows_2d(v, self.w, self._diag(p, nu), a > 0, self.a1,
                                                self.a3, self.n, u, self._row, wk, out)
             else:
@@ -445,38 +387,3 @@ class PotentialNewtonStep(NewtonStep):
         """Whether the last direction was a Newton step (the loop then tries the
         metric's step when no step along it is accepted)."""
         return self.newton_direction and self.stats["hessian_products"] > 0
-
-
-class PotentialLines(EnergyView):
-    """The energy as the loop sees it under :class:`PotentialNewtonStep`: its lines
-    along the step's last Newton direction take :math:`L_w^+ s` from the step instead
-    of solving for it; everything else is the energy's."""
-
-    def __init__(self, energy, step):
-        super().__init__(energy)
-        self.step = step
-
-    def line(self, state, s, positive=True):
-        hint = self.step.hint
-        known = None
-        if hint is not None and hint[0] is s:
-            known = {j: hint[1] for j in self.step.h_index}
-        return self.energy.line(state, s, positive=positive, known=known)
-
-    @property
-    def loose_start(self):
-        """Whether :meth:`start` solves loosely (2D, where :math:`L_w^+` is an iterative
-        solve, and ``start_rtol > 0``)."""
-        return self.step.dim == 2 and getattr(self.step.settings, "start_rtol", 0.0) > 0
-
-    def start(self, p0):
-        r"""The :class:`~densflow.core.state.State` the run starts from: in 2D at
-        :math:`\tilde p_0 = w + L_w\tilde\varphi_0`, :math:`L_w\tilde\varphi_0 \approx
-        p_0 - w` to the relative residual ``start_rtol``
-        (:func:`densflow.potential_start.start_state`); the :math:`H^{-1}` part is
-        exact there without a solve, and the steps keep it exact. It depends on
-        :math:`p_0` alone, so a run resumed at iteration 0 (its snapshot 0 is
-        :math:`p_0`) starts identically."""
-        if not self.loose_start:
-            return self.energy.evaluate(p0)
-        return start_state(self.energy, self.step, p0, float(self.step.settings.start_rtol))

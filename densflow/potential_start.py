@@ -1,4 +1,5 @@
-r"""Where Newton in the potential starts (:class:`densflow.potential_newton.PotentialLines`).
+r"""The energy as Newton in the potential shows it to the loop (:class:`PotentialLines`:
+its lines along a Newton step know :math:`L_w^+ s`) and where the run starts.
 
 In 2D the only :math:`L_w^+` solve a run of ``method="newton_potential"`` needs is the
 start's potential; its Hessian products, directions and lines are stencils and the
@@ -30,9 +31,11 @@ import numpy as np
 
 from .core.operators import dot
 from .core.state import State
+from .energies.base import EnergyView
 from .kernels import cg as CG
 
-__all__ = ["START_RTOL", "START_FACTOR", "TIGHTEST", "loose_potential", "start_state"]
+__all__ = ["START_RTOL", "START_FACTOR", "TIGHTEST", "loose_potential", "start_state",
+           "PotentialLines"]
 
 #: The default ``PotentialNewton.start_rtol`` (measured: docs :ref:`newton-potential`).
 START_RTOL = 1e-3
@@ -89,3 +92,38 @@ def start_state(energy, step, p0, rtol):
                 return energy._combine(q, parts)
         rtol *= 1e-3
     return energy.evaluate(p0)
+
+
+class PotentialLines(EnergyView):
+    """The energy as the loop sees it under :class:`PotentialNewtonStep`: its lines
+    along the step's last Newton direction take :math:`L_w^+ s` from the step instead
+    of solving for it; everything else is the energy's."""
+
+    def __init__(self, energy, step):
+        super().__init__(energy)
+        self.step = step
+
+    def line(self, state, s, positive=True):
+        hint = self.step.hint
+        known = None
+        if hint is not None and hint[0] is s:
+            known = {j: hint[1] for j in self.step.h_index}
+        return self.energy.line(state, s, positive=positive, known=known)
+
+    @property
+    def loose_start(self):
+        """Whether :meth:`start` solves loosely (2D, where :math:`L_w^+` is an iterative
+        solve, and ``start_rtol > 0``)."""
+        return self.step.dim == 2 and getattr(self.step.settings, "start_rtol", 0.0) > 0
+
+    def start(self, p0):
+        r"""The :class:`~densflow.core.state.State` the run starts from: in 2D at
+        :math:`\tilde p_0 = w + L_w\tilde\varphi_0`, :math:`L_w\tilde\varphi_0 \approx
+        p_0 - w` to the relative residual ``start_rtol``
+        (:func:`densflow.potential_start.start_state`); the :math:`H^{-1}` part is
+        exact there without a solve, and the steps keep it exact. It depends on
+        :math:`p_0` alone, so a run resumed at iteration 0 (its snapshot 0 is
+        :math:`p_0`) starts identically."""
+        if not self.loose_start:
+            return self.energy.evaluate(p0)
+        return start_state(self.energy, self.step, p0, float(self.step.settings.start_rtol))
