@@ -69,11 +69,11 @@ def fused_step(step, energy, line_search, positive=True):
         u1 = parts[j1].gradient
         u3 = parts[j3].gradient if j3 is not None else zeros
         log_ratio = parts[j2].parts if j2 is not None else zeros
-        s, hs, q, u1n, u3n, lrn, gkn = (np.empty(w.shape) for _ in range(7))
+        s, hs, q, u1n, u3n, lrn, gkn, grad = (np.empty(w.shape) for _ in range(8))
         outcome, slope, eta, v1, v2, v3, _ = FK.potential_step_1d(
             p, state.gradient, u1, u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, search[0],
             boundary, check_sign, search[1], search[2], search[3], RESIDUE_SHARE,
-            s, hs, q, u1n, u3n, lrn, gkn)
+            s, hs, q, u1n, u3n, lrn, gkn, grad)
         if outcome == FK.NOT_FUSED:
             return None
         step.stats = dict.fromkeys(INNER_HISTORIES, 0)
@@ -87,6 +87,7 @@ def fused_step(step, energy, line_search, positive=True):
             new[j2] = State(q, v2, gkn, lrn)
         if j3 is not None:
             new[j3] = State(q, v3, u3n)
-        return s, float(slope), float(eta), energy._combine(q, new)
+        value = a1 * v1 + a2 * v2 + a3 * v3
+        return s, float(slope), float(eta), State(q, float(value), grad, new)
 
     return fused

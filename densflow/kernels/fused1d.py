@@ -33,7 +33,8 @@ def _mean(x):
 
 @nb.njit(**_JIT)
 def potential_step_1d(p, g, u1, u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, eta0, boundary,
-                      check_sign, shrink, c1, min_step, share, s, hs, q, u1n, u3n, lrn, gkn):
+                      check_sign, shrink, c1, min_step, share, s, hs, q, u1n, u3n, lrn, gkn,
+                      grad):
     r"""One step from ``p`` (gradient ``g``; the :math:`H^{-1}` part ``u1``
     :math:`= L_w^+(p - w)`, the Dirichlet part ``u3`` :math:`= A(p - \mu_3)`, the KL
     part's ``log_ratio``; weights ``a1, a2, a3``, a zero weight leaves its term out).
@@ -45,7 +46,7 @@ def potential_step_1d(p, g, u1, u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, eta0,
     ``boundary`` times the largest step keeping :math:`p - t s > 0`. Armijo
     backtracking with the quadratic terms exact along the line. At the accepted
     :math:`q = p - \eta s`: ``u1n``, ``u3n`` the quadratic parts' gradients, ``lrn``,
-    ``gkn`` the KL part's log ratio and gradient.
+    ``gkn`` the KL part's log ratio and gradient, ``grad`` the weighted sum.
 
     Returns ``(outcome, slope, eta, v1, v2, v3, trials)``: the outcome (:data:`APPLIED`,
     :data:`NO_STEP`, :data:`NOT_FUSED`), the decrement :math:`s\cdot g` and the terms'
@@ -106,4 +107,11 @@ def potential_step_1d(p, g, u1, u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, eta0,
             u3n[i] = y
             v3 += (qi - mu3[i]) * y
     v2 = _kl_state(q, mu2, lrn, gkn) if a2 > 0.0 else 0.0
+    for i in range(N):
+        x = a1 * u1n[i]
+        if a2 > 0.0:
+            x += a2 * gkn[i]
+        if a3 > 0.0:
+            x += a3 * u3n[i]
+        grad[i] = x
     return APPLIED, slope, eta, 0.5 * v1, v2, 0.5 * v3, trials
