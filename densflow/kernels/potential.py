@@ -399,3 +399,25 @@ def hessian_lines_1d(v, w, diag, has_diag, a1, a3, n, u, m, out):
             out[i] += a1 * u[i]
             vu += v[i] * u[i]
     return um + a1 * vu
+
+
+@nb.njit(**_JIT)
+def wlap_cg_update(x, res, d, ld, w, n, rz, scale, t, inv_rho):
+    """The weighted-Laplacian CG's update (:func:`densflow.kernels.cg.cg_update`) with the
+    vectorised ``L_w`` of :func:`wlap_2d`: ``ld = L_w d``; ``x += a d``, ``res -= a ld``,
+    ``a = rz / d.ld``; ``t = scale * res * inv_rho``. Returns ``(|res|^2, d.ld)``."""
+    wlap_2d(d, w, n, ld)
+    curvature = 0.0
+    for i in range(n):
+        for j in range(n):
+            curvature += d[i, j] * ld[i, j]
+    alpha = rz / curvature
+    rr = 0.0
+    for i in range(n):
+        for j in range(n):
+            x[i, j] += alpha * d[i, j]
+            r = res[i, j] - alpha * ld[i, j]
+            res[i, j] = r
+            rr += r * r
+            t[i, j] = scale[i, j] * r * inv_rho
+    return rr, curvature
