@@ -164,6 +164,7 @@ class PotentialNewtonStep(NewtonStep):
             raise ValueError("PotentialNewton preconditioner='direct' needs a 1D energy of "
                              "HMinus1, KL and Dirichlet terms")
         self._scale = 1.0 / np.sqrt(self.w)
+        self._mean_w = float(np.mean(self.w))
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
         #: :data:`MIXED_CONTRAST`; in 1D the multiplier spans far more, :math:`(4n^2)^3`
         #: with a Dirichlet term, and float32 pairs took 939 outer steps instead of 3 at
@@ -270,7 +271,7 @@ class PotentialNewtonStep(NewtonStep):
             if mean_ratio is None:
                 mean_ratio = PK.ratio_stats(self.w.reshape(-1), np.ascontiguousarray(p).reshape(-1))[2]
             c2 = (self.a2 + nu) * mean_ratio
-        c3 = self.a3 * float(np.mean(self.w))
+        c3 = self.a3 * self._mean_w
         A = self._laplacian_symbol()
         return inverse_symbol(A * (self.a1 + A * (c2 + c3 * A)))
 
