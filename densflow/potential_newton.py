@@ -41,12 +41,12 @@ The 1e-13 solve it replaces was half of the FFTs of a 2D run.
 :meth:`PotentialNewtonStep.forcing`). *In 1D with the direct solve* a whole step is
 one compiled call (:mod:`densflow.potential_fused`), the loop keeping its contract.
 
-*Speed* (docs :ref:`newton-potential`, ``benchmarks/peers.py``): at least 2× the
-fastest peer on the 2D problems with an :math:`H^{-1}` term and on the 1D high-contrast
-and KL + Dirichlet problems; under 2× on the 1D n = 512 panels with an :math:`H^{-1}`
-term (sub-millisecond runs of 1–3 steps, where a step's band solve, ≈ 35 µs, and the
-Python loop and set-up around it, ≈ 100 µs per run, are the cost) and at 1D n = 2^16
-(float64 FFT pairs: half of the run; float32 pairs diverge there).
+*Speed* (docs :ref:`newton-potential`, ``benchmarks/peers.py``, two runs): at least 2×
+the fastest peer on 13 of the 18 problems (2.16–19.2); under 2× on 1D n = 512 with
+weights (1, 1e-3, 0), 1.42–1.55, and (1, 0, 1e-4), 1.91–2.08 (runs of 0.3–0.4 ms: the
+band solve, ≈ 35 µs a step, and the Python loop and set-up around it), 2D 128²,
+1.93–2.00, and 1D n = 2^16, 1.49–1.58 (float64 FFT pairs are half of the run; float32
+pairs diverge there); the KL + Dirichlet 2D panel (1.58–1.64) runs the density Newton.
 
 *Linear solves.*
 

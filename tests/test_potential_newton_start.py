@@ -26,6 +26,21 @@ def dense_energy(grid, mu, weights, p):
     return value, u.reshape(grid.shape)
 
 
+def crash_and_resume(E, p0, tmp_path, kw):
+    """A recorded run that crashes at iteration 2 (before any snapshot but iteration
+    0's), resumed: the resumed result."""
+    def crash(k, *args):
+        if k == 2:
+            raise RuntimeError("simulated crash")
+
+    path = tmp_path / "p.h5"
+    with pytest.raises(RuntimeError):
+        df.solve(E, p0, out=path, callback=crash, **kw)
+    res = df.solve(E, p0, out=path, resume=True, **kw)
+    assert res.info["resumed_from"] == 0
+    return res
+
+
 def bump(grid, floor=1e-3):
     x1, x2 = grid.coordinates()
     b = np.exp(-((x1 - 0.5) ** 2 + (x2 - 0.4) ** 2) / 0.02) + floor
@@ -100,15 +115,7 @@ def test_loose_start_resumed_at_iteration_0_is_bit_identical(tmp_path):
     kw = dict(tol=1e-14, max_iter=6)
     ref = df.solve(E, p0, **kw)
 
-    def crash(k, *args):
-        if k == 2:  # before any snapshot but iteration 0's
-            raise RuntimeError("simulated crash")
-
-    path = tmp_path / "p.h5"
-    with pytest.raises(RuntimeError):
-        df.solve(E, p0, out=path, callback=crash, **kw)
-    res = df.solve(E, p0, out=path, resume=True, **kw)
-    assert res.info["resumed_from"] == 0
+    res = crash_and_resume(E, p0, tmp_path, kw)
     for key in ("energies", "p", "cg_iterations", "hessian_products", "inner_iterations"):
         assert np.array_equal(getattr(res, key), getattr(ref, key)), key
 
@@ -165,15 +172,7 @@ def test_fused_1d_step_keeps_revival_fallback_and_resume(tmp_path):
     # a crash before the first snapshot after 0, resumed: the same run
     kw = dict(tol=1e-12)
 
-    def crash(k, *args):
-        if k == 2:
-            raise RuntimeError("simulated crash")
-
-    path = tmp_path / "p.h5"
-    with pytest.raises(RuntimeError):
-        df.solve(E, p0, out=path, callback=crash, **kw)
-    again = df.solve(E, p0, out=path, resume=True, **kw)
-    assert again.info["resumed_from"] == 0
+    again = crash_and_resume(E, p0, tmp_path, kw)
     for key in ("energies", "p", "decrements", "hessian_products"):
         assert np.array_equal(getattr(again, key), getattr(res, key)), key
 

@@ -344,20 +344,30 @@ def curvature_diagonal(p, a, out):
 
 
 @nb.njit(**_JIT)
-def cg_update_scaled(x, r, d, hd, alpha, scale, t, inv_rho):
-    """``x += alpha d``, ``r -= alpha hd``, ``t = scale * r * inv_rho`` (``t`` float64
-    or float32; flat arrays); returns ``max |scale * r|`` (1 for 0), the next
-    ``rho``."""
+def _axpy_scaled(x, r, d, hd, alpha, scale, t, inv_rho):
+    """``x += alpha d``, ``r -= alpha hd``, ``t = scale * r * inv_rho`` (flat; ``t``
+    float64 or float32); returns ``(|r|^2, max |scale * r|)``."""
     big = 0.0
+    rr = 0.0
     for i in range(x.shape[0]):
         x[i] += alpha * d[i]
         ri = r[i] - alpha * hd[i]
         r[i] = ri
+        rr += ri * ri
         si = scale[i] * ri
         t[i] = si * inv_rho
         a = abs(si)
         if a > big:
             big = a
+    return rr, big
+
+
+@nb.njit(**_JIT)
+def cg_update_scaled(x, r, d, hd, alpha, scale, t, inv_rho):
+    """``x += alpha d``, ``r -= alpha hd``, ``t = scale * r * inv_rho`` (``t`` float64
+    or float32; flat arrays); returns ``max |scale * r|`` (1 for 0), the next
+    ``rho``."""
+    big = _axpy_scaled(x, r, d, hd, alpha, scale, t, inv_rho)[1]
     return big if big > 0.0 else 1.0
 
 
@@ -403,21 +413,15 @@ def hessian_lines_1d(v, w, diag, has_diag, a1, a3, n, u, m, out):
 
 @nb.njit(**_JIT)
 def wlap_cg_update(x, res, d, ld, w, n, rz, scale, t, inv_rho):
-    """The weighted-Laplacian CG's update (:func:`densflow.kernels.cg.cg_update`) with the
-    vectorised ``L_w`` of :func:`wlap_2d`: ``ld = L_w d``; ``x += a d``, ``res -= a ld``,
-    ``a = rz / d.ld``; ``t = scale * res * inv_rho``. Returns ``(|res|^2, d.ld)``."""
+    """The weighted-Laplacian CG's update (as :func:`densflow.kernels.cg.cg_update`)
+    with the vectorised ``L_w`` of :func:`wlap_2d` (``n x n`` arrays): ``ld = L_w d``;
+    ``x += a d``, ``res -= a ld``, ``a = rz / d.ld``; ``t = scale * res * inv_rho``.
+    Returns ``(|res|^2, d.ld)``."""
     wlap_2d(d, w, n, ld)
+    df, lf = d.reshape(-1), ld.reshape(-1)
     curvature = 0.0
-    for i in range(n):
-        for j in range(n):
-            curvature += d[i, j] * ld[i, j]
-    alpha = rz / curvature
-    rr = 0.0
-    for i in range(n):
-        for j in range(n):
-            x[i, j] += alpha * d[i, j]
-            r = res[i, j] - alpha * ld[i, j]
-            res[i, j] = r
-            rr += r * r
-            t[i, j] = scale[i, j] * r * inv_rho
+    for i in range(df.shape[0]):
+        curvature += df[i] * lf[i]
+    rr = _axpy_scaled(x.reshape(-1), res.reshape(-1), df, lf, rz / curvature,
+                      scale.reshape(-1), t.reshape(-1), inv_rho)[0]
     return rr, curvature
