@@ -28,11 +28,10 @@ The solve is PCG on :math:`L_w` with :math:`T^{-1}A^+T^{-1}`, :math:`T = w^{1/2}
 rounding, 1e-7, is far below the loose tolerance).
 
 ``start_rtol`` (:data:`START_RTOL` = 1e-2 by default) was measured against 0 (the
-1e-13 solve), 1e-1, 1e-3 and 1e-4 (``PotentialNewton(start_rtol=...)``, one process,
-interleaved, min of 3; outer steps and Hessian products unchanged but for ±2
-products): 2D 256² paper weights 29.0 ms at 0, 22.6–24.0 ms at 1e-1…1e-3; 512² 144
-→ 108–115 ms; high contrast 256² from the uniform start 148 → 116–131 ms, from the
-bump 284 → 261–273 ms.
+1e-13 solve) and 1e-3 (``benchmarks/newton_settings.py``, one process, interleaved, min
+of 3; outer steps unchanged): 2D 256² paper weights 25.1 → 19.7 ms (1e-3: 19.8); 512²
+121 → 94 ms (100); high contrast 256² from the uniform start 116 → 89 ms (88), from the
+bump 225 → 205 ms (204).
 """
 
 import numpy as np
