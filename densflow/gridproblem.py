@@ -24,8 +24,9 @@ from .optim.failure import NUMERICAL_FAILURES
 from .optim.kinds import Bound, register
 from .optim.linesearch import Armijo
 from .optim.loop import check_loop_settings
-from .newton import Newton, NewtonStep
+from .newton import Newton, NewtonStep, compact_applies
 from .free_newton import FreeNewtonStep
+from .potential_fused import fused_step
 from .potential_newton import PotentialLines, PotentialNewton, PotentialNewtonStep, applies as _potential_applies
 
 __all__ = ["prepare", "make_bound", "LazyBound", "positive_density", "setup_attributes", "check_method",
@@ -94,7 +95,7 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
         default=NEWTON_LINE_SEARCH if method in NEWTON_METHODS else None)
     safeguard = check_safeguard(safeguard)
 
-    lazy = method == "newton_potential" and _lazy_applies(metric, energy, newton)
+    lazy = _lazy_applies(metric, energy, newton, method, free)
     operator = LazyBound(metric, energy) if lazy else metric.bind(energy)
     if safeguard is not None:
         operator = _metrics.Safeguard(operator, energy, floor=safeguard)
@@ -111,13 +112,20 @@ def prepare(energy, p0, metric="combined", line_search=None, tol=None, gtol=None
     return make_bound(energy, p, operator, metric.name, line_search, max_iter, setup)
 
 
-def _lazy_applies(metric, energy, newton):
-    """Whether Newton in the potential may bind ``metric`` lazily: the combined metric on
-    a periodic grid (its bound has no ``requires_positive``, ``floor`` or ``bound`` that
-    the set-up would read) with a linear solver other than ``"metric"``, on terms that
-    declare their wavelet diagonal (a term without one is refused by the bind before
-    the run, not at a late fallback)."""
+def _lazy_applies(metric, energy, newton, method="newton_potential", free=False):
+    """Whether a Newton method may bind ``metric`` lazily: Newton in the potential, or
+    Newton in ``p`` with the compact solve (:mod:`densflow.newton_compact`, not on free
+    energies), the two that use the metric only for revival and fallback steps; the
+    combined metric on a periodic grid (its bound has no ``requires_positive``, ``floor``
+    or ``bound`` that the set-up would read) with a linear solver other than
+    ``"metric"``, on terms that declare their wavelet diagonal (a term without one is
+    refused by the bind before the run, not at a late fallback)."""
     kind = "auto" if newton is None else getattr(newton, "preconditioner", "auto")
+    if method == "newton":
+        if free or kind not in ("auto", "compact") or not compact_applies(energy):
+            return False
+    elif method != "newton_potential":
+        return False
     declared = all(type(t).wavelet_diagonal is not Term.wavelet_diagonal
                    for _, t in energy.active_terms
                    if t.kind == "mahalanobis" and not getattr(t, "diagonal_is_h3", False))
@@ -214,6 +222,10 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
         if isinstance(operator, PotentialNewtonStep):
             bound.method = "newton_potential"
             bound.fallback_ready = operator.fallback_ready
+            if problem.loose_start:
+                bound.start = problem.start
+            if bound.after_step is None:
+                bound.fused_step = fused_step(operator, energy, line_search, bound.positive)
         bound.first_step = lambda p, s, search: operator.first_step(p, s, search.eta0)
         if mirror:  # the curves stay positive: no fraction-to-the-boundary cut
             bound.first_step = lambda p, s, search: search.eta0

@@ -154,6 +154,15 @@ class Newton:
                        else float(v)) for name, v in vars(self).items()}
 
 
+def compact_applies(energy):
+    """Whether the compact solve applies (``preconditioner="auto"`` then takes it): KL
+    and Dirichlet terms, a KL term among them, on a periodic 1D or 2D grid."""
+    terms = energy.active_terms
+    return (energy.grid.periodic and energy.grid.dim in (1, 2)
+            and all(type(t) in (KL, Dirichlet) for _, t in terms)
+            and any(type(t) is KL for _, t in terms))
+
+
 class NewtonStep(CompactNewton):
     """Newton directions for :func:`densflow.solve`, preconditioned by a bound metric.
 
@@ -206,10 +215,7 @@ class NewtonStep(CompactNewton):
         ``"compact"``)."""
         if kind not in ("auto", "compact"):
             return "metric"
-        terms = self.energy.active_terms
-        compact = (self.energy.grid.periodic and self.energy.grid.dim in (1, 2)
-                   and all(type(t) in (KL, Dirichlet) for _, t in terms)
-                   and any(type(t) is KL for _, t in terms))
+        compact = compact_applies(self.energy)
         if kind == "compact" and not compact:
             raise ValueError("Newton preconditioner='compact' needs an energy of KL and "
                              "Dirichlet terms (with a KL term) on a periodic 1D or 2D grid")

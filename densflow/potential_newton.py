@@ -24,11 +24,29 @@ subspace when the systems are solved exactly. Only the way the linear system is
 solved changes: the iterates, the line search and the run state stay in :math:`p`.
 
 *Nothing is carried between iterations.* The gradient :math:`\nabla_p E` comes from the
-loop's state (its :math:`H^{-1}` part :math:`L_w^+(p - \mu)` is computed once at the
-start and at every snapshot, and updated exactly along each step), so the direction is
-a function of the current density alone and a resumed run repeats the same arithmetic.
-Along the step, :math:`L_w^+ s = \delta - \bar\delta` is known exactly, which spares
-the line search its solve (:meth:`PotentialLines.line`).
+loop's state (its :math:`H^{-1}` part :math:`L_w^+(p - \mu)` is computed at every
+snapshot and updated exactly along each step), so the direction is a function of the
+current density alone and a resumed run repeats the same arithmetic. Along the step,
+:math:`L_w^+ s = \delta - \bar\delta` is known exactly, which spares the line search
+its solve (:meth:`PotentialLines.line`).
+
+*The start (2D).* The run starts from :math:`\tilde p_0 = w + L_w\tilde\varphi_0`,
+:math:`\tilde\varphi_0` a loose solution of :math:`L_w\varphi = p_0 - w` (relative
+residual ``start_rtol`` = 1e-2; :math:`\tilde p_0 \ge p_0/2` in every cell, else
+tightened), where the :math:`H^{-1}` part is exact without a solve
+(:mod:`densflow.potential_start`): ``result.energies[0]`` is :math:`E(\tilde p_0)`.
+The 1e-13 solve it replaces was half of the FFTs of a 2D run.
+
+*The last step* solves only as far as ``tol`` needs (``forcing_last``,
+:meth:`PotentialNewtonStep.forcing`). *In 1D with the direct solve* a whole step is
+one compiled call (:mod:`densflow.potential_fused`), the loop keeping its contract.
+
+*Speed* (docs :ref:`newton-potential`, ``benchmarks/peers.py``, two runs): at least 2×
+the fastest peer on 13 of the 18 problems (2.16–19.2); under 2× on 1D n = 512 with
+weights (1, 1e-3, 0), 1.42–1.55, and (1, 0, 1e-4), 1.91–2.08 (runs of 0.3–0.4 ms: the
+band solve, ≈ 35 µs a step, and the Python loop and set-up around it), 2D 128²,
+1.93–2.00, and 1D n = 2^16, 1.49–1.58 (float64 FFT pairs are half of the run; float32
+pairs diverge there); the KL + Dirichlet 2D panel (1.58–1.64) runs the density Newton.
 
 *Linear solves.*
 
@@ -50,65 +68,21 @@ revival of nearly empty cells by the metric's first-order step and the fallback 
 are those of :class:`densflow.newton.NewtonStep`.
 """
 
-import numbers
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.fft as sfft
 
 from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
-from .energies.base import EnergyView
 from .energies.terms import KL, Dirichlet, HMinus1
 from .kernels import potential as PK
+from .kernels.fourier import FourierPair
 from .metrics.natural import mass_fix
-from .newton import Newton, NewtonStep
+from .newton import NewtonStep
 from .optim.result import INNER_HISTORIES
+from .potential_settings import PRECONDITIONERS, START_RTOL, PotentialNewton
+from .potential_start import PotentialLines
 
 __all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
-           "DIRECT_MAX_N", "applies", "choose_preconditioner"]
-
-#: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
-PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
-
-
-@dataclass(frozen=True)
-class PotentialNewton(Newton):
-    """Settings of ``solve(..., method="newton_potential")``: those of
-    :class:`densflow.newton.Newton` (``inner_factor`` is unused: there is no inner
-    solve) and the linear solver.
-
-    Parameters
-    ----------
-    preconditioner : {"auto", "direct", "fourier", "metric"}
-        How the Newton system is solved (module docstring); ``"auto"``:
-        :func:`choose_preconditioner`.
-    forcing_cut : float
-        In (0, 1]. With a KL term, when CG meets its forcing term with an iterate whose
-        density step the fraction-to-the-boundary rule would cut, it goes on to the
-        relative residual ``forcing_cut`` (1: never). A loose step leaves out the KL
-        curvature of the cells it would empty; measured on the 2D high-contrast bump
-        start (outer steps, Hessian products): 128² 9, 230 → 5, 197; 256² 19, 664 →
-        5, 200; the paper panels are unchanged (their steps are not cut), the uniform
-        start 83 → 88 products. A fixed ``forcing_max = 1e-3`` gives the same steps
-        with 214–215 products there, but 30 % more products on the paper panels.
-
-    ``damping_tries`` defaults to 0 here: the Fisher–Rao damping's extra solves cost
-    more than they save in the potential (2D 128², high contrast, bump start: 9 outer
-    steps with 426 Hessian products with 3 tries, 9 with 230 without).
-    """
-
-    damping_tries: int = 0
-    preconditioner: str = "auto"
-    forcing_cut: float = 1e-3
-
-    PRECONDITIONERS = PRECONDITIONERS
-
-    def __post_init__(self):
-        super().__post_init__()
-        v = self.forcing_cut
-        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v <= 1):
-            raise ValueError(f"PotentialNewton forcing_cut must lie in (0, 1], got {v!r}")
-
+           "DIRECT_MAX_N", "START_RTOL", "applies", "choose_preconditioner"]
 
 def _hminus1_terms(energy):
     return [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if isinstance(t, HMinus1)]
@@ -134,6 +108,10 @@ def applies(energy):
 #: iterate enough to take 46 outer steps instead of 10 (2D 64², weights (1, 3e-4, 1e-4)).
 MIXED_CONTRAST = 1e4
 MIXED = True
+
+#: The Laplacian's symbol of the last grid (made once, not once per run: 0.5 ms at
+#: n = 65536 in 1D). Read only.
+_SYMBOLS = {}
 
 #: 1D grids up to this size solve the Newton system directly. The Hessian in the
 #: potential carries :math:`L_w` twice, so its condition number grows like
@@ -186,15 +164,27 @@ class PotentialNewtonStep(NewtonStep):
             raise ValueError("PotentialNewton preconditioner='direct' needs a 1D energy of "
                              "HMinus1, KL and Dirichlet terms")
         self._scale = 1.0 / np.sqrt(self.w)
+        self._mean_w = float(np.mean(self.w))
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
-        #: :data:`MIXED_CONTRAST`)
+        #: :data:`MIXED_CONTRAST`; in 1D the multiplier spans far more, :math:`(4n^2)^3`
+        #: with a Dirichlet term, and float32 pairs took 939 outer steps instead of 3 at
+        #: n = 65536, weights (1, 1e-3, 1e-4))
         self.mixed = (self.dim == 2 and MIXED and
                       float(self.w.max() / self.w.min()) <= MIXED_CONTRAST)
         self._ones = np.ones(grid.shape)
         self._work = [np.empty(grid.shape) for _ in range(4)]
+        self._row = np.empty(grid.n)
         self.hint = None
         self._diag_key = self._diag_value = None
-        self._symbol = None
+        self._symbol = self._start_inverse = None
+        self._pairs = {}
+
+    def _lw(self, x):
+        """:math:`L_w x` (2D: the vectorised row kernel, the same arithmetic)."""
+        out = np.empty(x.shape)
+        (PK.wlap_2d if self.dim == 2 else PK.wlap_1d)(
+            np.ascontiguousarray(x, dtype=float), self.w, self.n, out)
+        return out
 
     # -- the Hessian and its solves ---------------------------------------------------
     def _diag(self, p, nu):
@@ -206,7 +196,8 @@ class PotentialNewtonStep(NewtonStep):
         key = self._diag_key
         if key is not None and key[0] is p and key[1] == nu:
             return self._diag_value
-        value = a / np.maximum(p, 1e-300)
+        value = np.empty(p.shape)
+        PK.curvature_diagonal(np.ascontiguousarray(p).reshape(-1), a, value.reshape(-1))
         self._diag_key, self._diag_value = (p, nu), value
         return value
 
@@ -218,8 +209,12 @@ class PotentialNewtonStep(NewtonStep):
         if self.standard:
             a = self.a2 + nu
             u, au, wk, _ = self._work
-            curvature = (PK.hessian_1d if self.dim == 1 else PK.hessian_2d)(
-                v, self.w, self._diag(p, nu), a > 0, self.a1, self.a3, self.n, u, au, wk, out)
+            if self.dim == 2:  # row passes (vectorised)
+                curvature = PK.hessian_rows_2d(v, self.w, self._diag(p, nu), a > 0, self.a1,
+                                               self.a3, self.n, u, self._row, wk, out)
+            else:
+                curvature = PK.hessian_lines_1d(v, self.w, self._diag(p, nu), a > 0, self.a1,
+                                                self.a3, self.n, u, wk, out)
             return out, curvature
         u = weighted_laplacian(v, self.w, self.n)
         mid = np.zeros_like(v)
@@ -230,23 +225,53 @@ class PotentialNewtonStep(NewtonStep):
         out = weighted_laplacian(mid, self.w, self.n) + self.a1 * u
         return out, dot(v, out)
 
+    def fourier_pair(self, dtype):
+        """The step's :class:`~densflow.kernels.fourier.FourierPair` of ``dtype``."""
+        pair = self._pairs.get(np.dtype(dtype))
+        if pair is None:
+            pair = self._pairs[np.dtype(dtype)] = FourierPair(self.w.shape, dtype)
+        return pair
+
+    def start_inverse(self):
+        """:math:`A^+`'s symbol for the start's solve (float32 where the step's FFT
+        pairs are, :attr:`mixed`)."""
+        if self._start_inverse is None:
+            inv = inverse_symbol(self._laplacian_symbol())
+            self._start_inverse = inv.astype(np.float32) if self.mixed else inv
+        return self._start_inverse
+
     def _laplacian_symbol(self):
         """The Laplacian's Fourier symbol (made at the first Fourier solve)."""
         if self._symbol is None:
-            self._symbol = laplacian_symbol(self.n, self.dim)
+            key = (self.n, self.dim)
+            if key not in _SYMBOLS:
+                _SYMBOLS.clear()  # keep one: grids of a run share it
+                _SYMBOLS[key] = laplacian_symbol(self.n, self.dim)
+            self._symbol = _SYMBOLS[key]
         return self._symbol
+
+    def _ratio(self, p):
+        """``(mild, mean)``: whether :math:`w/p` spans at most :data:`MIXED_CONTRAST`
+        (float32 FFTs; always without a KL term) and its mean (``None`` without KL),
+        in one pass."""
+        if self.a2 <= 0:
+            return True, None
+        lo, hi, mean = PK.ratio_stats(self.w.reshape(-1), np.ascontiguousarray(p).reshape(-1))
+        return hi <= MIXED_CONTRAST * lo, mean
 
     def _mild(self, p):
         """Whether :math:`w/p` spans at most :data:`MIXED_CONTRAST` (float32 FFTs)."""
-        if self.a2 <= 0:
-            return True
-        lo, hi = PK.min_max_ratio(self.w.reshape(-1), np.ascontiguousarray(p).reshape(-1))
-        return hi <= MIXED_CONTRAST * lo
+        return self._ratio(p)[0]
 
-    def _multiplier(self, p, nu):
-        """The Fourier preconditioner's multiplier :math:`F` at ``p``."""
-        c2 = (self.a2 + nu) * float(np.mean(self.w / p)) if self.a2 + nu > 0 else 0.0
-        c3 = self.a3 * float(np.mean(self.w))
+    def _multiplier(self, p, nu, mean_ratio=None):
+        r"""The Fourier preconditioner's multiplier :math:`F` at ``p`` (``mean_ratio``:
+        :math:`\overline{w/p}` when known)."""
+        c2 = 0.0
+        if self.a2 + nu > 0:
+            if mean_ratio is None:
+                mean_ratio = PK.ratio_stats(self.w.reshape(-1), np.ascontiguousarray(p).reshape(-1))[2]
+            c2 = (self.a2 + nu) * mean_ratio
+        c3 = self.a3 * self._mean_w
         A = self._laplacian_symbol()
         return inverse_symbol(A * (self.a1 + A * (c2 + c3 * A)))
 
@@ -268,6 +293,16 @@ class PotentialNewtonStep(NewtonStep):
         shape = b.shape
         axes = tuple(range(self.dim))
         scale = self._scale
+        flat = (lambda a: a.reshape(-1))
+        x = np.zeros(shape)
+        r = np.array(b, dtype=float)
+        r -= r.mean()
+        d = np.empty(shape)
+        t = np.empty(shape)  # the preconditioner's input scale * r / rho
+        rho = 1.0
+        mixed = mean_ratio = None
+        if self.kind != "metric" and self.mixed:
+            mixed, mean_ratio = self._ratio(p)
         if self.kind == "metric":
             inv = inverse_symbol(self._laplacian_symbol())
             metric = self.inner.preconditioner(p)
@@ -275,30 +310,23 @@ class PotentialNewtonStep(NewtonStep):
             def apply(t):  # S M S, the outer scale T^-1 applied by the CG kernels
                 u = sfft.irfftn(sfft.rfftn(t, axes=axes) * inv, s=shape, axes=axes)
                 u = scale * metric(scale * u)
-                return sfft.irfftn(sfft.rfftn(u, axes=axes) * inv, s=shape, axes=axes), 1.0
-        elif self.mixed and self._mild(p):
-            inv = self._multiplier(p, nu).astype(np.float32)
-            single = np.empty(shape, dtype=np.float32)
-
-            def apply(t):  # the FFT pair in float32 on t / max|t|
-                rho = PK.scaled_single(t.reshape(-1), single.reshape(-1))
-                z = sfft.rfftn(single, axes=axes)
-                z *= inv
-                return sfft.irfftn(z, s=shape, axes=axes, overwrite_x=True), rho
+                return sfft.irfftn(sfft.rfftn(u, axes=axes) * inv, s=shape, axes=axes)
         else:
-            inv = self._multiplier(p, nu)
+            inv = self._multiplier(p, nu, mean_ratio if nu == 0.0 else None)
+            if mixed:  # the FFT pair in float32 on t = scale * r / rho, rho ~ max|scale * r|
+                inv = inv.astype(np.float32)
+                t = np.empty(shape, dtype=np.float32)
+                rho = PK.scaled_single(flat(scale * r), flat(t))
+
+            pair = self.fourier_pair(np.float32 if mixed else np.float64)
 
             def apply(t):
-                return sfft.irfftn(sfft.rfftn(t, axes=axes) * inv, s=shape, axes=axes), 1.0
-        x = np.zeros(shape)
-        r = np.array(b, dtype=float)
-        r -= r.mean()
-        t = scale * r
-        d = np.empty(shape)
-        flat = (lambda a: a.reshape(-1))
+                return pair(t, inv)
+        if not mixed:
+            np.multiply(scale, r, out=t)
 
         def direction(rz_old, first):
-            z, rho = apply(t)
+            z = apply(t)
             return PK.cg_direction(flat(np.ascontiguousarray(z)), flat(scale), flat(r), flat(d),
                                    rz_old, first, rho)
 
@@ -317,8 +345,10 @@ class PotentialNewtonStep(NewtonStep):
             counts["cg_iterations"] += 1
             if not curvature > 0:  # only by rounding: the Hessian is positive definite
                 break
-            PK.cg_update(flat(x), flat(r), flat(d), flat(hd), rz / curvature, flat(scale), flat(t))
-            rz_new = direction(rz, False)
+            big = PK.cg_update_scaled(flat(x), flat(r), flat(d), flat(hd), rz / curvature,
+                                      flat(scale), flat(t), 1.0 / rho if mixed else 1.0)
+            rz_new = direction(rz, False)  # z scaled back by the rho t was written with
+            rho = big if mixed else 1.0
             if rz_new <= stop:
                 if tighter is None or rz_new <= tighter or self._uncut(p, x):
                     break
@@ -329,13 +359,21 @@ class PotentialNewtonStep(NewtonStep):
     def _uncut(self, p, x):
         """Whether the density step of the potential step ``x`` keeps ``p > 0`` (the
         fraction-to-the-boundary rule leaves it whole)."""
-        s = weighted_laplacian(x, self.w, self.n)
+        s = self._lw(x)
         return self.first_step(p, s - s.mean(), 1.0) >= 1.0
+
+    def forcing(self, decrement, gap):
+        r""":math:`\eta_k = \max(\min(\eta_{\max}, \sqrt{\text{decrement}}),
+        \min(\eta_{\rm floor}, \eta_{\rm last}))`: the floor
+        :math:`\sqrt{\tau/(10(E_k - E_{\min}))}` (a step that ends below ``tol`` needs
+        no more) may exceed ``forcing_max`` up to ``forcing_last``."""
+        eta = min(self.settings.forcing_max, np.sqrt(max(decrement, 0.0)))
+        return max(eta, min(self._floor(gap), getattr(self.settings, "forcing_last", 0.0)))
 
     # -- the step ---------------------------------------------------------------------
     def _step(self, p, b, gap, nu):
         delta = self.solve(p, b, gap, nu)
-        s = weighted_laplacian(delta, self.w, self.n)
+        s = self._lw(delta)
         return mass_fix(s), delta - delta.mean()
 
     def direction(self, p, g, gap=None):
@@ -347,7 +385,7 @@ class PotentialNewtonStep(NewtonStep):
         if self.has_kl and p.min() * p.size < self.settings.revive_below:
             return self.inner.direction(p, g)  # nearly empty cells: the metric's step
         self.newton_direction = True
-        b = weighted_laplacian(g, self.w, self.n)
+        b = self._lw(g)
         s, hs = self._step(p, b, gap, 0.0)
         if self.has_kl:
             alpha2, nu = self.energy.weights["fisher_rao"], 0.0
@@ -368,20 +406,3 @@ class PotentialNewtonStep(NewtonStep):
         """Whether the last direction was a Newton step (the loop then tries the
         metric's step when no step along it is accepted)."""
         return self.newton_direction and self.stats["hessian_products"] > 0
-
-
-class PotentialLines(EnergyView):
-    """The energy as the loop sees it under :class:`PotentialNewtonStep`: its lines
-    along the step's last Newton direction take :math:`L_w^+ s` from the step instead
-    of solving for it; everything else is the energy's."""
-
-    def __init__(self, energy, step):
-        super().__init__(energy)
-        self.step = step
-
-    def line(self, state, s, positive=True):
-        hint = self.step.hint
-        known = None
-        if hint is not None and hint[0] is s:
-            known = {j: hint[1] for j in self.step.h_index}
-        return self.energy.line(state, s, positive=positive, known=known)

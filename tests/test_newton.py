@@ -362,6 +362,10 @@ def test_newton_revives_nearly_empty_cells_before_taking_newton_steps(floor):
 
 
 def test_parametric_problems_refuse_newton():
+    # the parametric kind registers itself when densflow.parametric.problem is first
+    # imported (densflow imports it lazily): alone, this test would meet no such kind
+    import densflow.parametric.problem  # noqa: F401
+
     class P:  # what solve() reads to take the parametric path
         parametric = True
 

@@ -79,6 +79,17 @@ class Bound:
         generator), taken just before the state at iteration 0 and at every snapshot is
         evaluated and recorded with the snapshot; ``restore(text)`` puts it back when a
         run resumes from that snapshot, so that it continues bit for bit.
+    start : callable or None
+        ``start(x0)``: the state the run starts from at iteration 0 (a fresh run, or one
+        resumed at its snapshot 0, which holds ``x0``); a problem may start from a point
+        computed from ``x0`` (Newton in the potential: :meth:`densflow.potential_newton.
+        PotentialLines.start`). ``None``: ``problem.evaluate(x0)``.
+    fused_step : callable or None
+        ``fused_step(state, gap)``: the whole step from ``state`` in one call, or
+        ``None`` for the general path this time; ``(s, slope, eta, new_state)`` with
+        ``eta = None`` when no trial step was accepted (the loop then tries
+        ``fallback``). Only for problems without ``after_step``; it must take the
+        step the general path would (:mod:`densflow.potential_fused`).
     method : str
         The method's name (``info["method"]`` of the result).
     max_iter : int
@@ -102,6 +113,8 @@ class Bound:
     admissible: object = None
     checkpoint: object = None
     restore: object = None
+    start: object = None
+    fused_step: object = None
     method: str = "gradient"
     max_iter: int = 1000
 

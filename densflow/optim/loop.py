@@ -87,7 +87,7 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
                 bound.restore(resumed.state)  # e.g. the batches' generator: resumes exactly
     if checkpoint is not None:
         saved = checkpoint()
-    state = problem.evaluate(p)
+    state = bound.start(p) if k == 0 and bound.start is not None else problem.evaluate(p)
     admissible = bound.admissible
     last_ok = (k, state.p) if admissible is not None and admissible(state.p) is None else None
     if not energies:
@@ -107,11 +107,15 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
             message = f"reached max_iter = {max_iter} with E = {state.value:.6e}"
             break
         t0 = time.perf_counter()
-        s = bound.direction(state.p, state.gradient, gap)
-        slope = float(dot(s, state.gradient))
-        if bound.fallback is not None and not slope > 0 and math.isfinite(slope):
-            s = bound.fallback(state.p, state.gradient)
+        fused = bound.fused_step(state, gap) if bound.fused_step is not None else None
+        if fused is not None:  # direction, decrement, line search and new state in one call
+            s, slope, eta, stepped = fused
+        else:
+            s = bound.direction(state.p, state.gradient, gap)
             slope = float(dot(s, state.gradient))
+            if bound.fallback is not None and not slope > 0 and math.isfinite(slope):
+                s = bound.fallback(state.p, state.gradient)
+                slope = float(dot(s, state.gradient))
         decrements.append(slope)
         if not math.isfinite(slope):
             message = f"direction became non-finite at iteration {k} (E = {state.value:.6e})"
@@ -130,8 +134,10 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
             message = (f"natural gradient vanished (s.g = {slope:.3e}) at iteration {k}, "
                        f"E = {state.value:.6e}")
             break
-        line = problem.line(state, s, positive=positive)
-        eta, _, _ = line_search.search(line, slope, bound.first_step(state.p, s, line_search))
+        line = None
+        if fused is None:
+            line = problem.line(state, s, positive=positive)
+            eta, _, _ = line_search.search(line, slope, bound.first_step(state.p, s, line_search))
         if eta is None and bound.fallback is not None and bound.fallback_ready():
             # no acceptable step along the direction: take the first-order step instead
             s = bound.fallback(state.p, state.gradient)
@@ -142,9 +148,12 @@ def descend(bound, tol, gtol, max_iter, callback, record, resume, start):
             message = (f"line search failed at iteration {k}: no step >= {line_search.min_step:g} "
                        f"satisfies the Armijo condition (E = {state.value:.6e}, s.g = {slope:.3e})")
             break
-        if bound.after_step is not None:
-            bound.after_step(line, eta, slope)
-        state = line.state_at(eta)
+        if line is None:
+            state = stepped
+        else:
+            if bound.after_step is not None:
+                bound.after_step(line, eta, slope)
+            state = line.state_at(eta)
         k += 1
         snapshot = k % snapshot_every == 0
         if snapshot:

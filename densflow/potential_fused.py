@@ -1,0 +1,93 @@
+r"""Newton in the potential, 1D with the direct solve: a whole step in one compiled call.
+
+At n = 512 a step's arithmetic (banded Cholesky, a few stencils, the backtracking's
+trials) is about 40 µs, and the general path — :meth:`PotentialNewtonStep.direction
+<densflow.potential_newton.PotentialNewtonStep.direction>`, the loop's decrement, the
+energy's line, the line search, the new state — spent as much again in Python calls.
+:func:`fused_step` gives the loop (:mod:`densflow.optim.loop`, ``Bound.fused_step``)
+the same step from :func:`densflow.kernels.fused1d.potential_step_1d`: the same
+direction, first trial, Armijo rule and state update (rounding aside: its sums run in
+another order), the same inner counts (one Hessian formed), and the loop keeps
+everything else — stopping rules, histories, recording, snapshots, callbacks, failure
+reports. Whatever the kernel does not cover goes the general way, decided from the
+state alone (so a resumed run repeats it): revival of nearly empty cells, a failed
+pivot, a rounding residue that needs the weighted spread, no descent; when no trial
+step is accepted the loop takes the metric's fallback step as usual.
+
+It applies to the direct solve (``PotentialNewton(preconditioner="direct")``, the
+default in 1D up to :data:`densflow.potential_newton.DIRECT_MAX_N` points) on an energy
+of one :class:`~densflow.energies.HMinus1`, at most one :class:`~densflow.energies.KL`
+and at most one :class:`~densflow.energies.Dirichlet` term, with the Armijo line search
+and ``damping_tries = 0`` (the default).
+"""
+
+import numpy as np
+
+from .core.state import State
+from .energies.terms import KL, Dirichlet, HMinus1
+from .kernels import fused1d as FK
+from .metrics.massfix import RESIDUE_SHARE
+from .optim.linesearch import Armijo
+from .potential_newton import PotentialNewtonStep
+from .optim.result import INNER_HISTORIES
+
+__all__ = ["fused_step"]
+
+
+def _single(energy, kind):
+    found = [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if type(t) is kind]
+    return found[0] if len(found) == 1 else (None, 0.0, None) if not found else False
+
+
+def fused_step(step, energy, line_search, positive=True):
+    """``fused(state, gap)`` for the loop, or ``None`` where it does not apply (module
+    docstring). ``fused`` returns ``None`` (take the general path for this step) or
+    ``(s, slope, eta, state)``, ``eta = None`` when no trial step was accepted."""
+    terms = [_single(energy, kind) for kind in (HMinus1, KL, Dirichlet)]
+    if (type(step) is not PotentialNewtonStep  # (a subclass may change the step)
+            or step.kind != "direct" or step.dim != 1 or type(line_search) is not Armijo
+            or step.settings.damping_tries != 0 or any(t is False for t in terms)
+            or terms[0][0] is None
+            or len(energy.active_terms) != sum(t[0] is not None for t in terms)):
+        return None
+    (j1, a1, _), (j2, a2, kl), (j3, a3, dirichlet) = terms
+    w, n = step.w, step.n
+    zeros = np.zeros(w.shape)
+    mu2 = kl.mu if kl is not None else w
+    mu3 = dirichlet.mu if dirichlet is not None else w
+    check_sign = bool(positive and not energy.positive_domain)
+    search = (float(line_search.eta0), float(line_search.shrink), float(line_search.c1),
+              float(line_search.min_step))
+    boundary = float(step.settings.boundary)
+    revive = float(step.settings.revive_below)
+
+    def fused(state, gap):
+        p = state.p
+        if step.has_kl and p.min() * p.size < revive:
+            return None  # the metric's revival step: the general path
+        parts = state.parts
+        u1 = parts[j1].gradient
+        u3 = parts[j3].gradient if j3 is not None else zeros
+        log_ratio = parts[j2].parts if j2 is not None else zeros
+        s, hs, q, u1n, u3n, lrn, gkn, grad = (np.empty(w.shape) for _ in range(8))
+        outcome, slope, eta, v1, v2, v3, _ = FK.potential_step_1d(
+            p, state.gradient, u1, u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, search[0],
+            boundary, check_sign, search[1], search[2], search[3], RESIDUE_SHARE,
+            s, hs, q, u1n, u3n, lrn, gkn, grad)
+        if outcome == FK.NOT_FUSED:
+            return None
+        step.stats = dict.fromkeys(INNER_HISTORIES, 0)
+        step.stats["hessian_products"] = 1  # the Hessian the direct solve forms
+        step.newton_direction, step.hint = True, None
+        if outcome == FK.NO_STEP:
+            return s, float(slope), None, None
+        new = [None] * len(energy.active_terms)
+        new[j1] = State(q, v1, u1n)
+        if j2 is not None:
+            new[j2] = State(q, v2, gkn, lrn)
+        if j3 is not None:
+            new[j3] = State(q, v3, u3n)
+        value = a1 * v1 + a2 * v2 + a3 * v3
+        return s, float(slope), float(eta), State(q, float(value), grad, new)
+
+    return fused

@@ -1,0 +1,64 @@
+"""The settings of Newton in the potential (:class:`PotentialNewton`, ``solve(...,
+method="newton_potential", newton=...)``; the method is :mod:`densflow.potential_newton`)."""
+
+import numbers
+from dataclasses import dataclass
+
+from .newton import Newton
+from .potential_start import START_RTOL
+
+__all__ = ["PotentialNewton", "PRECONDITIONERS", "START_RTOL"]
+
+#: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
+PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
+
+
+@dataclass(frozen=True)
+class PotentialNewton(Newton):
+    r"""Settings of ``solve(..., method="newton_potential")``: those of
+    :class:`densflow.newton.Newton` (``inner_factor`` is unused: there is no inner
+    solve) and the linear solver.
+
+    Parameters
+    ----------
+    preconditioner : {"auto", "direct", "fourier", "metric"}
+        How the Newton system is solved (module docstring); ``"auto"``:
+        :func:`choose_preconditioner`.
+    forcing_cut : float
+        In (0, 1]. With a KL term, when CG meets its forcing term with an iterate whose
+        density step the fraction-to-the-boundary rule would cut, it goes on to the
+        relative residual ``forcing_cut`` (1: never). A loose step leaves out the KL
+        curvature of the cells it would empty; measured on the 2D high-contrast bump
+        start (outer steps, Hessian products): 128² 9, 230 → 5, 197; 256² 19, 664 →
+        5, 200; the paper panels are unchanged (their steps are not cut), the uniform
+        start 83 → 88 products. A fixed ``forcing_max = 1e-3`` gives the same steps
+        with 214–215 products there, but 30 % more products on the paper panels.
+
+    start_rtol : float
+        In [0, 1). 2D: the relative residual of the one :math:`L_w^+` solve of the run,
+        the start's potential :math:`\tilde\varphi_0` with :math:`L_w\tilde\varphi_0
+        \approx p_0 - w`; the run starts from :math:`\tilde p_0 = w + L_w
+        \tilde\varphi_0` (:meth:`PotentialLines.start`). 0: start from :math:`p_0`
+        itself (its :math:`L_w^+` solved to the solver's 1e-13).
+
+    ``damping_tries`` defaults to 0 here: the Fisher–Rao damping's extra solves cost
+    more than they save in the potential (2D 128², high contrast, bump start: 9 outer
+    steps with 426 Hessian products with 3 tries, 9 with 230 without).
+    """
+
+    damping_tries: int = 0
+    preconditioner: str = "auto"
+    forcing_cut: float = 1e-3
+    start_rtol: float = START_RTOL
+    forcing_last: float = 0.1
+
+    PRECONDITIONERS = PRECONDITIONERS
+
+    def __post_init__(self):
+        super().__post_init__()
+        v = self.forcing_cut
+        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v <= 1):
+            raise ValueError(f"PotentialNewton forcing_cut must lie in (0, 1], got {v!r}")
+        v = self.start_rtol
+        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 <= v < 1):
+            raise ValueError(f"PotentialNewton start_rtol must lie in [0, 1), got {v!r}")
