@@ -120,8 +120,15 @@ def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, n
     with the windows ``w[starts[b]:starts[b]+lengths[b]]`` (``wdsq`` gives ``h1``,
     ``wsq`` gives ``h2``).
     """
-    n = p.shape[0]
-    pe = _extended(p, lengths.max())
+    _blocks_1d(_extended(p, lengths.max()), p.shape[0], offsets, strides, t0s, starts,
+               lengths, wsq, wdsq, h1, h2, need_h1, need_h2)
+
+
+@nb.njit(**_JIT)
+def _blocks_1d(pe, n, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1,
+               need_h2):
+    # the blocks of diagonals_1d from pe, a periodically extended copy of a density of
+    # n points (pe[n + i] = pe[i mod n])
     for b in range(strides.shape[0]):
         r = strides[b]
         t0 = t0s[b]
@@ -259,6 +266,31 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
 
 
 # -- the no-flux box: the reflected basis's diagonals from the box's own cells ----------
+@nb.njit(**_JIT)
+def _reflected_extended(p, extra):
+    """``P[y] = p[y mod 2n]`` mirrored (``P[2n - 1 - x] = p[x]``) for ``y < 2n + extra``:
+    the even reflection of the box density ``p``, periodically extended, in one pass."""
+    n = p.shape[0]
+    m2 = 2 * n
+    pe = np.empty(m2 + extra)
+    for x in range(n):
+        v = p[x]
+        pe[x] = v
+        pe[m2 - 1 - x] = v
+    for i in range(extra):
+        pe[m2 + i] = pe[i % m2]
+    return pe
+
+
+@nb.njit(**_JIT)
+def reflected_diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
+                           need_h1, need_h2):
+    """:func:`diagonals_1d` of the even reflection (``2n`` points) of the box density
+    ``p`` (``n`` points), its periodic extension built in one pass from ``p``."""
+    _blocks_1d(_reflected_extended(p, lengths.max()), 2 * p.shape[0], offsets, strides, t0s,
+               starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2)
+
+
 @nb.njit(**_JIT)
 def _mirror(row, n):
     """The box row of the reflected grid's row ``row`` (taken mod ``2n``)."""
