@@ -11,6 +11,7 @@ Usage::
     python benchmarks/boxes.py --profile 256   # where a combined iteration's time goes
     python benchmarks/boxes.py --profile 131072 --dim 1   # the same in 1D
     python benchmarks/boxes.py --cost --metrics combined   # some metrics only
+    python benchmarks/boxes.py --cost --metrics combined --dim 1   # 1D sizes only
 
 Counts: the paper's energy with all three terms (1D weights (1, 1e-3, 1e-4), 2D
 (1, 3e-4, 1e-4)), μ ∝ exp(-V) with the paper's V, uniform start, ``tol = 1e-12``; the
@@ -158,7 +159,8 @@ def main():
     ap.add_argument("--flows", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", type=int, metavar="N", help="profile a combined iteration at N^dim")
-    ap.add_argument("--dim", type=int, choices=(1, 2), default=2, help="the profile's dimension")
+    ap.add_argument("--dim", type=int, choices=(1, 2), default=None,
+                    help="the profile's dimension (default 2); --cost: only this dimension's sizes")
     ap.add_argument("--metrics", nargs="+", choices=METRICS, default=METRICS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iters", type=int, default=20)
@@ -166,7 +168,7 @@ def main():
     both = not (args.counts or args.cost or args.flows or args.profile)
     with threadpool_limits(1):
         if args.profile:
-            profile(args.profile, dim=args.dim)
+            profile(args.profile, dim=args.dim or 2)
         if args.counts or both:
             sizes = ([(1, n) for n in (64, 256)] + [(2, n) for n in (32, 64)] if args.quick else
                      [(1, n) for n in (64, 128, 256, 512, 1024)]
@@ -175,7 +177,8 @@ def main():
         if args.cost or both:
             sizes = ([(1, 1024), (2, 64)] if args.quick else
                      [(1, 1024), (1, 2**14), (1, 2**17), (2, 64), (2, 128), (2, 256), (2, 512)])
-            cost(sizes, args.repeats, args.iters, args.metrics)
+            cost([(d, n) for d, n in sizes if args.dim in (None, d)], args.repeats, args.iters,
+                 args.metrics)
         if args.flows:
             sizes = [(1, 1024), (2, 64)] if args.quick else [(1, 1024), (1, 2**14), (2, 64), (2, 256)]
             flow_cost(sizes, args.repeats)

@@ -72,6 +72,24 @@ def _dot4(pe, b0, b1, b2, b3, w1, w2):
 
 
 @nb.njit(**_JIT)
+def _dot2(pe, b0, b1, w1, w2):
+    # (w1.pe[b0:], w1.pe[b1:], w2.pe[b0:], w2.pe[b1:]) over len(w1) entries
+    S = w1.shape[0]
+    p0 = pe[b0:b0 + S]
+    p1 = pe[b1:b1 + S]
+    a0 = a1 = 0.0
+    d0 = d1 = 0.0
+    for i in range(S):
+        x = w1[i]
+        y = w2[i]
+        a0 += x * p0[i]
+        a1 += x * p1[i]
+        d0 += y * p0[i]
+        d1 += y * p1[i]
+    return (a0, a1, a0, a1, d0, d1, d0, d1)
+
+
+@nb.njit(**_JIT)
 def _phase_block(pe, t0, r, m, w1, w2, out1, out2):
     # out[k] = sum_i w[i] pe[t0 + r k + i] for a small stride r, vectorised across k:
     # on the phases T[b, u] = pe[t0' + b + r u] (t0' = t0 mod r, u taken mod m) tap i
@@ -121,14 +139,14 @@ def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, n
     ``wsq`` gives ``h2``).
     """
     _blocks_1d(_extended(p, lengths.max()), p.shape[0], offsets, strides, t0s, starts,
-               lengths, wsq, wdsq, h1, h2, need_h1, need_h2)
+               lengths, wsq, wdsq, h1, h2, need_h1, need_h2, False)
 
 
 @nb.njit(**_JIT)
 def _blocks_1d(pe, n, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1,
-               need_h2):
+               need_h2, chunked_phases):
     # the blocks of diagonals_1d from pe, a periodically extended copy of a density of
-    # n points (pe[n + i] = pe[i mod n])
+    # n points (pe[n + i] = pe[i mod n]; at least PHASE_EXTRA more with chunked_phases)
     for b in range(strides.shape[0]):
         r = strides[b]
         t0 = t0s[b]
@@ -139,7 +157,11 @@ def _blocks_1d(pe, n, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
         out1 = np.zeros(m)
         out2 = np.zeros(m)
         if r <= PHASE_STRIDE:
-            _phase_block(pe, t0 % n, r, m, wdsq[s0:s0 + S], wsq[s0:s0 + S], out1, out2)
+            if chunked_phases:
+                _phase_block_chunked(pe, t0 % n, r, m, wdsq[s0:s0 + S], wsq[s0:s0 + S], out1,
+                                     out2)
+            else:
+                _phase_block(pe, t0 % n, r, m, wdsq[s0:s0 + S], wsq[s0:s0 + S], out1, out2)
         elif r < TILED_STRIDE:
             w1 = wdsq[s0:s0 + S]
             w2 = wsq[s0:s0 + S]
@@ -171,7 +193,11 @@ def _blocks_1d(pe, n, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
                         hi = min(a * r + c1, S)
                         if hi <= lo:
                             continue
-                        c = _dot4(pe, b0, b1, b2, b3, wdsq[s0 + lo:s0 + hi], wsq[s0 + lo:s0 + hi])
+                        if q <= 2:  # the coarsest blocks of a deep basis: no idle rows
+                            c = _dot2(pe, b0, b1, wdsq[s0 + lo:s0 + hi], wsq[s0 + lo:s0 + hi])
+                        else:
+                            c = _dot4(pe, b0, b1, b2, b3, wdsq[s0 + lo:s0 + hi],
+                                      wsq[s0 + lo:s0 + hi])
                         for u in range(q):
                             k = row + u - a
                             while k < 0:
@@ -282,13 +308,76 @@ def _reflected_extended(p, extra):
     return pe
 
 
+#: Extension of the reflected density beyond one period for the chunked phase blocks
+#: (a chunk starting anywhere in the period reads ``PHASE_STRIDE * CHUNK`` points past
+#: its window).
+PHASE_EXTRA = PHASE_STRIDE * (CHUNK + 2)
+
+
+@nb.njit(**_JIT)
+def _phase_block_chunked(pe, t0, r, m, w1, w2, out1, out2):
+    # _phase_block with the phases built per chunk of CHUNK outputs (L1-sized) instead of
+    # for the whole block (2n/r points per phase: beyond the L2 cache at 2n = 2^18), four
+    # taps per pass over a chunk's outputs; pe must extend PHASE_EXTRA past the windows
+    S = w1.shape[0]
+    A = (S + r - 1) // r
+    T = np.empty((r, CHUNK + A))
+    a1 = np.empty(CHUNK)
+    a2 = np.empty(CHUNK)
+    for k0 in range(0, m, CHUNK):
+        c = min(m, k0 + CHUNK) - k0
+        base = (t0 + r * k0) % (r * m)
+        for b in range(r):
+            row = T[b]
+            for u in range(c + A):
+                row[u] = pe[base + b + r * u]
+        for k in range(c):
+            a1[k] = 0.0
+            a2[k] = 0.0
+        i = 0
+        while i + 4 <= S:
+            q0 = i // r
+            s0 = T[i - q0 * r, q0:q0 + c]
+            q1 = (i + 1) // r
+            s1 = T[i + 1 - q1 * r, q1:q1 + c]
+            q2 = (i + 2) // r
+            s2 = T[i + 2 - q2 * r, q2:q2 + c]
+            q3 = (i + 3) // r
+            s3 = T[i + 3 - q3 * r, q3:q3 + c]
+            x0, x1, x2, x3 = w1[i], w1[i + 1], w1[i + 2], w1[i + 3]
+            y0, y1, y2, y3 = w2[i], w2[i + 1], w2[i + 2], w2[i + 3]
+            for k in range(c):
+                v0 = s0[k]
+                v1 = s1[k]
+                v2 = s2[k]
+                v3 = s3[k]
+                a1[k] += x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3
+                a2[k] += y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3
+            i += 4
+        while i < S:
+            q0 = i // r
+            s0 = T[i - q0 * r, q0:q0 + c]
+            x0 = w1[i]
+            y0 = w2[i]
+            for k in range(c):
+                a1[k] += x0 * s0[k]
+                a2[k] += y0 * s0[k]
+            i += 1
+        for k in range(c):
+            out1[k0 + k] = a1[k]
+            out2[k0 + k] = a2[k]
+
+
 @nb.njit(**_JIT)
 def reflected_diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
                            need_h1, need_h2):
     """:func:`diagonals_1d` of the even reflection (``2n`` points) of the box density
-    ``p`` (``n`` points), its periodic extension built in one pass from ``p``."""
-    _blocks_1d(_reflected_extended(p, lengths.max()), 2 * p.shape[0], offsets, strides, t0s,
-               starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2)
+    ``p`` (``n`` points), its periodic extension built in one pass from ``p``. The blocks
+    of stride at most :data:`PHASE_STRIDE` build their phases per chunk of outputs
+    (:func:`_phase_block_chunked`): at ``2n = 2^18`` a whole block's phases no longer fit
+    the L2 cache."""
+    _blocks_1d(_reflected_extended(p, lengths.max() + PHASE_EXTRA), 2 * p.shape[0], offsets,
+               strides, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2, True)
 
 
 @nb.njit(**_JIT)
