@@ -312,6 +312,8 @@ def _reflected_extended(p, extra):
 #: (a chunk starting anywhere in the period reads ``PHASE_STRIDE * CHUNK`` points past
 #: its window).
 PHASE_EXTRA = PHASE_STRIDE * (CHUNK + 2)
+#: Reflected grids of at least this many points build the phases per chunk.
+CHUNKED_PHASES_MIN = 1 << 16
 
 
 @nb.njit(**_JIT)
@@ -372,12 +374,16 @@ def _phase_block_chunked(pe, t0, r, m, w1, w2, out1, out2):
 def reflected_diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
                            need_h1, need_h2):
     """:func:`diagonals_1d` of the even reflection (``2n`` points) of the box density
-    ``p`` (``n`` points), its periodic extension built in one pass from ``p``. The blocks
-    of stride at most :data:`PHASE_STRIDE` build their phases per chunk of outputs
+    ``p`` (``n`` points), its periodic extension built in one pass from ``p``. From
+    ``2n =`` :data:`CHUNKED_PHASES_MIN` on, the blocks of stride at most
+    :data:`PHASE_STRIDE` build their phases per chunk of outputs
     (:func:`_phase_block_chunked`): at ``2n = 2^18`` a whole block's phases no longer fit
     the L2 cache."""
-    _blocks_1d(_reflected_extended(p, lengths.max() + PHASE_EXTRA), 2 * p.shape[0], offsets,
-               strides, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2, True)
+    m2 = 2 * p.shape[0]
+    chunked = m2 >= CHUNKED_PHASES_MIN
+    extra = lengths.max() + (PHASE_EXTRA if chunked else 0)
+    _blocks_1d(_reflected_extended(p, extra), m2, offsets, strides, t0s, starts, lengths, wsq,
+               wdsq, h1, h2, need_h1, need_h2, chunked)
 
 
 @nb.njit(**_JIT)
