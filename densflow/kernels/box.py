@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 
 from .diagonals import reflected_diagonals_1d
-from .dwt import dwt1_inplace, idwt1_inplace
+from .dwt import dwt1, idwt1
 from .metric import eigenvalues, spread_residue
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
@@ -177,10 +177,7 @@ def reflected_direction_1d(p, g, offsets, strides, t0s, starts, lengths, wsq, wd
     (:func:`densflow.kernels.diagonals.reflected_diagonals_1d`, the reflection read from
     ``p``), the eigenvalues, the transform pair of the reflection of ``g`` in place in one
     ``2n`` buffer with the projection ``c = lam1.W^T v / lam1.W^T 1`` (``lam1 = lam *
-    ones``, ``ones`` = :math:`W^\top 1`, zero outside the approximation block) and the
-    eigenvalues applied in the same pass, the fold, and the even spread of the rounding
-    residue. Same arithmetic as :func:`densflow.kernels.metric.combined_direction_1d` on
-    the reflection, without its copy passes. Returns False when
+    ones``), the fold, and the even spread of the rounding residue. Returns False when
     the residue needs the weighted spread (``s`` then holds the direction before it)."""
     n = p.shape[0]
     m2 = 2 * n
@@ -188,34 +185,25 @@ def reflected_direction_1d(p, g, offsets, strides, t0s, starts, lengths, wsq, wd
     h2 = np.empty(m2)
     reflected_diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
                            a1 > 0.0, a2 > 0.0)
+    lam = h1  # the eigenvalues overwrite h1 (read before written, entry by entry)
+    eigenvalues(h1, h2, a1, a2, a3h3, lam)
     c = np.empty(m2)
     for x in range(n):
         v = g[x]
         c[x] = v
         c[m2 - 1 - x] = v
-    dwt1_inplace(c, lo, hi, level)
-    # the eigenvalues (eigenvalues' formula) and the projection constant on the
-    # approximation block (where W^T 1 lives), then the scaling of every coefficient
-    hL = m2 >> level
-    lam = h1
-    eigenvalues(h1[:hL], h2[:hL], a1, a2, a3h3[:hL], lam[:hL])
+    dwt1(c, lo, hi, level, c)
     num = 0.0
     den = 0.0
-    for i in range(hL):
-        w = lam[i] * ones[i]
-        num += w * c[i]
-        den += w * ones[i]
+    for i in range(m2):
+        if ones[i] != 0.0:
+            w = lam[i] * ones[i]
+            num += w * c[i]
+            den += w * ones[i]
     cc = num / den if den > 0.0 else 0.0
-    for i in range(hL):
+    for i in range(m2):
         c[i] = lam[i] * (c[i] - cc * ones[i])
-    for i in range(hL, m2):
-        denom = a3h3[i]
-        if a1 > 0.0:
-            denom += a1 / h1[i]
-        if a2 > 0.0:
-            denom += a2 / h2[i]
-        c[i] *= 1.0 / denom if (denom > 0.0 and denom < np.inf) else 0.0
-    idwt1_inplace(c, lo, hi, level)
+    idwt1(c, lo, hi, level, c)
     for x in range(n):
         s[x] = scale * (c[x] + c[m2 - 1 - x])
     return spread_residue(s, share_factor, s)

@@ -230,33 +230,3 @@ def idwt2(c, lo, hi, level, out):
         _synthesis_axis0(out, m, lo, hi, t)
         for i in range(m):
             _synthesis_contiguous(t[i], m, lo, hi, out[i], A, D, Ye, Yo)
-
-
-# -- the no-flux box: the reflected grid's transforms in place --------------------------
-@nb.njit(**_JIT)
-def dwt1_inplace(x, lo, hi, level):
-    """:func:`dwt1` of ``x`` into ``x`` itself (no copy pass: the box's one-call direction
-    transforms its ``2n``-point reflection in one buffer)."""
-    n = x.shape[0]
-    F = lo.shape[0]
-    E = np.empty(n // 2 + F)
-    O = np.empty(n // 2 + F)
-    m = n
-    for _ in range(level):
-        _analysis_contiguous(x, m, lo, hi, x, E, O)
-        m //= 2
-
-
-@nb.njit(**_JIT)
-def idwt1_inplace(c, lo, hi, level):
-    """:func:`idwt1` of ``c`` into ``c`` itself."""
-    n = c.shape[0]
-    F = lo.shape[0]
-    A = np.empty(n // 2 + 2 * F)
-    D = np.empty(n // 2 + 2 * F)
-    Ye = np.empty(min(n // 2, CHUNK))
-    Yo = np.empty(min(n // 2, CHUNK))
-    m = n >> level
-    for _ in range(level):
-        m *= 2
-        _synthesis_contiguous(c, m, lo, hi, c, A, D, Ye, Yo)
