@@ -293,6 +293,18 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
 
 # -- the no-flux box: the reflected basis's diagonals from the box's own cells ----------
 @nb.njit(**_JIT)
+def _add_four_taps(a, b, v0, v1, v2, v3, x0, x1, x2, x3, y0, y1, y2, y3):
+    # a += x0 v0 + ... + x3 v3, b += y0 v0 + ... + y3 v3 (four taps per pass: fewer stores)
+    for k in range(a.shape[0]):
+        u0 = v0[k]
+        u1 = v1[k]
+        u2 = v2[k]
+        u3 = v3[k]
+        a[k] += x0 * u0 + x1 * u1 + x2 * u2 + x3 * u3
+        b[k] += y0 * u0 + y1 * u1 + y2 * u2 + y3 * u3
+
+
+@nb.njit(**_JIT)
 def _reflected_extended(p, extra):
     """``P[y] = p[y mod 2n]`` mirrored (``P[2n - 1 - x] = p[x]``) for ``y < 2n + extra``:
     the even reflection of the box density ``p``, periodically extended, in one pass."""
@@ -346,15 +358,8 @@ def _phase_block_chunked(pe, t0, r, m, w1, w2, out1, out2):
             s2 = T[i + 2 - q2 * r, q2:q2 + c]
             q3 = (i + 3) // r
             s3 = T[i + 3 - q3 * r, q3:q3 + c]
-            x0, x1, x2, x3 = w1[i], w1[i + 1], w1[i + 2], w1[i + 3]
-            y0, y1, y2, y3 = w2[i], w2[i + 1], w2[i + 2], w2[i + 3]
-            for k in range(c):
-                v0 = s0[k]
-                v1 = s1[k]
-                v2 = s2[k]
-                v3 = s3[k]
-                a1[k] += x0 * v0 + x1 * v1 + x2 * v2 + x3 * v3
-                a2[k] += y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3
+            _add_four_taps(a1[:c], a2[:c], s0, s1, s2, s3, w1[i], w1[i + 1], w1[i + 2],
+                           w1[i + 3], w2[i], w2[i + 1], w2[i + 2], w2[i + 3])
             i += 4
         while i < S:
             q0 = i // r
@@ -463,15 +468,10 @@ def reflected_diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, ne
                         r1 = PT[base + i + 1]
                         r2 = PT[base + i + 2]
                         r3 = PT[base + i + 3]
-                        s0_, s1_, s2_, s3_ = wsq[s0 + i], wsq[s0 + i + 1], wsq[s0 + i + 2], wsq[s0 + i + 3]
-                        d0_, d1_, d2_, d3_ = wdsq[s0 + i], wdsq[s0 + i + 1], wdsq[s0 + i + 2], wdsq[s0 + i + 3]
-                        for x in range(n):
-                            v0 = r0[x]
-                            v1 = r1[x]
-                            v2 = r2[x]
-                            v3 = r3[x]
-                            a_out[x] += s0_ * v0 + s1_ * v1 + s2_ * v2 + s3_ * v3
-                            b_out[x] += d0_ * v0 + d1_ * v1 + d2_ * v2 + d3_ * v3
+                        _add_four_taps(a_out, b_out, r0, r1, r2, r3, wsq[s0 + i],
+                                       wsq[s0 + i + 1], wsq[s0 + i + 2], wsq[s0 + i + 3],
+                                       wdsq[s0 + i], wdsq[s0 + i + 1], wdsq[s0 + i + 2],
+                                       wdsq[s0 + i + 3])
                         i += 4
                     while i < S:
                         row = PT[base + i]
