@@ -139,14 +139,15 @@ def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, n
     ``wsq`` gives ``h2``).
     """
     _blocks_1d(_extended(p, lengths.max()), p.shape[0], offsets, strides, t0s, starts,
-               lengths, wsq, wdsq, h1, h2, need_h1, need_h2, False)
+               lengths, wsq, wdsq, h1, h2, need_h1, need_h2, False, False)
 
 
 @nb.njit(**_JIT)
 def _blocks_1d(pe, n, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1,
-               need_h2, chunked_phases):
+               need_h2, chunked_phases, two_row_dots):
     # the blocks of diagonals_1d from pe, a periodically extended copy of a density of
-    # n points (pe[n + i] = pe[i mod n]; at least PHASE_EXTRA more with chunked_phases)
+    # n points (pe[n + i] = pe[i mod n]; at least PHASE_EXTRA more with chunked_phases);
+    # the torus passes False, False (its sums in their original order)
     for b in range(strides.shape[0]):
         r = strides[b]
         t0 = t0s[b]
@@ -193,7 +194,7 @@ def _blocks_1d(pe, n, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
                         hi = min(a * r + c1, S)
                         if hi <= lo:
                             continue
-                        if q <= 2:  # the coarsest blocks of a deep basis: no idle rows
+                        if two_row_dots and q <= 2:  # a deep basis's coarsest blocks
                             c = _dot2(pe, b0, b1, wdsq[s0 + lo:s0 + hi], wsq[s0 + lo:s0 + hi])
                         else:
                             c = _dot4(pe, b0, b1, b2, b3, wdsq[s0 + lo:s0 + hi],
@@ -388,7 +389,7 @@ def reflected_diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq,
     chunked = m2 >= CHUNKED_PHASES_MIN
     extra = lengths.max() + (PHASE_EXTRA if chunked else 0)
     _blocks_1d(_reflected_extended(p, extra), m2, offsets, strides, t0s, starts, lengths, wsq,
-               wdsq, h1, h2, need_h1, need_h2, chunked)
+               wdsq, h1, h2, need_h1, need_h2, chunked, True)
 
 
 @nb.njit(**_JIT)
