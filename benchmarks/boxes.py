@@ -9,7 +9,9 @@ Usage::
     python benchmarks/boxes.py --quick         # smaller sizes
     python benchmarks/boxes.py --flows         # time per flow step (densflow.flow)
     python benchmarks/boxes.py --profile 256   # where a combined iteration's time goes
+    python benchmarks/boxes.py --profile 131072 --dim 1   # the same in 1D
     python benchmarks/boxes.py --cost --metrics combined   # some metrics only
+    python benchmarks/boxes.py --cost --metrics combined --dim 1   # 1D sizes only
 
 Counts: the paper's energy with all three terms (1D weights (1, 1e-3, 1e-4), 2D
 (1, 3e-4, 1e-4)), μ ∝ exp(-V) with the paper's V, uniform start, ``tol = 1e-12``; the
@@ -98,17 +100,17 @@ def cost(sizes, repeats, iters, metrics=METRICS):
                      "torus min", "box min", "min ratio"], rows)
 
 
-def profile(n, iters=15, metric="combined", top=12):
-    """cProfile of ``iters`` first-order iterations at ``n^2`` on each boundary (after a
+def profile(n, iters=15, metric="combined", top=12, dim=2):
+    """cProfile of ``iters`` first-order iterations at ``n^dim`` on each boundary (after a
     warm-up run): the total, the median iteration and the functions by own time."""
     for b in BOUNDARIES:
-        _, E, p0 = problem(2, n, b)
+        _, E, p0 = problem(dim, n, b)
         df.solve(E, p0, metric=metric, method="gradient", max_iter=2)
         prof = cProfile.Profile()
         prof.enable()
         res = df.solve(E, p0, metric=metric, method="gradient", max_iter=iters)
         prof.disable()
-        print(f"== {b} {n}^2 {metric}: {res.n_iter} iterations, {1e3 * sum(res.times):.0f} ms, "
+        print(f"== {b} {n}^{dim} {metric}: {res.n_iter} iterations, {1e3 * sum(res.times):.0f} ms, "
               f"median {1e3 * np.median(res.times):.2f} ms/it")
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
@@ -156,7 +158,9 @@ def main():
     ap.add_argument("--cost", action="store_true")
     ap.add_argument("--flows", action="store_true")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--profile", type=int, metavar="N", help="profile a combined iteration at N^2")
+    ap.add_argument("--profile", type=int, metavar="N", help="profile a combined iteration at N^dim")
+    ap.add_argument("--dim", type=int, choices=(1, 2), default=None,
+                    help="the profile's dimension (default 2); --cost: only this dimension's sizes")
     ap.add_argument("--metrics", nargs="+", choices=METRICS, default=METRICS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iters", type=int, default=20)
@@ -164,7 +168,7 @@ def main():
     both = not (args.counts or args.cost or args.flows or args.profile)
     with threadpool_limits(1):
         if args.profile:
-            profile(args.profile)
+            profile(args.profile, dim=args.dim or 2)
         if args.counts or both:
             sizes = ([(1, n) for n in (64, 256)] + [(2, n) for n in (32, 64)] if args.quick else
                      [(1, n) for n in (64, 128, 256, 512, 1024)]
@@ -173,7 +177,8 @@ def main():
         if args.cost or both:
             sizes = ([(1, 1024), (2, 64)] if args.quick else
                      [(1, 1024), (1, 2**14), (1, 2**17), (2, 64), (2, 128), (2, 256), (2, 512)])
-            cost(sizes, args.repeats, args.iters, args.metrics)
+            cost([(d, n) for d, n in sizes if args.dim in (None, d)], args.repeats, args.iters,
+                 args.metrics)
         if args.flows:
             sizes = [(1, 1024), (2, 64)] if args.quick else [(1, 1024), (1, 2**14), (2, 64), (2, 256)]
             flow_cost(sizes, args.repeats)

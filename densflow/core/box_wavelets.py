@@ -101,8 +101,8 @@ class ReflectedBasis(WaveletBasis):
     def diagonals(self, p, need_h1=True, need_h2=True):
         r""":meth:`densflow.core.wavelets.WaveletBasis.diagonals` of a density of the
         reflected grid (shape ``(2n,)*dim``) or, for a box density ``p`` (shape
-        ``(n,)*dim``), of its even reflection :math:`\mathcal E p` — in 2D without forming
-        it (:meth:`box_diagonals`)."""
+        ``(n,)*dim``), of its even reflection :math:`\mathcal E p` without forming it
+        (:meth:`box_diagonals`)."""
         if p.shape == self.box.shape:
             return self.box_diagonals(p, need_h1, need_h2)
         return super().diagonals(p, need_h1, need_h2)
@@ -111,18 +111,22 @@ class ReflectedBasis(WaveletBasis):
         r"""The diagonals of the even reflection :math:`\mathcal E p` of the box density
         ``p`` (shape ``(n,)*dim``), in the reflected grid's pyramid layout.
 
+        In 1D the periodic extension of :math:`\mathcal E p` that the blocks read is built
+        from ``p`` in one pass (:func:`densflow.kernels.diagonals.reflected_diagonals_1d`).
         In 2D without forming :math:`\mathcal E p`: its rows ``x`` and ``2n - 1 - x``
         are equal, so the axis-1 pass runs on the box's ``n`` rows
         (:func:`densflow.kernels.diagonals.reflected_diagonals_2d`; 2.2x faster than the
         diagonals of the formed reflection at 256², 3.5 against 10.7 ms, 2.3x at 512²).
         """
         p = np.ascontiguousarray(p, dtype=float)
-        if p.ndim == 1:
-            return super().diagonals(extend(p), need_h1, need_h2)
         h1 = np.empty(self.grid.shape) if need_h1 else None
         h2 = np.empty(self.grid.shape) if need_h2 else None
-        DK.reflected_diagonals_2d(p, self.level, *self._flat, h1 if need_h1 else p,
-                                  h2 if need_h2 else p, need_h1, need_h2)
+        if p.ndim == 1:
+            DK.reflected_diagonals_1d(p, *self._flat, h1 if need_h1 else p,
+                                      h2 if need_h2 else p, need_h1, need_h2)
+        else:
+            DK.reflected_diagonals_2d(p, self.level, *self._flat, h1 if need_h1 else p,
+                                      h2 if need_h2 else p, need_h1, need_h2)
         return h1, h2
 
 

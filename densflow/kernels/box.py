@@ -9,8 +9,14 @@ cell, as on the periodic grid), and no flux crosses the walls.
 """
 
 import numba as nb
+import numpy as np
+
+from .diagonals import reflected_diagonals_1d
+from .dwt import dwt1, idwt1
+from .metric import eigenvalues, spread_residue
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT_FAST = dict(_JIT, fastmath={"reassoc", "contract"})
 
 
 @nb.njit(**_JIT)
@@ -159,3 +165,45 @@ def fold_2d(u, out):
         o = out[x]
         for y in range(n):
             o[y] = (top[y] + top[m - 1 - y]) + (bottom[y] + bottom[m - 1 - y])
+
+
+# -- the combined metric's 1D direction on the box, in one call -------------------------
+@nb.njit(**_JIT_FAST)
+def reflected_direction_1d(p, g, offsets, strides, t0s, starts, lengths, wsq, wdsq, lo, hi,
+                           level, a1, a2, a3h3, ones, scale, share_factor, s):
+    r"""The box's combined direction :math:`\mathcal E^\top M_{2n}(\mathcal E p)\,
+    \mathcal E g` (times ``scale``) with the residue spread, from the box's ``p`` and
+    ``g`` (``n`` points) in one call: the reflected basis's diagonals
+    (:func:`densflow.kernels.diagonals.reflected_diagonals_1d`, the reflection read from
+    ``p``), the eigenvalues, the transform pair of the reflection of ``g`` in place in one
+    ``2n`` buffer with the projection ``c = lam1.W^T v / lam1.W^T 1`` (``lam1 = lam *
+    ones``), the fold, and the even spread of the rounding residue. Returns False when
+    the residue needs the weighted spread (``s`` then holds the direction before it)."""
+    n = p.shape[0]
+    m2 = 2 * n
+    h1 = np.empty(m2)
+    h2 = np.empty(m2)
+    reflected_diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
+                           a1 > 0.0, a2 > 0.0)
+    lam = h1  # the eigenvalues overwrite h1 (read before written, entry by entry)
+    eigenvalues(h1, h2, a1, a2, a3h3, lam)
+    c = np.empty(m2)
+    for x in range(n):
+        v = g[x]
+        c[x] = v
+        c[m2 - 1 - x] = v
+    dwt1(c, lo, hi, level, c)
+    num = 0.0
+    den = 0.0
+    for i in range(m2):
+        if ones[i] != 0.0:
+            w = lam[i] * ones[i]
+            num += w * c[i]
+            den += w * ones[i]
+    cc = num / den if den > 0.0 else 0.0
+    for i in range(m2):
+        c[i] = lam[i] * (c[i] - cc * ones[i])
+    idwt1(c, lo, hi, level, c)
+    for x in range(n):
+        s[x] = scale * (c[x] + c[m2 - 1 - x])
+    return spread_residue(s, share_factor, s)

@@ -72,6 +72,24 @@ def _dot4(pe, b0, b1, b2, b3, w1, w2):
 
 
 @nb.njit(**_JIT)
+def _dot2(pe, b0, b1, w1, w2):
+    # (w1.pe[b0:], w1.pe[b1:], w2.pe[b0:], w2.pe[b1:]) over len(w1) entries
+    S = w1.shape[0]
+    p0 = pe[b0:b0 + S]
+    p1 = pe[b1:b1 + S]
+    a0 = a1 = 0.0
+    d0 = d1 = 0.0
+    for i in range(S):
+        x = w1[i]
+        y = w2[i]
+        a0 += x * p0[i]
+        a1 += x * p1[i]
+        d0 += y * p0[i]
+        d1 += y * p1[i]
+    return (a0, a1, a0, a1, d0, d1, d0, d1)
+
+
+@nb.njit(**_JIT)
 def _phase_block(pe, t0, r, m, w1, w2, out1, out2):
     # out[k] = sum_i w[i] pe[t0 + r k + i] for a small stride r, vectorised across k:
     # on the phases T[b, u] = pe[t0' + b + r u] (t0' = t0 mod r, u taken mod m) tap i
@@ -120,8 +138,16 @@ def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, n
     with the windows ``w[starts[b]:starts[b]+lengths[b]]`` (``wdsq`` gives ``h1``,
     ``wsq`` gives ``h2``).
     """
-    n = p.shape[0]
-    pe = _extended(p, lengths.max())
+    _blocks_1d(_extended(p, lengths.max()), p.shape[0], offsets, strides, t0s, starts,
+               lengths, wsq, wdsq, h1, h2, need_h1, need_h2, False, False)
+
+
+@nb.njit(**_JIT)
+def _blocks_1d(pe, n, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1,
+               need_h2, chunked_phases, two_row_dots):
+    # the blocks of diagonals_1d from pe, a periodically extended copy of a density of
+    # n points (pe[n + i] = pe[i mod n]; at least PHASE_EXTRA more with chunked_phases);
+    # the torus passes False, False (its sums in their original order)
     for b in range(strides.shape[0]):
         r = strides[b]
         t0 = t0s[b]
@@ -132,7 +158,11 @@ def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, n
         out1 = np.zeros(m)
         out2 = np.zeros(m)
         if r <= PHASE_STRIDE:
-            _phase_block(pe, t0 % n, r, m, wdsq[s0:s0 + S], wsq[s0:s0 + S], out1, out2)
+            if chunked_phases:
+                _phase_block_chunked(pe, t0 % n, r, m, wdsq[s0:s0 + S], wsq[s0:s0 + S], out1,
+                                     out2)
+            else:
+                _phase_block(pe, t0 % n, r, m, wdsq[s0:s0 + S], wsq[s0:s0 + S], out1, out2)
         elif r < TILED_STRIDE:
             w1 = wdsq[s0:s0 + S]
             w2 = wsq[s0:s0 + S]
@@ -164,7 +194,11 @@ def diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2, n
                         hi = min(a * r + c1, S)
                         if hi <= lo:
                             continue
-                        c = _dot4(pe, b0, b1, b2, b3, wdsq[s0 + lo:s0 + hi], wsq[s0 + lo:s0 + hi])
+                        if two_row_dots and q <= 2:  # a deep basis's coarsest blocks
+                            c = _dot2(pe, b0, b1, wdsq[s0 + lo:s0 + hi], wsq[s0 + lo:s0 + hi])
+                        else:
+                            c = _dot4(pe, b0, b1, b2, b3, wdsq[s0 + lo:s0 + hi],
+                                      wsq[s0 + lo:s0 + hi])
                         for u in range(q):
                             k = row + u - a
                             while k < 0:
@@ -260,6 +294,105 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
 
 # -- the no-flux box: the reflected basis's diagonals from the box's own cells ----------
 @nb.njit(**_JIT)
+def _add_four_taps(a, b, v0, v1, v2, v3, x0, x1, x2, x3, y0, y1, y2, y3):
+    # a += x0 v0 + ... + x3 v3, b += y0 v0 + ... + y3 v3 (four taps per pass: fewer stores)
+    for k in range(a.shape[0]):
+        u0 = v0[k]
+        u1 = v1[k]
+        u2 = v2[k]
+        u3 = v3[k]
+        a[k] += x0 * u0 + x1 * u1 + x2 * u2 + x3 * u3
+        b[k] += y0 * u0 + y1 * u1 + y2 * u2 + y3 * u3
+
+
+@nb.njit(**_JIT)
+def _reflected_extended(p, extra):
+    """``P[y] = p[y mod 2n]`` mirrored (``P[2n - 1 - x] = p[x]``) for ``y < 2n + extra``:
+    the even reflection of the box density ``p``, periodically extended, in one pass."""
+    n = p.shape[0]
+    m2 = 2 * n
+    pe = np.empty(m2 + extra)
+    for x in range(n):
+        v = p[x]
+        pe[x] = v
+        pe[m2 - 1 - x] = v
+    for i in range(extra):
+        pe[m2 + i] = pe[i % m2]
+    return pe
+
+
+#: Extension of the reflected density beyond one period for the chunked phase blocks
+#: (a chunk starting anywhere in the period reads ``PHASE_STRIDE * CHUNK`` points past
+#: its window).
+PHASE_EXTRA = PHASE_STRIDE * (CHUNK + 2)
+#: Reflected grids of at least this many points build the phases per chunk.
+CHUNKED_PHASES_MIN = 1 << 16
+
+
+@nb.njit(**_JIT)
+def _phase_block_chunked(pe, t0, r, m, w1, w2, out1, out2):
+    # _phase_block with the phases built per chunk of CHUNK outputs (L1-sized) instead of
+    # for the whole block (2n/r points per phase: beyond the L2 cache at 2n = 2^18), four
+    # taps per pass over a chunk's outputs; pe must extend PHASE_EXTRA past the windows
+    S = w1.shape[0]
+    A = (S + r - 1) // r
+    T = np.empty((r, CHUNK + A))
+    a1 = np.empty(CHUNK)
+    a2 = np.empty(CHUNK)
+    for k0 in range(0, m, CHUNK):
+        c = min(m, k0 + CHUNK) - k0
+        base = (t0 + r * k0) % (r * m)
+        for b in range(r):
+            row = T[b]
+            for u in range(c + A):
+                row[u] = pe[base + b + r * u]
+        for k in range(c):
+            a1[k] = 0.0
+            a2[k] = 0.0
+        i = 0
+        while i + 4 <= S:
+            q0 = i // r
+            s0 = T[i - q0 * r, q0:q0 + c]
+            q1 = (i + 1) // r
+            s1 = T[i + 1 - q1 * r, q1:q1 + c]
+            q2 = (i + 2) // r
+            s2 = T[i + 2 - q2 * r, q2:q2 + c]
+            q3 = (i + 3) // r
+            s3 = T[i + 3 - q3 * r, q3:q3 + c]
+            _add_four_taps(a1[:c], a2[:c], s0, s1, s2, s3, w1[i], w1[i + 1], w1[i + 2],
+                           w1[i + 3], w2[i], w2[i + 1], w2[i + 2], w2[i + 3])
+            i += 4
+        while i < S:
+            q0 = i // r
+            s0 = T[i - q0 * r, q0:q0 + c]
+            x0 = w1[i]
+            y0 = w2[i]
+            for k in range(c):
+                a1[k] += x0 * s0[k]
+                a2[k] += y0 * s0[k]
+            i += 1
+        for k in range(c):
+            out1[k0 + k] = a1[k]
+            out2[k0 + k] = a2[k]
+
+
+@nb.njit(**_JIT)
+def reflected_diagonals_1d(p, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
+                           need_h1, need_h2):
+    """:func:`diagonals_1d` of the even reflection (``2n`` points) of the box density
+    ``p`` (``n`` points), its periodic extension built in one pass from ``p``. From
+    ``2n =`` :data:`CHUNKED_PHASES_MIN` on, the blocks of stride at most
+    :data:`PHASE_STRIDE` build their phases per chunk of outputs
+    (:func:`_phase_block_chunked`): at ``2n = 2^18`` a whole block's phases no longer fit
+    the L2 cache."""
+    m2 = 2 * p.shape[0]
+    chunked = m2 >= CHUNKED_PHASES_MIN
+    extra = lengths.max() + (PHASE_EXTRA if chunked else 0)
+    _blocks_1d(_reflected_extended(p, extra), m2, offsets, strides, t0s, starts, lengths, wsq,
+               wdsq, h1, h2, need_h1, need_h2, chunked, True)
+
+
+@nb.njit(**_JIT)
 def _mirror(row, n):
     """The box row of the reflected grid's row ``row`` (taken mod ``2n``)."""
     row %= 2 * n
@@ -336,15 +469,10 @@ def reflected_diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, ne
                         r1 = PT[base + i + 1]
                         r2 = PT[base + i + 2]
                         r3 = PT[base + i + 3]
-                        s0_, s1_, s2_, s3_ = wsq[s0 + i], wsq[s0 + i + 1], wsq[s0 + i + 2], wsq[s0 + i + 3]
-                        d0_, d1_, d2_, d3_ = wdsq[s0 + i], wdsq[s0 + i + 1], wdsq[s0 + i + 2], wdsq[s0 + i + 3]
-                        for x in range(n):
-                            v0 = r0[x]
-                            v1 = r1[x]
-                            v2 = r2[x]
-                            v3 = r3[x]
-                            a_out[x] += s0_ * v0 + s1_ * v1 + s2_ * v2 + s3_ * v3
-                            b_out[x] += d0_ * v0 + d1_ * v1 + d2_ * v2 + d3_ * v3
+                        _add_four_taps(a_out, b_out, r0, r1, r2, r3, wsq[s0 + i],
+                                       wsq[s0 + i + 1], wsq[s0 + i + 2], wsq[s0 + i + 3],
+                                       wdsq[s0 + i], wdsq[s0 + i + 1], wdsq[s0 + i + 2],
+                                       wdsq[s0 + i + 3])
                         i += 4
                     while i < S:
                         row = PT[base + i]

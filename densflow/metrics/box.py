@@ -11,14 +11,20 @@ r"""The metrics on the no-flux (Neumann) box (:ref:`boxes`).
   the restriction of the reflected grid's: with :math:`E\mathbf 1_n = 2^{-\mathrm{dim}/2}
   \mathbf 1_{2n}` the constants :math:`c` of the two projections agree, so the box's
   direction is :math:`2^{-\mathrm{dim}}\,\mathcal E^\top s_{2n}`, :math:`s_{2n}` the
-  reflected grid's direction at :math:`(\mathcal E p, \mathcal E g)`.
+  reflected grid's direction at :math:`(\mathcal E p, \mathcal E g)`. In 1D (KL-like
+  terms) the whole direction is one compiled call from the box's ``p`` and ``g``
+  (:func:`densflow.kernels.box.reflected_direction_1d`).
 
 Importing this module registers the bindings in
 :data:`densflow.metrics.natural.BOUNDARY_BINDERS` (:mod:`densflow.metrics` does).
 """
 
+import numpy as np
+
 from ..core.box import laplacian_pinv_for, weighted_laplacian_box
 from ..core.box_wavelets import extend, fold, reflected_basis
+from ..kernels import box as BK
+from .massfix import RESIDUE_SHARE
 from .natural import BOUNDARY_BINDERS, _Bound, _BoundCombined, _BoundWasserstein, mass_fix
 
 __all__ = ["bind_wasserstein", "bind_mahalanobis", "bind_combined"]
@@ -56,25 +62,32 @@ class _BoundCombinedBox(_Bound):
         r""":math:`\lambda(\mathcal E p)` of the reflected basis (pyramid layout)."""
         return self.inner.eigenvalues(p)
 
-    def _density(self, p):
-        # in 2D the inner metric takes the box density itself: the reflected basis's
-        # diagonals read the box's cells (ReflectedBasis.diagonals); the 1D fused
-        # direction reads the reflection
-        return extend(p) if p.ndim == 1 else p
+    # the inner metric takes the box density itself: the reflected basis's diagonals read
+    # the box's cells (ReflectedBasis.diagonals), the reflected density is never formed
 
     def apply(self, p, g):
         return self.operator(p)(g)
 
     def operator(self, p):
-        op, s = self.inner.operator(self._density(p)), self.scale
+        op, s = self.inner.operator(p), self.scale
         return lambda v: s * fold(op(extend(v)))
 
     def preconditioner(self, p):
-        pre, s = self.inner.preconditioner(self._density(p)), self.scale
+        pre, s = self.inner.preconditioner(p), self.scale
         return lambda v: s * fold(pre(extend(v)))
 
     def direction(self, p, g):
-        return mass_fix(self.scale * fold(self.inner.direction(self._density(p), extend(g))))
+        inner = self.inner
+        if p.ndim == 1 and inner.mobility is None:  # one compiled call (KL terms, or none)
+            b = inner.basis
+            s = np.empty(p.shape)
+            if BK.reflected_direction_1d(
+                    np.ascontiguousarray(p, dtype=float), np.ascontiguousarray(g, dtype=float),
+                    *b._flat, b.lo, b.hi, b.level, inner.a1, inner.a2, inner._a3h3,
+                    inner.ones_coeffs, self.scale, RESIDUE_SHARE, s):
+                return s
+            return mass_fix(s)
+        return mass_fix(self.scale * fold(inner.direction(p, extend(g))))
 
 
 def bind_wasserstein(metric, energy):
