@@ -74,6 +74,7 @@ import scipy.fft as sfft
 from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
 from .energies.terms import KL, Dirichlet, HMinus1
 from .kernels import potential as PK
+from .kernels import saddle as SK
 from .kernels.fourier import FourierPair
 from .metrics.natural import mass_fix
 from .newton import NewtonStep
@@ -82,7 +83,7 @@ from .potential_settings import PRECONDITIONERS, START_RTOL, PotentialNewton
 from .potential_start import PotentialLines
 
 __all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
-           "DIRECT_MAX_N", "START_RTOL", "applies", "choose_preconditioner"]
+           "DIRECT_MAX_N", "SADDLE", "START_RTOL", "applies", "choose_preconditioner"]
 
 def _hminus1_terms(energy):
     return [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if isinstance(t, HMinus1)]
@@ -120,14 +121,24 @@ _SYMBOLS = {}
 #: at 4096 (weights (1, 0, 1e-4)), three at 8192 and fails its pivots at 16384.
 DIRECT_MAX_N = 2048
 
+#: 1D grids above :data:`DIRECT_MAX_N` with a KL term solve the Newton system directly
+#: in its saddle-point form (:mod:`densflow.kernels.saddle`: a quasi-definite band of
+#: half-width 4 in :math:`(s, \delta)`, whose entries are those of :math:`X` and
+#: :math:`L_w`, not of their products); ``False``: the Fourier-preconditioned CG.
+SADDLE = True
+
 
 def choose_preconditioner(energy):
     """``"direct"`` in 1D up to :data:`DIRECT_MAX_N` points when the other terms are KL
-    and Dirichlet (the exact Hessian is a band), else ``"fourier"`` (measured faster
-    than ``"metric"``: docs :ref:`newton-potential`)."""
+    and Dirichlet (the exact Hessian is a band), ``"saddle"`` above that with a KL term
+    (:data:`SADDLE`), else ``"fourier"`` (measured faster than ``"metric"``: docs
+    :ref:`newton-potential`)."""
     standard = all(type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
     if energy.grid.dim == 1 and standard and 8 <= energy.grid.n <= DIRECT_MAX_N:
         return "direct"
+    if (SADDLE and energy.grid.dim == 1 and standard and energy.grid.n > DIRECT_MAX_N
+            and any(type(t) is KL for _, t in energy.active_terms)):
+        return "saddle"
     return "fourier"
 
 
@@ -160,9 +171,9 @@ class PotentialNewtonStep(NewtonStep):
         self.a3 = float(sum(a for a, t in rest if type(t) is Dirichlet))
         kind = getattr(settings, "preconditioner", "auto")
         self.kind = choose_preconditioner(energy) if kind == "auto" else kind
-        if self.kind == "direct" and not (self.dim == 1 and self.standard):
-            raise ValueError("PotentialNewton preconditioner='direct' needs a 1D energy of "
-                             "HMinus1, KL and Dirichlet terms")
+        if self.kind in ("direct", "saddle") and not (self.dim == 1 and self.standard):
+            raise ValueError(f"PotentialNewton preconditioner={self.kind!r} needs a 1D energy "
+                             "of HMinus1, KL and Dirichlet terms")
         self._scale = 1.0 / np.sqrt(self.w)
         self._mean_w = float(np.mean(self.w))
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
@@ -178,6 +189,7 @@ class PotentialNewtonStep(NewtonStep):
         self._diag_key = self._diag_value = None
         self._symbol = self._start_inverse = None
         self._pairs = {}
+        self._fold = None
 
     def _lw(self, x):
         """:math:`L_w x` (2D: the vectorised row kernel, the same arithmetic)."""
@@ -371,10 +383,21 @@ class PotentialNewtonStep(NewtonStep):
         return max(eta, min(self._floor(gap), getattr(self.settings, "forcing_last", 0.0)))
 
     # -- the step ---------------------------------------------------------------------
-    def _step(self, p, b, gap, nu):
-        delta = self.solve(p, b, gap, nu)
+    def _step(self, p, b, gap, nu, g):
+        delta = self._saddle(p, g, nu) if self.kind == "saddle" else None
+        if delta is None:  # (or a failed pivot of the saddle solve: PCG)
+            delta = self.solve(p, b, gap, nu)
         s = self._lw(delta)
         return mass_fix(s), delta - delta.mean()
+
+    def _saddle(self, p, g, nu):
+        r""":math:`\delta` by the saddle-point solve (:mod:`densflow.kernels.saddle`; one
+        Hessian counted), ``None`` at a failed pivot."""
+        self.stats["hessian_products"] += 1
+        if self._fold is None:
+            self._fold = SK.fold(self.n)
+        c = self._diag(p, nu) if self.a2 + nu > 0 else np.zeros(p.shape)
+        return SK.saddle_solve(c, self.w, self.a1, self.a3, g, self._fold)
 
     def direction(self, p, g, gap=None):
         r"""The descent direction :math:`s = L_w\delta` (the loop steps to :math:`p - t s`),
@@ -386,7 +409,7 @@ class PotentialNewtonStep(NewtonStep):
             return self.inner.direction(p, g)  # nearly empty cells: the metric's step
         self.newton_direction = True
         b = self._lw(g)
-        s, hs = self._step(p, b, gap, 0.0)
+        s, hs = self._step(p, b, gap, 0.0, g)
         if self.has_kl:
             alpha2, nu = self.energy.weights["fisher_rao"], 0.0
             for _ in range(self.settings.damping_tries):
@@ -394,7 +417,7 @@ class PotentialNewtonStep(NewtonStep):
                 if t_max >= self.settings.damping_below:
                     break
                 nu = (nu + alpha2) / t_max - alpha2
-                s, hs = self._step(p, b, gap, nu)
+                s, hs = self._step(p, b, gap, nu, g)
         self.hint = (s, hs)
         return s
 

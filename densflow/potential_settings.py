@@ -10,7 +10,7 @@ from .potential_start import START_RTOL
 __all__ = ["PotentialNewton", "PRECONDITIONERS", "START_RTOL"]
 
 #: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
-PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
+PRECONDITIONERS = ("auto", "direct", "saddle", "fourier", "metric")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class PotentialNewton(Newton):
 
     Parameters
     ----------
-    preconditioner : {"auto", "direct", "fourier", "metric"}
+    preconditioner : {"auto", "direct", "saddle", "fourier", "metric"}
         How the Newton system is solved (module docstring); ``"auto"``:
         :func:`choose_preconditioner`.
     forcing_cut : float
