@@ -85,19 +85,18 @@ def saddle_band(c, w, a1, a3, n, pos, low):
 
 @nb.njit(**_JIT)
 def band_ldlt(low):
-    """``K = L D L^T`` of a symmetric band in place, without pivoting: ``low[j, k] =
+    """``K = L D L^T`` of a symmetric band of half-width :data:`HALF_WIDTH` in place, without pivoting: ``low[j, k] =
     K[j, j - k]`` becomes ``L[j, j - k]`` (``k > 0``) and ``D[j]`` (``k = 0``).
     Returns ``False`` at a zero or non-finite pivot."""
-    m, b1 = low.shape
-    b = b1 - 1
-    u = np.empty(b1)  # u[t] = L[j, j - t] D[j - t]
+    m = low.shape[0]
+    b = HALF_WIDTH  # (a compile-time constant: the loops unroll)
+    u = np.empty(b + 1)  # u[t] = L[j, j - t] D[j - t]
     for j in range(m):
         for k in range(min(b, j), 0, -1):  # column i = j - k, left to right
             i = j - k
             v = low[j, k]
-            for t in range(k + 1, min(b, j) + 1):  # columns j - t < i, inside both bands
-                if t - k <= b:
-                    v -= u[t] * low[i, t - k]
+            for t in range(k + 1, min(b, j) + 1):  # columns j - t < i (t - k < b)
+                v -= u[t] * low[i, t - k]
             u[k] = v
             low[j, k] = v / low[i, 0]
         d = low[j, 0]
@@ -112,8 +111,8 @@ def band_ldlt(low):
 @nb.njit(**_JIT)
 def band_ldlt_solve(low, x):
     """Solve ``L D L^T y = x`` in place with the factors of :func:`band_ldlt`."""
-    m, b1 = low.shape
-    b = b1 - 1
+    m = low.shape[0]
+    b = HALF_WIDTH
     for j in range(m):
         v = x[j]
         for k in range(1, min(b, j) + 1):
