@@ -31,7 +31,7 @@ corner corrections, :math:`O(n)` work.
 import numba as nb
 import numpy as np
 
-__all__ = ["HALF_WIDTH", "fold", "saddle_band", "band_ldlt", "band_ldlt_solve", "saddle_solve"]
+__all__ = ["HALF_WIDTH", "fold", "saddle_band", "band_ldlt", "band_ldlt_back", "saddle_solve"]
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -84,44 +84,43 @@ def saddle_band(c, w, a1, a3, n, pos, low):
 
 
 @nb.njit(**_JIT)
-def band_ldlt(low):
-    """``K = L D L^T`` of a symmetric band of half-width :data:`HALF_WIDTH` in place, without pivoting: ``low[j, k] =
-    K[j, j - k]`` becomes ``L[j, j - k]`` (``k > 0``) and ``D[j]`` (``k = 0``).
-    Returns ``False`` at a zero or non-finite pivot."""
+def band_ldlt(low, x):
+    """``K = L D L^T`` of a symmetric band of half-width :data:`HALF_WIDTH` in place,
+    without pivoting (``low[j, k] = K[j, j - k]`` becomes ``L[j, j - k]``, ``k > 0``,
+    and ``D[j]``, ``k = 0``), with the forward substitution ``x <- L^-1 x`` in the same
+    sweep. Returns ``False`` at a zero or non-finite pivot."""
     m = low.shape[0]
     b = HALF_WIDTH  # (a compile-time constant: the loops unroll)
     u = np.empty(b + 1)  # u[t] = L[j, j - t] D[j - t]
     for j in range(m):
-        for k in range(min(b, j), 0, -1):  # column i = j - k, left to right
+        top = min(b, j)
+        for k in range(top, 0, -1):  # column i = j - k, left to right
             i = j - k
             v = low[j, k]
-            for t in range(k + 1, min(b, j) + 1):  # columns j - t < i (t - k < b)
+            for t in range(k + 1, top + 1):  # columns j - t < i (t - k < b)
                 v -= u[t] * low[i, t - k]
             u[k] = v
             low[j, k] = v / low[i, 0]
         d = low[j, 0]
-        for k in range(1, min(b, j) + 1):
+        y = x[j]
+        for k in range(1, top + 1):
             d -= u[k] * low[j, k]
+            y -= low[j, k] * x[j - k]
         if not (d != 0.0 and np.isfinite(d)):
             return False
         low[j, 0] = d
+        x[j] = y
     return True
 
 
 @nb.njit(**_JIT)
-def band_ldlt_solve(low, x):
-    """Solve ``L D L^T y = x`` in place with the factors of :func:`band_ldlt`."""
+def band_ldlt_back(low, x):
+    """``x <- L^-T D^-1 x`` with the factors of :func:`band_ldlt` (after its forward
+    sweep, this solves ``K y = x``)."""
     m = low.shape[0]
     b = HALF_WIDTH
-    for j in range(m):
-        v = x[j]
-        for k in range(1, min(b, j) + 1):
-            v -= low[j, k] * x[j - k]
-        x[j] = v
-    for j in range(m):
-        x[j] /= low[j, 0]
     for j in range(m - 1, -1, -1):
-        v = x[j]
+        v = x[j] / low[j, 0]
         for k in range(1, min(b, m - 1 - j) + 1):
             v -= low[j + k, k] * x[j + k]
         x[j] = v
@@ -132,12 +131,12 @@ def _solve(c, w, a1, a3, g, pos, delta):
     n = g.shape[0]
     low = np.zeros((2 * n, HALF_WIDTH + 1))
     saddle_band(c, w, a1, a3, n, pos, low)
-    if not band_ldlt(low):
-        return False
     x = np.zeros(2 * n)
     for i in range(n):
         x[2 * pos[i]] = g[i]
-    band_ldlt_solve(low, x)
+    if not band_ldlt(low, x):
+        return False
+    band_ldlt_back(low, x)
     mean = 0.0
     for i in range(n):
         delta[i] = x[2 * pos[i] + 1]
