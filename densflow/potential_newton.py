@@ -41,18 +41,17 @@ The 1e-13 solve it replaces was half of the FFTs of a 2D run.
 :meth:`PotentialNewtonStep.forcing`). *In 1D with the direct solve* a whole step is
 one compiled call (:mod:`densflow.potential_fused`), the loop keeping its contract.
 
-*Speed* (docs :ref:`newton-potential`, ``benchmarks/peers.py``, two runs): at least 2×
-the fastest peer on 13 of the 18 problems (2.16–19.2); under 2× on 1D n = 512 with
-weights (1, 1e-3, 0), 1.42–1.55, and (1, 0, 1e-4), 1.91–2.08 (runs of 0.3–0.4 ms: the
-band solve, ≈ 35 µs a step, and the Python loop and set-up around it), 2D 128²,
-1.93–2.00, and 1D n = 2^16, 1.49–1.58 (float64 FFT pairs are half of the run; float32
-pairs diverge there); the KL + Dirichlet 2D panel (1.58–1.64) runs the density Newton.
+*Speed*: docs :ref:`newton-potential` (``benchmarks/peers.py``: the targets, met and
+missed, with their profiles).
 
 *Linear solves.*
 
 * ``"direct"`` (1D, the three standard terms, up to :data:`DIRECT_MAX_N` points): the exact Hessian is a cyclic band of
   half-width 3; banded Cholesky with a Woodbury correction for the corners and the
   constants (:func:`densflow.kernels.potential.cyclic_band_solve`), :math:`O(N)`.
+* ``"saddle"`` (1D, the three standard terms with KL, above :data:`DIRECT_MAX_N`): the
+  same step from the quasi-definite saddle-point system in :math:`(s, \delta)`,
+  :math:`LDL^\top` of a folded band of half-width 4 (:mod:`densflow.kernels.saddle`).
 * ``"fourier"``: preconditioned CG with :math:`T^{-1} F T^{-1}`, :math:`T =
   \operatorname{diag}(w^{1/2})`, :math:`F = (\alpha_1\hat A + \alpha_2 c_2\hat A^2 +
   \alpha_3 c_3\hat A^3)^{-1}` (zero on the constants), :math:`c_2 =
@@ -79,7 +78,8 @@ from .kernels.fourier import FourierPair
 from .metrics.natural import mass_fix
 from .newton import NewtonStep
 from .optim.result import INNER_HISTORIES
-from .potential_settings import PRECONDITIONERS, START_RTOL, PotentialNewton
+from .potential_settings import (DIRECT_MAX_N, PRECONDITIONERS, SADDLE, START_RTOL,
+                                 PotentialNewton, choose_preconditioner)
 from .potential_start import PotentialLines
 
 __all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
@@ -113,34 +113,6 @@ MIXED = True
 #: The Laplacian's symbol of the last grid (made once, not once per run: 0.5 ms at
 #: n = 65536 in 1D). Read only.
 _SYMBOLS = {}
-
-#: 1D grids up to this size solve the Newton system directly. The Hessian in the
-#: potential carries :math:`L_w` twice, so its condition number grows like
-#: :math:`n^6` with a Dirichlet term; measured on the paper's 1D panels, the banded
-#: Cholesky keeps Newton's iteration counts up to n = 2048, costs an extra outer step
-#: at 4096 (weights (1, 0, 1e-4)), three at 8192 and fails its pivots at 16384.
-DIRECT_MAX_N = 2048
-
-#: 1D grids above :data:`DIRECT_MAX_N` with a KL term solve the Newton system directly
-#: in its saddle-point form (:mod:`densflow.kernels.saddle`: a quasi-definite band of
-#: half-width 4 in :math:`(s, \delta)`, whose entries are those of :math:`X` and
-#: :math:`L_w`, not of their products); ``False``: the Fourier-preconditioned CG.
-SADDLE = True
-
-
-def choose_preconditioner(energy):
-    """``"direct"`` in 1D up to :data:`DIRECT_MAX_N` points when the other terms are KL
-    and Dirichlet (the exact Hessian is a band), ``"saddle"`` above that with a KL term
-    (:data:`SADDLE`), else ``"fourier"`` (measured faster than ``"metric"``: docs
-    :ref:`newton-potential`)."""
-    standard = all(type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
-    if energy.grid.dim == 1 and standard and 8 <= energy.grid.n <= DIRECT_MAX_N:
-        return "direct"
-    if (SADDLE and energy.grid.dim == 1 and standard and energy.grid.n > DIRECT_MAX_N
-            and any(type(t) is KL for _, t in energy.active_terms)):
-        return "saddle"
-    return "fourier"
-
 
 class PotentialNewtonStep(NewtonStep):
     """Newton directions computed in the potential (see the module docstring).
