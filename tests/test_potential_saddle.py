@@ -97,3 +97,26 @@ def test_saddle_newton_keeps_the_outer_iterations_of_the_fourier_pcg(n):
     assert res.n_iter <= pcg.n_iter <= 8
     assert np.sum(res.hessian_products) == res.n_iter  # one band solve a step
     assert np.sum(res.cg_iterations) == 0
+
+
+def test_saddle_run_resumed_after_a_crash_is_bit_identical_and_recorded(tmp_path):
+    from densflow.io.recorder import read_run_file
+    from test_potential_newton_start import crash_and_resume
+
+    grid = df.Grid(4096, 1)
+    x = grid.coordinates()
+    mu = grid.gibbs(lambda x: 3 * np.sin(2 * np.pi * x) + 1.5 * np.cos(6 * np.pi * x))
+    E = make_energy(grid, mu, (1, 1e-3, 1e-4))
+    p0 = np.exp(-((x - 0.5) ** 2) / (2 * 0.05**2)) + 1e-3
+    p0 /= p0.sum()
+    kw = dict(tol=1e-12)
+    ref = df.solve(E, p0, **kw)
+    res = crash_and_resume(E, p0, tmp_path, kw)
+    assert ref.n_iter >= 4
+    for key in ("energies", "p", "cg_iterations", "hessian_products", "inner_iterations"):
+        assert np.array_equal(getattr(res, key), getattr(ref, key)), key
+    run, = read_run_file(tmp_path / "p.h5").runs
+    assert run.attrs["newton_preconditioner"] == "saddle"
+    with pytest.raises(ValueError, match="newton_preconditioner"):
+        df.solve(E, p0, out=tmp_path / "p.h5", resume=True,
+                 newton=PotentialNewton(preconditioner="fourier"), **kw)
