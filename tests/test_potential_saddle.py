@@ -120,3 +120,20 @@ def test_saddle_run_resumed_after_a_crash_is_bit_identical_and_recorded(tmp_path
     with pytest.raises(ValueError, match="newton_preconditioner"):
         df.solve(E, p0, out=tmp_path / "p.h5", resume=True,
                  newton=PotentialNewton(preconditioner="fourier"), **kw)
+
+
+def test_a_failed_saddle_pivot_hands_the_step_to_the_fourier_pcg(monkeypatch):
+    grid = df.Grid(64, 1)
+    mu = grid.gibbs(V1)
+    E = make_energy(grid, mu, (1, 1e-3, 1e-4))
+    p = random_density(grid, 5)
+    g = E.gradient(p)
+    settings = dict(forcing_max=1e-12, cg_max_iter=10 * grid.size)
+    make = (lambda kind: PotentialNewtonStep(E, df.metrics.get("combined").bind(E),
+                                             PotentialNewton(preconditioner=kind, **settings)))
+    direct = make("saddle").direction(p, g)
+    monkeypatch.setattr(PN.SK, "saddle_solve", lambda *a, **k: None)
+    op = make("saddle")
+    s = op.direction(p, g)
+    assert op.stats["cg_iterations"] >= 1  # the PCG ran
+    assert np.max(np.abs(s - direct)) <= 1e-8 * np.max(np.abs(direct))
