@@ -36,9 +36,18 @@ def fisher_rao_retraction(p, s):
     lands on :math:`\mu` exactly, where the straight step overshoots wherever
     :math:`p/\mu` is far from 1. The exponent is clipped to :math:`[-700, 50]`.
     """
-    q = p * np.exp(np.clip(-s / p, -700.0, 50.0))
-    q /= q.sum()
-    return p - q
+    return p - _retracted(p, s)
+
+
+def _retracted(p, s):
+    """The end :math:`q` of :func:`fisher_rao_retraction`: two compiled passes around
+    numpy's (vectorised) exponential."""
+    flat_p = np.ascontiguousarray(p, dtype=float).reshape(-1)
+    q = np.empty(flat_p.shape[0])
+    CK.retraction_exponent(flat_p, np.ascontiguousarray(s, dtype=float).reshape(-1), q)
+    np.exp(q, out=q)
+    CK.scale_and_normalise(q, flat_p)
+    return q.reshape(np.shape(p))
 
 
 class CompactNewton:
@@ -59,13 +68,14 @@ class CompactNewton:
         if not RETRACT or step_ratio(np.ascontiguousarray(p, dtype=float).reshape(-1),
                                      s.reshape(-1)) < RETRACT_BELOW:
             return s
-        r = fisher_rao_retraction(p, s)
+        q = _retracted(p, s)
         value = self._value
-        return r if value(p - r) < value(p - self.first_step(p, s, 1.0) * s) else s
+        return p - q if value(q) < value(p - self.first_step(p, s, 1.0) * s) else s
 
     def _value(self, q):
-        """The compact energy at ``q`` in one compiled pass
-        (:func:`densflow.kernels.compact.relative_value` plus its constant)."""
+        """The compact energy at ``q``: numpy's logarithm, then one compiled pass
+        (:func:`densflow.kernels.compact.relative_value` plus its constant); ``inf``
+        unless ``q > 0``."""
         if self._value_terms is None:
             grid = self.energy.grid
             a2 = a3 = const = 0.0
@@ -83,7 +93,10 @@ class CompactNewton:
             self._value_terms = (a2, (m / a2).reshape(-1), a3, b.reshape(-1), const)
         a2, m, a3, b, const = self._value_terms
         q = np.ascontiguousarray(q, dtype=float)
-        return CK.relative_value(q.reshape(-1), a2, m, a3, b, q.shape[0], q.ndim) + const
+        if not q.min() > 0.0:
+            return np.inf
+        flat = q.reshape(-1)
+        return CK.relative_value(flat, np.log(flat), a2, m, a3, b, q.shape[0], q.ndim) + const
 
     def _solve_compact(self, p, g, gap, nu):
         """The compact solve (:mod:`densflow.kernels.compact`)."""

@@ -41,18 +41,17 @@ The 1e-13 solve it replaces was half of the FFTs of a 2D run.
 :meth:`PotentialNewtonStep.forcing`). *In 1D with the direct solve* a whole step is
 one compiled call (:mod:`densflow.potential_fused`), the loop keeping its contract.
 
-*Speed* (docs :ref:`newton-potential`, ``benchmarks/peers.py``, two runs): at least 2×
-the fastest peer on 13 of the 18 problems (2.16–19.2); under 2× on 1D n = 512 with
-weights (1, 1e-3, 0), 1.42–1.55, and (1, 0, 1e-4), 1.91–2.08 (runs of 0.3–0.4 ms: the
-band solve, ≈ 35 µs a step, and the Python loop and set-up around it), 2D 128²,
-1.93–2.00, and 1D n = 2^16, 1.49–1.58 (float64 FFT pairs are half of the run; float32
-pairs diverge there); the KL + Dirichlet 2D panel (1.58–1.64) runs the density Newton.
+*Speed*: docs :ref:`newton-potential` (``benchmarks/peers.py``: the targets, met and
+missed, with their profiles).
 
 *Linear solves.*
 
 * ``"direct"`` (1D, the three standard terms, up to :data:`DIRECT_MAX_N` points): the exact Hessian is a cyclic band of
   half-width 3; banded Cholesky with a Woodbury correction for the corners and the
   constants (:func:`densflow.kernels.potential.cyclic_band_solve`), :math:`O(N)`.
+* ``"saddle"`` (1D, the three standard terms with KL, above :data:`DIRECT_MAX_N`): the
+  same step from the quasi-definite saddle-point system in :math:`(s, \delta)`,
+  :math:`LDL^\top` of a folded band of half-width 4 (:mod:`densflow.kernels.saddle`).
 * ``"fourier"``: preconditioned CG with :math:`T^{-1} F T^{-1}`, :math:`T =
   \operatorname{diag}(w^{1/2})`, :math:`F = (\alpha_1\hat A + \alpha_2 c_2\hat A^2 +
   \alpha_3 c_3\hat A^3)^{-1}` (zero on the constants), :math:`c_2 =
@@ -74,15 +73,17 @@ import scipy.fft as sfft
 from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
 from .energies.terms import KL, Dirichlet, HMinus1
 from .kernels import potential as PK
+from .kernels import saddle as SK
 from .kernels.fourier import FourierPair
 from .metrics.natural import mass_fix
 from .newton import NewtonStep
 from .optim.result import INNER_HISTORIES
-from .potential_settings import PRECONDITIONERS, START_RTOL, PotentialNewton
+from .potential_settings import (DIRECT_MAX_N, PRECONDITIONERS, SADDLE, START_RTOL,
+                                 PotentialNewton, choose_preconditioner)
 from .potential_start import PotentialLines
 
 __all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
-           "DIRECT_MAX_N", "START_RTOL", "applies", "choose_preconditioner"]
+           "DIRECT_MAX_N", "SADDLE", "START_RTOL", "applies", "choose_preconditioner"]
 
 def _hminus1_terms(energy):
     return [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if isinstance(t, HMinus1)]
@@ -113,24 +114,6 @@ MIXED = True
 #: n = 65536 in 1D). Read only.
 _SYMBOLS = {}
 
-#: 1D grids up to this size solve the Newton system directly. The Hessian in the
-#: potential carries :math:`L_w` twice, so its condition number grows like
-#: :math:`n^6` with a Dirichlet term; measured on the paper's 1D panels, the banded
-#: Cholesky keeps Newton's iteration counts up to n = 2048, costs an extra outer step
-#: at 4096 (weights (1, 0, 1e-4)), three at 8192 and fails its pivots at 16384.
-DIRECT_MAX_N = 2048
-
-
-def choose_preconditioner(energy):
-    """``"direct"`` in 1D up to :data:`DIRECT_MAX_N` points when the other terms are KL
-    and Dirichlet (the exact Hessian is a band), else ``"fourier"`` (measured faster
-    than ``"metric"``: docs :ref:`newton-potential`)."""
-    standard = all(type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
-    if energy.grid.dim == 1 and standard and 8 <= energy.grid.n <= DIRECT_MAX_N:
-        return "direct"
-    return "fourier"
-
-
 class PotentialNewtonStep(NewtonStep):
     """Newton directions computed in the potential (see the module docstring).
 
@@ -160,9 +143,9 @@ class PotentialNewtonStep(NewtonStep):
         self.a3 = float(sum(a for a, t in rest if type(t) is Dirichlet))
         kind = getattr(settings, "preconditioner", "auto")
         self.kind = choose_preconditioner(energy) if kind == "auto" else kind
-        if self.kind == "direct" and not (self.dim == 1 and self.standard):
-            raise ValueError("PotentialNewton preconditioner='direct' needs a 1D energy of "
-                             "HMinus1, KL and Dirichlet terms")
+        if self.kind in ("direct", "saddle") and not (self.dim == 1 and self.standard):
+            raise ValueError(f"PotentialNewton preconditioner={self.kind!r} needs a 1D energy "
+                             "of HMinus1, KL and Dirichlet terms")
         self._scale = 1.0 / np.sqrt(self.w)
         self._mean_w = float(np.mean(self.w))
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
@@ -178,6 +161,7 @@ class PotentialNewtonStep(NewtonStep):
         self._diag_key = self._diag_value = None
         self._symbol = self._start_inverse = None
         self._pairs = {}
+        self._fold = None
 
     def _lw(self, x):
         """:math:`L_w x` (2D: the vectorised row kernel, the same arithmetic)."""
@@ -371,10 +355,21 @@ class PotentialNewtonStep(NewtonStep):
         return max(eta, min(self._floor(gap), getattr(self.settings, "forcing_last", 0.0)))
 
     # -- the step ---------------------------------------------------------------------
-    def _step(self, p, b, gap, nu):
-        delta = self.solve(p, b, gap, nu)
+    def _step(self, p, b, gap, nu, g):
+        delta = self._saddle(p, g, nu) if self.kind == "saddle" else None
+        if delta is None:  # (or a failed pivot of the saddle solve: PCG)
+            delta = self.solve(p, b, gap, nu)
         s = self._lw(delta)
         return mass_fix(s), delta - delta.mean()
+
+    def _saddle(self, p, g, nu):
+        r""":math:`\delta` by the saddle-point solve (:mod:`densflow.kernels.saddle`; one
+        Hessian counted), ``None`` at a failed pivot."""
+        self.stats["hessian_products"] += 1
+        if self._fold is None:
+            self._fold = SK.fold(self.n)
+        c = self._diag(p, nu) if self.a2 + nu > 0 else np.zeros(p.shape)
+        return SK.saddle_solve(c, self.w, self.a1, self.a3, g, self._fold)
 
     def direction(self, p, g, gap=None):
         r"""The descent direction :math:`s = L_w\delta` (the loop steps to :math:`p - t s`),
@@ -386,7 +381,7 @@ class PotentialNewtonStep(NewtonStep):
             return self.inner.direction(p, g)  # nearly empty cells: the metric's step
         self.newton_direction = True
         b = self._lw(g)
-        s, hs = self._step(p, b, gap, 0.0)
+        s, hs = self._step(p, b, gap, 0.0, g)
         if self.has_kl:
             alpha2, nu = self.energy.weights["fisher_rao"], 0.0
             for _ in range(self.settings.damping_tries):
@@ -394,7 +389,7 @@ class PotentialNewtonStep(NewtonStep):
                 if t_max >= self.settings.damping_below:
                     break
                 nu = (nu + alpha2) / t_max - alpha2
-                s, hs = self._step(p, b, gap, nu)
+                s, hs = self._step(p, b, gap, nu, g)
         self.hint = (s, hs)
         return s
 

@@ -4,13 +4,43 @@ method="newton_potential", newton=...)``; the method is :mod:`densflow.potential
 import numbers
 from dataclasses import dataclass
 
+from .energies.terms import KL, Dirichlet, HMinus1
 from .newton import Newton
 from .potential_start import START_RTOL
 
-__all__ = ["PotentialNewton", "PRECONDITIONERS", "START_RTOL"]
+__all__ = ["PotentialNewton", "PRECONDITIONERS", "START_RTOL", "DIRECT_MAX_N", "SADDLE",
+           "choose_preconditioner"]
 
 #: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
-PRECONDITIONERS = ("auto", "direct", "fourier", "metric")
+PRECONDITIONERS = ("auto", "direct", "saddle", "fourier", "metric")
+
+
+#: 1D grids up to this size solve the Newton system directly. The Hessian in the
+#: potential carries :math:`L_w` twice, so its condition number grows like
+#: :math:`n^6` with a Dirichlet term; measured on the paper's 1D panels, the banded
+#: Cholesky keeps Newton's iteration counts up to n = 2048, costs an extra outer step
+#: at 4096 (weights (1, 0, 1e-4)), three at 8192 and fails its pivots at 16384.
+DIRECT_MAX_N = 2048
+
+#: 1D grids above :data:`DIRECT_MAX_N` with a KL term solve the Newton system directly
+#: in its saddle-point form (:mod:`densflow.kernels.saddle`: a quasi-definite band of
+#: half-width 4 in :math:`(s, \delta)`, whose entries are those of :math:`X` and
+#: :math:`L_w`, not of their products); ``False``: the Fourier-preconditioned CG.
+SADDLE = True
+
+
+def choose_preconditioner(energy):
+    """``"direct"`` in 1D up to :data:`DIRECT_MAX_N` points when the other terms are KL
+    and Dirichlet (the exact Hessian is a band), ``"saddle"`` above that with a KL term
+    (:data:`SADDLE`), else ``"fourier"`` (measured faster than ``"metric"``: docs
+    :ref:`newton-potential`)."""
+    standard = all(type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
+    if energy.grid.dim == 1 and standard and 8 <= energy.grid.n <= DIRECT_MAX_N:
+        return "direct"
+    if (SADDLE and energy.grid.dim == 1 and standard and energy.grid.n > DIRECT_MAX_N
+            and any(type(t) is KL for _, t in energy.active_terms)):
+        return "saddle"
+    return "fourier"
 
 
 @dataclass(frozen=True)
@@ -21,7 +51,7 @@ class PotentialNewton(Newton):
 
     Parameters
     ----------
-    preconditioner : {"auto", "direct", "fourier", "metric"}
+    preconditioner : {"auto", "direct", "saddle", "fourier", "metric"}
         How the Newton system is solved (module docstring); ``"auto"``:
         :func:`choose_preconditioner`.
     forcing_cut : float

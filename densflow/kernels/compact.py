@@ -169,17 +169,15 @@ def tridiagonal_newton_1d(g, c, a3, n, x):
 
 
 @nb.njit(**_JIT)
-def relative_value(q, a2, m, a3, b, n, dim):
-    """``a2 sum q (log q - m) + a3/2 q.A q - q.b`` (flat arrays, ``dim`` 1 or 2): the
-    energy of KL and Dirichlet terms up to a constant, with ``m`` the KL weights' mean
-    of ``log mu`` and ``b = A sum_j a_j mu_j`` over the Dirichlet terms; ``inf`` when
-    some ``q <= 0``. For comparing two candidate points."""
+def relative_value(q, log_q, a2, m, a3, b, n, dim):
+    """``a2 sum q (log q - m) + a3/2 q.A q - q.b`` (flat arrays, ``dim`` 1 or 2, ``q > 0``
+    with its logarithm ``log_q`` given: numpy's vectorised logarithm is about four times
+    faster than a scalar one in this loop): the energy of KL and Dirichlet terms up to a
+    constant, with ``m`` the KL weights' mean of ``log mu`` and ``b = A sum_j a_j mu_j``
+    over the Dirichlet terms. For comparing two candidate points."""
     total = 0.0
     for i in range(q.shape[0]):
-        qi = q[i]
-        if not qi > 0.0:
-            return np.inf
-        total += qi * (a2 * (np.log(qi) - m[i]) - b[i])
+        total += q[i] * (a2 * (log_q[i] - m[i]) - b[i])
     if not a3 > 0.0:
         return total
     quad = 0.0
@@ -199,3 +197,23 @@ def relative_value(q, a2, m, a3, b, n, dim):
                 d2 = g[r, cp] - g[r, c]
                 quad += d1 * d1 + d2 * d2
     return total + 0.5 * a3 * float(n) * float(n) * quad
+
+
+@nb.njit(**_JIT)
+def retraction_exponent(p, s, out):
+    """``out = clip(-s/p, -700, 50)`` (flat arrays; the exponent of
+    :func:`densflow.newton_compact.fisher_rao_retraction`)."""
+    for i in range(p.shape[0]):
+        x = -(s[i] / p[i])
+        out[i] = min(max(x, -700.0), 50.0)
+
+
+@nb.njit(**_JIT)
+def scale_and_normalise(e, p):
+    """``e = p e / sum(p e)`` in place (flat arrays)."""
+    total = 0.0
+    for i in range(p.shape[0]):
+        e[i] *= p[i]
+        total += e[i]
+    for i in range(p.shape[0]):
+        e[i] /= total
