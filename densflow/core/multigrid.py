@@ -45,9 +45,9 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..kernels.multigrid import (coarsen_galerkin, coarsen_mean, diagonal_2d, gauss_seidel_colour, operator_2d,
-                                 prolong_add, prolong_add_constant, residual_2d, restrict, restrict_constant,
-                                 tridiagonal_cyclic)
+from ..kernels.multigrid import (any_positive, coarsen_galerkin, coarsen_mean, diagonal_2d, gauss_seidel_colour,
+                                 operator_2d, presmooth_from_zero, prolong_add, prolong_add_constant, restrict,
+                                 restrict_constant, scale_checked, tridiagonal_cyclic)
 
 __all__ = ["Multigrid", "BOUNDARIES", "COARSE", "DENSE_LIMIT", "COARSEST_CELLS", "OVERCORRECTION"]
 
@@ -79,14 +79,14 @@ def _sparse_matrix(c, wx, wy):
 
 
 class _Level:
-    __slots__ = ("c", "wx", "wy", "inv_diag", "x", "b", "r")
+    __slots__ = ("c", "wx", "wy", "inv_diag", "b", "r")
 
     def __init__(self, c, wx, wy):
         self.c, self.wx, self.wy = c, wx, wy
         diag = np.empty_like(c)
         diagonal_2d(c, wx, wy, diag)
         self.inv_diag = 1.0 / diag
-        self.x, self.b, self.r = np.empty_like(c), np.empty_like(c), np.empty_like(c)
+        self.b, self.r = np.empty_like(c), np.empty_like(c)
 
 
 class _Coarsest:
@@ -146,16 +146,15 @@ class Multigrid:
                              f"got shapes {[w.shape for w in weights]}")
         if min(shape) < 2:
             raise ValueError(f"the grid needs at least 2 cells per axis, got shape {shape}")
-        c = np.broadcast_to(np.asarray(shift, dtype=float), shape).copy()
-        if not (np.all(np.isfinite(c)) and np.all(c >= 0)):
+        c = np.array(np.broadcast_to(np.asarray(shift, dtype=float), shape))
+        if not scale_checked(c, 1.0):
             raise ValueError("shift must be finite and >= 0")
         for d, w in enumerate(weights):
             if boundary == "neumann":
                 w[(slice(None),) * d + (-1,)] = 0.0
-            w *= float(shape[d]) ** 2  # densflow's D is scaled by n
-            if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
+            if not scale_checked(w, float(shape[d]) ** 2):  # densflow's D is scaled by n
                 raise ValueError(f"weights[{d}] must be finite and >= 0")
-        self.singular = not np.any(c > 0)
+        self.singular = not any_positive(c)
         self._c, self._w = c, tuple(weights)
         if self.dim == 1:
             self._out = np.empty(shape)
@@ -230,10 +229,8 @@ class Multigrid:
         if k == len(self.levels) - 1:
             return self.coarsest.solve(b)
         lvl = self.levels[k]
-        x = np.zeros_like(b)
-        gauss_seidel_colour(x, b, lvl.c, lvl.wx, lvl.wy, lvl.inv_diag, 0)
-        gauss_seidel_colour(x, b, lvl.c, lvl.wx, lvl.wy, lvl.inv_diag, 1)
-        residual_2d(x, b, lvl.c, lvl.wx, lvl.wy, lvl.r)
+        x = np.empty_like(b)
+        presmooth_from_zero(x, b, lvl.c, lvl.wx, lvl.wy, lvl.inv_diag, lvl.r)
         self._coarse_correction(k, lvl.r, x)
         gauss_seidel_colour(x, b, lvl.c, lvl.wx, lvl.wy, lvl.inv_diag, 1)
         gauss_seidel_colour(x, b, lvl.c, lvl.wx, lvl.wy, lvl.inv_diag, 0)

@@ -36,7 +36,7 @@ from ..core.operators import dot, inverse_symbol
 from ..energies.terms import Dirichlet, HMinus1
 
 __all__ = ["Curvature", "curvature_model", "forcing", "pcg_potential", "pcg_diagonal",
-           "diagonal_mobility", "newton_direction", "SCREENED_SPREAD"]
+           "diagonal_mobility", "newton_direction", "uses_multigrid", "SCREENED_SPREAD"]
 
 #: The screened form is used when :math:`q/p^*` varies by at most this factor (its
 #: preconditioner models :math:`\operatorname{diag}(q)` by :math:`\bar c\, p^*`): KL and
@@ -170,12 +170,15 @@ def diagonal_mobility(energy, p):
     return 1.0 / curvature
 
 
-def pcg_diagonal(prox, q, tau, w, grad, eta, settings):
+def pcg_diagonal(prox, q, tau, w, grad, eta, settings, precondition=None):
     r"""Solve :math:`(\operatorname{diag}(q) + \tau K)\,y = q\odot w` by PCG until the
     Newton residual it leaves, :math:`\tau K (r_y/q)`, is at most ``eta`` times
     :math:`\lVert\nabla\Phi\rVert` (``grad``); returns ``(delta, iterations)``,
-    :math:`\delta = -y` (mean-free)."""
-    precondition = prox.screened_preconditioner(tau, float(np.mean(q / prox.weight)))
+    :math:`\delta = -y` (mean-free). ``precondition``: the multigrid of
+    :meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid` (``None``: the
+    Fourier model :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`)."""
+    if precondition is None:
+        precondition = prox.screened_preconditioner(tau, float(np.mean(q / prox.weight)))
     target = eta * np.sqrt(dot(grad, grad))
     r = q * w
     y = np.zeros_like(r)
@@ -203,19 +206,31 @@ def pcg_diagonal(prox, q, tau, w, grad, eta, settings):
     return -(y - y.mean()), its
 
 
+def uses_multigrid(prox, settings):
+    """Whether the screened systems of ``prox`` are preconditioned by the multigrid:
+    a Wasserstein operator on a grid of at least ``settings.multigrid`` cells per side."""
+    return (settings.multigrid > 0 and getattr(prox, "screened_multigrid", None) is not None
+            and prox.n >= settings.multigrid)
+
+
 def newton_direction(energy, prox, p, tau, w, grad, eta, settings):
     r"""The Newton step :math:`\delta` of :math:`\Phi` at ``p`` and its PCG iterations:
-    :func:`pcg_diagonal` where it applies (the Wasserstein metric, a diagonal Hessian),
-    else :func:`pcg_potential`."""
-    q = None
-    if getattr(prox, "screened_preconditioner", None) is not None and settings.screened:
+    :func:`pcg_diagonal` where it applies (the Wasserstein metric, a diagonal Hessian;
+    with the Fourier preconditioner only while :math:`q/p^*` varies by at most
+    :data:`SCREENED_SPREAD`, with the multigrid always), else :func:`pcg_potential`."""
+    q = precondition = None
+    if settings.screened and getattr(prox, "screened_multigrid", None) is not None:
         q = diagonal_mobility(energy, p)
-        if q is not None:
+        if q is not None and uses_multigrid(prox, settings):
+            precondition = prox.screened_multigrid(tau, q)
+        elif q is not None and getattr(prox, "screened_preconditioner", None) is not None:
             ratio = q / prox.weight
             if not float(ratio.max()) <= SCREENED_SPREAD * float(ratio.min()):
                 q = None
+        else:
+            q = None
     if q is not None:
-        delta, its = pcg_diagonal(prox, q, tau, w, grad, eta, settings)
+        delta, its = pcg_diagonal(prox, q, tau, w, grad, eta, settings, precondition)
     else:
         delta, its = pcg_potential(energy, prox, p, tau, grad, eta, settings)
     return delta, its

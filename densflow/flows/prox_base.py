@@ -9,6 +9,7 @@ formulas on both (:mod:`densflow.flows.proximal`, :mod:`densflow.flows.box_opera
 
 import numpy as np
 
+from ..core.multigrid import Multigrid
 from ..core.operators import inverse_symbol
 
 __all__ = ["WassersteinBase", "MahalanobisBase"]
@@ -32,6 +33,13 @@ class WassersteinBase:
     def hessian_symbol(self, tau, curvature):
         a = self.symbol
         return tau * a + tau * tau * a * a * curvature(a)
+
+    def screened_multigrid(self, tau, q):
+        r"""``z = precondition(r)``: one multigrid cycle (2D; the exact solve in 1D) for
+        the screened operator :math:`\operatorname{diag}(q) + \tau L_m` itself
+        (:class:`~densflow.core.multigrid.Multigrid` on the grid's boundary), whatever the
+        spread of :math:`q` and :math:`m`."""
+        return Multigrid(q, tuple(tau * m for m in self.mobilities), self.multigrid_boundary).apply
 
     def preconditioner(self, tau, curvature):
         """``z = precondition(r)``: the inverse of the Hessian model (mean-free)."""

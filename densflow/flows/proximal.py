@@ -80,6 +80,8 @@ class WassersteinProx(_FourierModel, WassersteinBase):
     (:class:`~densflow.flows.prox_base.WassersteinBase`).
     """
 
+    multigrid_boundary = "periodic"
+
     def __init__(self, grid, p_star, mobility="arithmetic"):
         super().__init__(grid)
         self._bind(grid, p_star, lambda a, b: _edge_mean(a, b, mobility))

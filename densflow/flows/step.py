@@ -87,6 +87,11 @@ class FlowNewton:
         Solve the Newton systems of Wasserstein steps of energies with a diagonal
         Hessian in their screened form (:func:`densflow.flows.krylov.pcg_diagonal`);
         ``False``: always the general form (:func:`densflow.flows.krylov.pcg_potential`).
+    multigrid : int
+        The screened systems are preconditioned by a multigrid cycle
+        (:class:`densflow.core.multigrid.Multigrid`; 1D: an exact tridiagonal solve) on
+        grids of at least this many cells per side, by the Fourier model below (torus
+        only); 0: never.
     """
 
     max_newton: int = 20
@@ -99,12 +104,16 @@ class FlowNewton:
     tol: float = 0.02
     compare_starts: bool = True
     screened: bool = True
+    multigrid: int = 1
 
     def __post_init__(self):
         for name in ("max_newton", "cg_max_iter", "max_backtracks"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"FlowNewton {name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.multigrid, bool) or not isinstance(self.multigrid, numbers.Integral) \
+                or self.multigrid < 0:
+            raise ValueError(f"FlowNewton multigrid must be an integer >= 0, got {self.multigrid!r}")
         for name in ("forcing_max", "forcing_min", "boundary", "c1", "tol"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v < 1:
