@@ -78,7 +78,7 @@ def test_operator_matches_dense(boundary, shape):
     dim = len(shape)
     weights = tuple(rng.uniform(0.1, 2.0, shape) for _ in range(dim))
     c = rng.uniform(0.0, 3.0, shape)
-    mg = Multigrid(c, weights, boundary)
+    mg = Multigrid(c, tuple(np.asfortranarray(w) for w in weights), boundary)  # any memory layout
     a = dense_operator(c, weights, boundary)
     x = rng.standard_normal(shape)
     np.testing.assert_allclose(mg.operator(x).ravel(), a @ x.ravel(), rtol=1e-12, atol=1e-9)

@@ -45,7 +45,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..kernels.multigrid import (any_positive, coarsen_galerkin, coarsen_mean, diagonal_2d, gauss_seidel_colour,
+from ..kernels.multigrid import (any_positive, coarsen_galerkin, coarsen_mean, diagonal_2d, symmetric_half,
                                  operator_2d, presmooth_from_zero, prolong_add, prolong_add_constant, restrict,
                                  restrict_constant, scale_checked, tridiagonal_cyclic)
 
@@ -138,7 +138,7 @@ class Multigrid:
         self.coarse = coarse
         if not isinstance(weights, (tuple, list)) or len(weights) not in (1, 2):
             raise ValueError("weights must be a tuple of 1 or 2 edge-weight arrays (one per axis)")
-        weights = [np.array(w, dtype=float) for w in weights]
+        weights = [np.array(w, dtype=float, order="C") for w in weights]
         shape = weights[0].shape
         self.dim, self.shape, self.boundary = len(weights), shape, boundary
         if len(shape) != self.dim or any(w.shape != shape for w in weights):
@@ -146,7 +146,7 @@ class Multigrid:
                              f"got shapes {[w.shape for w in weights]}")
         if min(shape) < 2:
             raise ValueError(f"the grid needs at least 2 cells per axis, got shape {shape}")
-        c = np.array(np.broadcast_to(np.asarray(shift, dtype=float), shape))
+        c = np.array(np.broadcast_to(np.asarray(shift, dtype=float), shape), order="C")
         if not scale_checked(c, 1.0):
             raise ValueError("shift must be finite and >= 0")
         for d, w in enumerate(weights):
@@ -162,13 +162,21 @@ class Multigrid:
         self.levels = [_Level(c, weights[0], weights[1])]
         lvl = self.levels[0]
         make_coarse = coarsen_galerkin if coarse == "galerkin" else coarsen_mean
-        while lvl.c.shape[0] % 2 == 0 and lvl.c.shape[1] % 2 == 0 and lvl.c.size > COARSEST_CELLS:
+        while lvl.c.shape[0] % 2 == 0 and lvl.c.shape[1] % 2 == 0 and lvl.c.size > COARSEST_CELLS \
+                and min(lvl.c.shape) >= 4:
             cshape = (lvl.c.shape[0] // 2, lvl.c.shape[1] // 2)
             cc, wxc, wyc = np.empty(cshape), np.empty(cshape), np.empty(cshape)
             make_coarse(lvl.c, lvl.wx, lvl.wy, cc, wxc, wyc)
             lvl = _Level(cc, wxc, wyc)
             self.levels.append(lvl)
         self.coarsest = _Coarsest(lvl.c, lvl.wx, lvl.wy, self.singular)
+
+    @property
+    def coefficients(self):
+        """``(c, weights)`` of the fine operator in the kernels' unscaled form (the edge
+        weights multiplied by :math:`n_d^2`, zero on the walls of a no-flux grid); not to
+        be modified."""
+        return self._c, self._w
 
     @property
     def depth(self):
@@ -232,6 +240,5 @@ class Multigrid:
         x = np.empty_like(b)
         presmooth_from_zero(x, b, lvl.c, lvl.wx, lvl.wy, lvl.inv_diag, lvl.r)
         self._coarse_correction(k, lvl.r, x)
-        gauss_seidel_colour(x, b, lvl.c, lvl.wx, lvl.wy, lvl.inv_diag, 1)
-        gauss_seidel_colour(x, b, lvl.c, lvl.wx, lvl.wy, lvl.inv_diag, 0)
+        symmetric_half(x, b, lvl.wx, lvl.wy, lvl.inv_diag, 1)
         return x

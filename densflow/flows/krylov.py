@@ -34,6 +34,7 @@ import numpy as np
 
 from ..core.operators import dot, inverse_symbol
 from ..energies.terms import Dirichlet, HMinus1
+from ..kernels.flows import next_direction, screened_product, screened_residual_sq, screened_update
 
 __all__ = ["Curvature", "curvature_model", "forcing", "pcg_potential", "pcg_diagonal",
            "diagonal_mobility", "newton_direction", "uses_multigrid", "SCREENED_SPREAD"]
@@ -170,20 +171,52 @@ def diagonal_mobility(energy, p):
     return 1.0 / curvature
 
 
-def pcg_diagonal(prox, q, tau, w, grad, eta, settings, precondition=None):
+def _pcg_multigrid_2d(mg, q, w, target, settings):
+    r"""The 2D loop of :func:`pcg_diagonal` preconditioned by the multigrid ``mg`` (of
+    :math:`\operatorname{diag}(q) + \tau L_m` itself), its vector work fused in the
+    kernels of :mod:`densflow.kernels.flows` (five grid passes per iteration besides
+    the cycle)."""
+    c, (wx, wy) = mg.coefficients
+    r = q * w
+    y, bd, s = np.zeros_like(r), np.empty_like(r), np.empty_like(r)
+    z = mg.apply(r)
+    rz = dot(r, z)
+    d = z
+    its = 0
+    target2 = target * target
+    for its in range(1, settings.cg_max_iter + 1):
+        curv = screened_product(d, c, wx, wy, bd)
+        if not curv > 0:  # rounding only: the operator is positive definite
+            break
+        screened_update(y, r, d, bd, rz / curv, q, s)
+        if screened_residual_sq(s, r, c, wx, wy) <= target2:
+            break
+        z = mg.apply(r)
+        rz_new = dot(r, z)
+        next_direction(d, z, rz_new / rz)
+        rz = rz_new
+    return -(y - y.mean()), its
+
+
+def pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid=None):
     r"""Solve :math:`(\operatorname{diag}(q) + \tau K)\,y = q\odot w` by PCG until the
     Newton residual it leaves, :math:`\tau K (r_y/q)`, is at most ``eta`` times
     :math:`\lVert\nabla\Phi\rVert` (``grad``); returns ``(delta, iterations)``,
-    :math:`\delta = -y` (mean-free). ``precondition``: the multigrid of
-    :meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid` (``None``: the
-    Fourier model :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`)."""
-    if precondition is None:
-        precondition = prox.screened_preconditioner(tau, float(np.mean(q / prox.weight)))
+    :math:`\delta = -y` (mean-free). Preconditioner: ``multigrid`` (the
+    :class:`~densflow.core.multigrid.Multigrid` of
+    :meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid`), or if
+    ``None`` the Fourier model :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`."""
     target = eta * np.sqrt(dot(grad, grad))
+    if target == 0:
+        return np.zeros_like(w), 0
+    if multigrid is not None and multigrid.dim == 2:
+        return _pcg_multigrid_2d(multigrid, q, w, target, settings)
+    if multigrid is not None:
+        precondition = multigrid.apply
+    else:
+        precondition = prox.screened_preconditioner(tau, float(np.mean(q / prox.weight)))
     r = q * w
     y = np.zeros_like(r)
-    if target == 0:
-        return y, 0
     z = precondition(r)
     rz = dot(r, z)
     d = z
@@ -218,11 +251,11 @@ def newton_direction(energy, prox, p, tau, w, grad, eta, settings):
     :func:`pcg_diagonal` where it applies (the Wasserstein metric, a diagonal Hessian;
     with the Fourier preconditioner only while :math:`q/p^*` varies by at most
     :data:`SCREENED_SPREAD`, with the multigrid always), else :func:`pcg_potential`."""
-    q = precondition = None
+    q = multigrid = None
     if settings.screened and getattr(prox, "screened_multigrid", None) is not None:
         q = diagonal_mobility(energy, p)
         if q is not None and uses_multigrid(prox, settings):
-            precondition = prox.screened_multigrid(tau, q)
+            multigrid = prox.screened_multigrid(tau, q)
         elif q is not None and getattr(prox, "screened_preconditioner", None) is not None:
             ratio = q / prox.weight
             if not float(ratio.max()) <= SCREENED_SPREAD * float(ratio.min()):
@@ -230,7 +263,7 @@ def newton_direction(energy, prox, p, tau, w, grad, eta, settings):
         else:
             q = None
     if q is not None:
-        delta, its = pcg_diagonal(prox, q, tau, w, grad, eta, settings, precondition)
+        delta, its = pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid)
     else:
         delta, its = pcg_potential(energy, prox, p, tau, grad, eta, settings)
     return delta, its

@@ -35,11 +35,11 @@ class WassersteinBase:
         return tau * a + tau * tau * a * a * curvature(a)
 
     def screened_multigrid(self, tau, q):
-        r"""``z = precondition(r)``: one multigrid cycle (2D; the exact solve in 1D) for
-        the screened operator :math:`\operatorname{diag}(q) + \tau L_m` itself
+        r"""The :class:`~densflow.core.multigrid.Multigrid` (2D: a cycle; 1D: the exact
+        solve) of the screened operator :math:`\operatorname{diag}(q) + \tau L_m` itself
         (:class:`~densflow.core.multigrid.Multigrid` on the grid's boundary), whatever the
         spread of :math:`q` and :math:`m`."""
-        return Multigrid(q, tuple(tau * m for m in self.mobilities), self.multigrid_boundary).apply
+        return Multigrid(q, tuple(tau * m for m in self.mobilities), self.multigrid_boundary)
 
     def preconditioner(self, tau, curvature):
         """``z = precondition(r)``: the inverse of the Hessian model (mean-free)."""

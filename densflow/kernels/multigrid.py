@@ -46,50 +46,79 @@ def diagonal_2d(c, wx, wy, out):
 
 
 @nb.njit(**_JIT)
-def gauss_seidel_colour(x, b, c, wx, wy, inv_diag, colour):
-    """One Gauss–Seidel half-sweep on the cells with ``(i + j) % 2 == colour`` (in place;
-    the shape must be even along both axes for the colouring to hold across the wrap)."""
+def _relax_row(x, b, wx, wy, inv_diag, i, colour):
+    """Gauss–Seidel on the cells of row ``i`` with ``(i + j) % 2 == colour``."""
     n0, n1 = x.shape
+    im = i - 1 if i > 0 else n0 - 1
+    ip = i + 1 if i < n0 - 1 else 0
+    for j in range((i + colour) % 2, n1, 2):
+        jm = j - 1 if j > 0 else n1 - 1
+        jp = j + 1 if j < n1 - 1 else 0
+        s = (b[i, j] + wx[im, j] * x[im, j] + wx[i, j] * x[ip, j]
+             + wy[i, jm] * x[i, jm] + wy[i, j] * x[i, jp])
+        x[i, j] = s * inv_diag[i, j]
+
+
+@nb.njit(**_JIT)
+def _residual_row(x, b, c, wx, wy, r, i, colour):
+    """``r = b - A x`` on the cells of row ``i`` of ``colour``, 0 on the others."""
+    n0, n1 = x.shape
+    im = i - 1 if i > 0 else n0 - 1
+    ip = i + 1 if i < n0 - 1 else 0
+    for j in range(n1):
+        if (i + j) % 2 != colour:
+            r[i, j] = 0.0
+            continue
+        jm = j - 1 if j > 0 else n1 - 1
+        jp = j + 1 if j < n1 - 1 else 0
+        xc = x[i, j]
+        r[i, j] = b[i, j] - (c[i, j] * xc + wx[im, j] * (xc - x[im, j]) + wx[i, j] * (xc - x[ip, j])
+                             + wy[i, jm] * (xc - x[i, jm]) + wy[i, j] * (xc - x[i, jp]))
+
+
+@nb.njit(**_JIT)
+def symmetric_half(x, b, wx, wy, inv_diag, first):
+    """Gauss–Seidel on colour ``first`` then on the other colour, in one pass over the
+    rows (the second colour one row behind the first; rows 0 and ``n0 - 1`` of the
+    second colour, which need the wrap-around row, last): the same result as two
+    half-sweeps with half the memory traffic. Needs ``n0 >= 4``."""
+    n0 = x.shape[0]
+    second = 1 - first
     for i in range(n0):
-        im = i - 1 if i > 0 else n0 - 1
-        ip = i + 1 if i < n0 - 1 else 0
-        for j in range((i + colour) % 2, n1, 2):
-            jm = j - 1 if j > 0 else n1 - 1
-            jp = j + 1 if j < n1 - 1 else 0
-            s = (b[i, j] + wx[im, j] * x[im, j] + wx[i, j] * x[ip, j]
-                 + wy[i, jm] * x[i, jm] + wy[i, j] * x[i, jp])
-            x[i, j] = s * inv_diag[i, j]
+        _relax_row(x, b, wx, wy, inv_diag, i, first)
+        if i >= 2:
+            _relax_row(x, b, wx, wy, inv_diag, i - 1, second)
+    _relax_row(x, b, wx, wy, inv_diag, n0 - 1, second)
+    _relax_row(x, b, wx, wy, inv_diag, 0, second)
 
 
 @nb.njit(**_JIT)
 def presmooth_from_zero(x, b, c, wx, wy, inv_diag, r):
     """Red–black Gauss–Seidel from ``x = 0`` (red: ``x = b/diag``; then black) and the
-    residual ``r = b - A x``, which vanishes on the black cells just relaxed: three
-    half-grid passes in place of a zero fill, two half-sweeps and a full residual."""
+    residual ``r = b - A x``, which vanishes on the black cells just relaxed — in one
+    pass over the rows (each stage a row or two behind the previous). Needs ``n0 >= 4``."""
     n0, n1 = x.shape
     for i in range(n0):
         for j in range(n1):
             x[i, j] = b[i, j] * inv_diag[i, j] if (i + j) % 2 == 0 else 0.0
-    gauss_seidel_colour(x, b, c, wx, wy, inv_diag, 1)
-    for i in range(n0):
-        im = i - 1 if i > 0 else n0 - 1
-        ip = i + 1 if i < n0 - 1 else 0
-        for j in range(n1):
-            if (i + j) % 2 == 1:
-                r[i, j] = 0.0
-                continue
-            jm = j - 1 if j > 0 else n1 - 1
-            jp = j + 1 if j < n1 - 1 else 0
-            xc = x[i, j]
-            r[i, j] = b[i, j] - (c[i, j] * xc + wx[im, j] * (xc - x[im, j]) + wx[i, j] * (xc - x[ip, j])
-                                 + wy[i, jm] * (xc - x[i, jm]) + wy[i, j] * (xc - x[i, jp]))
+        if i >= 2:
+            _relax_row(x, b, wx, wy, inv_diag, i - 1, 1)
+        if i >= 4:
+            _residual_row(x, b, c, wx, wy, r, i - 2, 0)
+    _relax_row(x, b, wx, wy, inv_diag, n0 - 1, 1)
+    _relax_row(x, b, wx, wy, inv_diag, 0, 1)
+    _residual_row(x, b, c, wx, wy, r, n0 - 2, 0)
+    _residual_row(x, b, c, wx, wy, r, n0 - 1, 0)
+    _residual_row(x, b, c, wx, wy, r, 0, 0)
+    _residual_row(x, b, c, wx, wy, r, 1, 0)
 
 
 @nb.njit(**_JIT)
 def scale_checked(w, scale):
-    """``w *= scale`` in place; ``False`` if an entry is negative or not finite."""
+    """``w *= scale`` in place (``w`` C-contiguous); ``False`` if an entry is negative or
+    not finite."""
     ok = True
-    flat = w.ravel()
+    flat = w.reshape(w.size)
     for k in range(flat.size):
         v = flat[k] * scale
         if not (v >= 0.0 and v < np.inf):
@@ -100,21 +129,11 @@ def scale_checked(w, scale):
 
 @nb.njit(**_JIT)
 def any_positive(c):
-    flat = c.ravel()
+    flat = c.reshape(c.size)
     for k in range(flat.size):
         if flat[k] > 0.0:
             return True
     return False
-
-
-@nb.njit(**_JIT)
-def residual_2d(x, b, c, wx, wy, out):
-    """``out = b - A x``."""
-    operator_2d(x, c, wx, wy, out)
-    n0, n1 = x.shape
-    for i in range(n0):
-        for j in range(n1):
-            out[i, j] = b[i, j] - out[i, j]
 
 
 @nb.njit(**_JIT)
