@@ -202,13 +202,18 @@ def pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid=None):
     r"""Solve :math:`(\operatorname{diag}(q) + \tau K)\,y = q\odot w` by PCG until the
     Newton residual it leaves, :math:`\tau K (r_y/q)`, is at most ``eta`` times
     :math:`\lVert\nabla\Phi\rVert` (``grad``); returns ``(delta, iterations)``,
-    :math:`\delta = -y` (mean-free). Preconditioner: ``multigrid`` (the
+    :math:`\delta = -y` (mean-free); :math:`w` is first made :math:`q`-mean-free (the
+    same :math:`\delta`). Preconditioner: ``multigrid`` (the
     :class:`~densflow.core.multigrid.Multigrid` of
     :meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid`), or if
     ``None`` the Fourier model :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`."""
     target = eta * np.sqrt(dot(grad, grad))
     if target == 0:
         return np.zeros_like(w), 0
+    # K kills constants, so w - c gives the same delta; c = the q-weighted mean of w
+    # removes the constant that w converges to (the potential's gauge), whose rounding
+    # in y would otherwise put a floor under the Newton residual on fine grids.
+    w = w - dot(q, w) / float(q.sum())
     if multigrid is not None and multigrid.dim == 2:
         return _pcg_multigrid_2d(multigrid, q, w, target, settings)
     if multigrid is not None:
