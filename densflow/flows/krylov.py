@@ -37,7 +37,7 @@ from ..energies.terms import Dirichlet, HMinus1
 from ..kernels.flows import next_direction, screened_product, screened_residual_sq, screened_update
 
 __all__ = ["Curvature", "curvature_model", "forcing", "pcg_potential", "pcg_diagonal",
-           "diagonal_mobility", "newton_direction", "uses_multigrid", "SCREENED_SPREAD"]
+           "diagonal_mobility", "newton_direction", "SCREENED_SPREAD"]
 
 #: The screened form is used when :math:`q/p^*` varies by at most this factor (its
 #: preconditioner models :math:`\operatorname{diag}(q)` by :math:`\bar c\, p^*`): KL and
@@ -244,28 +244,27 @@ def pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid=None):
     return -(y - y.mean()), its
 
 
-def uses_multigrid(prox, settings):
-    """Whether the screened systems of ``prox`` are preconditioned by the multigrid:
-    a Wasserstein operator on a grid of at least ``settings.multigrid`` cells per side."""
-    return (settings.multigrid > 0 and getattr(prox, "screened_multigrid", None) is not None
-            and prox.n >= settings.multigrid)
-
-
 def newton_direction(energy, prox, p, tau, w, grad, eta, settings):
-    r"""The Newton step :math:`\delta` of :math:`\Phi` at ``p`` and its PCG iterations:
-    :func:`pcg_diagonal` where it applies (the Wasserstein metric, a diagonal Hessian;
-    with the Fourier preconditioner only while :math:`q/p^*` varies by at most
-    :data:`SCREENED_SPREAD`, with the multigrid always), else :func:`pcg_potential`."""
+    r"""The Newton step :math:`\delta` of :math:`\Phi` at ``p`` and its PCG iterations.
+
+    :func:`pcg_diagonal` where it applies (the Wasserstein metric, a diagonal Hessian),
+    preconditioned in 2D by the Fourier model when it is available (the torus) and
+    :math:`q/p^*` varies by at most :data:`SCREENED_SPREAD` (KL, the entropy), by the
+    multigrid otherwise (the box, the porous medium, a wide spread of
+    :math:`q/p^*`) and in 1D (its exact solve); ``settings.multigrid = False``: the
+    Fourier model where it applies, else the general form :func:`pcg_potential`.
+    """
     q = multigrid = None
     if settings.screened and getattr(prox, "screened_multigrid", None) is not None:
         q = diagonal_mobility(energy, p)
-        if q is not None and uses_multigrid(prox, settings):
-            multigrid = prox.screened_multigrid(tau, q)
-        elif q is not None and getattr(prox, "screened_preconditioner", None) is not None:
+    if q is not None:
+        fourier = getattr(prox, "screened_preconditioner", None) is not None
+        if fourier:
             ratio = q / prox.weight
-            if not float(ratio.max()) <= SCREENED_SPREAD * float(ratio.min()):
-                q = None
-        else:
+            fourier = float(ratio.max()) <= SCREENED_SPREAD * float(ratio.min())
+        if settings.multigrid and (not fourier or prox.dim == 1):
+            multigrid = prox.screened_multigrid(tau, q)
+        elif not fourier:
             q = None
     if q is not None:
         delta, its = pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid)
