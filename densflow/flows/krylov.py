@@ -17,17 +17,28 @@ the potential form :math:`\nabla^2\Phi\,\delta = -\nabla\Phi`. Two solvers:
   :math:`\tau n^2` of the step on a density of high contrast.
 * **diagonal** (:func:`pcg_diagonal`, the Wasserstein metric when every term of
   :math:`F` is ``"fisher_rao"`` — a diagonal Hessian :math:`\operatorname{diag}(1/q)` —
-  or ``"linear"``, and :math:`q/p^*` varies by at most :data:`SCREENED_SPREAD`: entropy,
-  KL, with a potential: the heat and Fokker–Planck equations):
+  or ``"linear"``: entropy, KL, the porous medium, with a potential: the heat,
+  Fokker–Planck and porous-medium equations):
   :math:`I + \tau HK = H(H^{-1} + \tau K)`, so :math:`\delta = -y` with
 
   .. math:: (\operatorname{diag}(q) + \tau L_m)\, y = q\odot w ,
 
-  a symmetric positive definite screened Poisson problem — no square of :math:`L_m`.
-  It is preconditioned by :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`,
-  :math:`S = \operatorname{diag}(p^*)^{1/2}`, :math:`\bar c` the mean of :math:`q/p^*`
-  (one FFT pair). The stopping test is that of the general solver, on the residual of
-  the Newton system it implies, :math:`\tau K H r_y` (one more stencil per iteration).
+  a symmetric positive definite screened Poisson problem — no square of :math:`L_m`
+  (:math:`w` made :math:`q`-mean-free first: :math:`K` ignores constants, and the
+  constant :math:`w` tends to would otherwise floor the attainable Newton residual).
+  Two preconditioners: on the torus in 2D, while :math:`q/p^*` varies by at most
+  :data:`SCREENED_SPREAD` (KL, the entropy), the Fourier model
+  :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`, :math:`S = \operatorname{diag}(p^*)^{1/2}`,
+  :math:`\bar c` the mean of :math:`q/p^*` (one FFT pair; 3.7–3.9 CG iterations per
+  Newton iteration from 128² to 1024² on the Fokker–Planck benchmark); elsewhere — the
+  box (whose DCT model sees a Robin problem, :math:`\sqrt{p^*}` not satisfying the
+  no-flux condition), the porous medium, 1D — a multigrid cycle for the operator itself
+  (:meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid`,
+  :class:`densflow.core.multigrid.Multigrid`; 1D its exact solve), which resolves the
+  variable coefficients (porous medium: 5–8 CG iterations per Newton iteration from
+  128² to 1024², against 9.5–28 for the general form). The stopping test is that of
+  the general solver, on the residual of the Newton system it implies,
+  :math:`\tau K H r_y` (one more stencil per iteration).
 """
 
 import numpy as np
@@ -39,10 +50,10 @@ from ..kernels.flows import next_direction, screened_product, screened_residual_
 __all__ = ["Curvature", "curvature_model", "forcing", "pcg_potential", "pcg_diagonal",
            "diagonal_mobility", "newton_direction", "SCREENED_SPREAD"]
 
-#: The screened form is used when :math:`q/p^*` varies by at most this factor (its
-#: preconditioner models :math:`\operatorname{diag}(q)` by :math:`\bar c\, p^*`): KL and
+#: The Fourier model of the screened form is used when :math:`q/p^*` varies by at most
+#: this factor (it models :math:`\operatorname{diag}(q)` by :math:`\bar c\, p^*`): KL and
 #: the entropy (:math:`q/p^* = p/p^* \approx 1`), not the porous medium
-#: (:math:`q/p^* = \rho^{1-m}/m`), for which it took more CG iterations than the general form.
+#: (:math:`q/p^* = \rho^{1-m}/m`), which takes the multigrid (``FlowNewton.multigrid``).
 SCREENED_SPREAD = 4.0
 
 
