@@ -26,13 +26,14 @@ the potential form :math:`\nabla^2\Phi\,\delta = -\nabla\Phi`. Two solvers:
   a symmetric positive definite screened Poisson problem — no square of :math:`L_m`
   (:math:`w` made :math:`q`-mean-free first: :math:`K` ignores constants, and the
   constant :math:`w` tends to would otherwise floor the attainable Newton residual).
-  Two preconditioners: on the torus in 2D, while :math:`q/p^*` varies by at most
+  Two preconditioners: in 2D, while :math:`q/p^*` varies by at most
   :data:`SCREENED_SPREAD` (KL, the entropy), the Fourier model
   :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`, :math:`S = \operatorname{diag}(p^*)^{1/2}`,
-  :math:`\bar c` the mean of :math:`q/p^*` (one FFT pair; 3.7–3.9 CG iterations per
-  Newton iteration from 128² to 1024² on the Fokker–Planck benchmark); elsewhere — the
-  box (whose DCT model sees a Robin problem, :math:`\sqrt{p^*}` not satisfying the
-  no-flux condition), the porous medium, 1D — a multigrid cycle for the operator itself
+  :math:`\bar c` the mean of :math:`q/p^*` (one FFT pair on the torus, one DCT-II pair
+  on the box; 3.7–3.9 CG iterations per Newton iteration from 128² to 1024² on the
+  torus's Fokker–Planck benchmark, 3.6–5.1 on the box from 64² to 512², where the
+  multigrid took 4.5–6.5 at a dearer application); elsewhere — the porous medium, a
+  wider spread, 1D — a multigrid cycle for the operator itself
   (:meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid`,
   :class:`densflow.core.multigrid.Multigrid`; 1D its exact solve), which resolves the
   variable coefficients (porous medium: 5–8 CG iterations per Newton iteration from
@@ -259,10 +260,10 @@ def newton_direction(energy, prox, p, tau, w, grad, eta, settings):
     r"""The Newton step :math:`\delta` of :math:`\Phi` at ``p`` and its PCG iterations.
 
     :func:`pcg_diagonal` where it applies (the Wasserstein metric, a diagonal Hessian),
-    preconditioned in 2D by the Fourier model when it is available (the torus) and
+    preconditioned in 2D by the Fourier (torus) or cosine (box) model when
     :math:`q/p^*` varies by at most :data:`SCREENED_SPREAD` (KL, the entropy), by the
-    multigrid otherwise (the box, the porous medium, a wide spread of
-    :math:`q/p^*`) and in 1D (its exact solve); ``settings.multigrid = False``: the
+    multigrid otherwise (the porous medium, a wide spread of :math:`q/p^*`) and in 1D
+    (its exact solve); ``settings.multigrid = False``: the
     Fourier model where it applies, else the general form :func:`pcg_potential`.
     """
     q = multigrid = None

@@ -45,6 +45,18 @@ class WassersteinBase:
         return Multigrid(q, tuple(tau * m for m in self.mobilities), self.multigrid_boundary,
                          coarse="bilinear")
 
+    def screened_preconditioner(self, tau, c):
+        r"""``z = precondition(r)``: :math:`S^{-1}(c + \tau\hat A)^{-1}S^{-1} r`, an
+        approximate inverse (FFT on the torus, DCT-II on the box) of :math:`\operatorname{diag}(q) + \tau L_m` with
+        :math:`q \approx c\,p^*` (:func:`densflow.flows.krylov.pcg_diagonal`)."""
+        mult = 1.0 / (c + tau * self.symbol)
+        s = self._inv_sqrt
+
+        def precondition(r):
+            return s * self.multiply(s * r, mult)
+
+        return precondition
+
     def preconditioner(self, tau, curvature):
         """``z = precondition(r)``: the inverse of the Hessian model (mean-free)."""
         inv = inverse_symbol(self.hessian_symbol(tau, curvature))

@@ -99,18 +99,6 @@ class WassersteinProx(_FourierModel, WassersteinBase):
         edge_laplacian_2d(x, self.mobilities[0], self.mobilities[1], self.n, out)
         return out
 
-    def screened_preconditioner(self, tau, c):
-        r"""``z = precondition(r)``: :math:`S^{-1}(c + \tau\hat A)^{-1}S^{-1} r`, an
-        approximate inverse of :math:`\operatorname{diag}(q) + \tau L_m` with
-        :math:`q \approx c\,p^*` (:func:`densflow.flows.krylov.pcg_diagonal`)."""
-        mult = 1.0 / (c + tau * self.symbol)
-        s = self._inv_sqrt
-
-        def precondition(r):
-            return s * self.multiply(s * r, mult)
-
-        return precondition
-
 
 class MahalanobisProx(_FourierModel, MahalanobisBase):
     r""":math:`K = A^+` by FFT (:class:`~densflow.flows.prox_base.MahalanobisBase`)."""

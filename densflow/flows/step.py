@@ -90,8 +90,8 @@ class FlowNewton:
     multigrid : bool
         Precondition the screened systems by a multigrid cycle
         (:class:`densflow.core.multigrid.Multigrid`; 1D: the exact tridiagonal solve)
-        on the box, in 1D and where :math:`q/p^*` varies too much for the Fourier model
-        (the porous medium); the Fourier model elsewhere
+        in 1D and where :math:`q/p^*` varies too much for the Fourier (or cosine) model
+        (the porous medium); that model elsewhere
         (:func:`densflow.flows.krylov.newton_direction`). ``False``: the Fourier model
         where it applies, else the general form.
     """
