@@ -183,27 +183,26 @@ def diagonal_mobility(energy, p):
     return 1.0 / curvature
 
 
-def _pcg_multigrid_2d(mg, q, w, target, settings):
-    r"""The 2D loop of :func:`pcg_diagonal` preconditioned by the multigrid ``mg`` (of
-    :math:`\operatorname{diag}(q) + \tau L_m` itself), its vector work fused in the
-    kernels of :mod:`densflow.kernels.flows` (five grid passes per iteration besides
-    the cycle)."""
-    c, (wx, wy) = mg.coefficients
+def _pcg_screened_2d(q, weights, precondition, w, target, settings):
+    r"""The 2D loop of :func:`pcg_diagonal`, its vector work fused in the kernels of
+    :mod:`densflow.kernels.flows` (five grid passes per iteration besides the
+    preconditioner); ``weights`` those of :math:`\tau L_m` in the unscaled form."""
+    wx, wy = weights
     r = q * w
     y, bd, s = np.zeros_like(r), np.empty_like(r), np.empty_like(r)
-    z = mg.apply(r)
+    z = precondition(r)
     rz = dot(r, z)
     d = z
     its = 0
     target2 = target * target
     for its in range(1, settings.cg_max_iter + 1):
-        curv = screened_product(d, c, wx, wy, bd)
+        curv = screened_product(d, q, wx, wy, bd)
         if not curv > 0:  # rounding only: the operator is positive definite
             break
         screened_update(y, r, d, bd, rz / curv, q, s)
-        if screened_residual_sq(s, r, c, wx, wy) <= target2:
+        if screened_residual_sq(s, r, q, wx, wy) <= target2:
             break
-        z = mg.apply(r)
+        z = precondition(r)
         rz_new = dot(r, z)
         next_direction(d, z, rz_new / rz)
         rz = rz_new
@@ -218,7 +217,8 @@ def pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid=None):
     same :math:`\delta`). Preconditioner: ``multigrid`` (the
     :class:`~densflow.core.multigrid.Multigrid` of
     :meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid`), or if
-    ``None`` the Fourier model :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`."""
+    ``None`` the Fourier model :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`; in 2D
+    the loop of :func:`_pcg_screened_2d`."""
     target = eta * np.sqrt(dot(grad, grad))
     if target == 0:
         return np.zeros_like(w), 0
@@ -226,12 +226,13 @@ def pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid=None):
     # removes the constant that w converges to (the potential's gauge), whose rounding
     # in y would otherwise put a floor under the Newton residual on fine grids.
     w = w - dot(q, w) / float(q.sum())
-    if multigrid is not None and multigrid.dim == 2:
-        return _pcg_multigrid_2d(multigrid, q, w, target, settings)
     if multigrid is not None:
         precondition = multigrid.apply
     else:
         precondition = prox.screened_preconditioner(tau, float(np.mean(q / prox.weight)))
+    if q.ndim == 2:
+        weights = multigrid.coefficients[1] if multigrid is not None else prox.screened_weights(tau)
+        return _pcg_screened_2d(q, weights, precondition, w, target, settings)
     r = q * w
     y = np.zeros_like(r)
     z = precondition(r)

@@ -45,6 +45,17 @@ class WassersteinBase:
         return Multigrid(q, tuple(tau * m for m in self.mobilities), self.multigrid_boundary,
                          coarse="bilinear")
 
+    def screened_weights(self, tau):
+        r"""The edge weights of :math:`\tau L_m` in the unscaled form of
+        :mod:`densflow.kernels.multigrid` (:math:`\tau n^2 m_d`, zero on a box's walls)."""
+        out = []
+        for d, m in enumerate(self.mobilities):
+            w = (tau * float(self.n) ** 2) * m
+            if self.multigrid_boundary == "neumann":
+                w[(slice(None),) * d + (-1,)] = 0.0
+            out.append(np.ascontiguousarray(w))
+        return tuple(out)
+
     def screened_preconditioner(self, tau, c):
         r"""``z = precondition(r)``: :math:`S^{-1}(c + \tau\hat A)^{-1}S^{-1} r`, an
         approximate inverse (FFT on the torus, DCT-II on the box) of :math:`\operatorname{diag}(q) + \tau L_m` with
