@@ -24,17 +24,17 @@ singular with the constants as kernel: right-hand sides and results are made mea
     of the fine shifts and of the fine edges crossing each coarse edge, so coefficient
     jumps are carried to the coarse grids as they are), the coarse correction
     over-relaxed by :data:`OVERCORRECTION` and a W-cycle (two coarse cycles per level).
-    PCG iterations to 1e-10 stay flat from 32² to 512² on smooth, density-like and
-    1e6-contrast coefficients (12–18 measured; 34–39 with 8×8 blocks of log-uniform
-    :math:`10^{-6}`–1 coefficients);
+    PCG iterations to 1e-10 stay flat from 32² to 512² (measured: 11–14 on smooth and
+    density-like coefficients, 12–18 with a disc of contrast 1e6, 16–21 with 8×8 blocks
+    of log-uniform :math:`10^{-6}`–1 coefficients, with and without a shift);
   - ``"bilinear"``: cell-centred bilinear interpolation (weights 9, 3, 3, 1 /16) and
     its transpose, coarse coefficients re-discretised (a coarse edge: the mean of the
     two fine edges crossing it), a V-cycle. Cheaper per cycle and as good on smooth
-    coefficients (11 iterations), it is not robust to jumps (hundreds of iterations
-    with 1e6 contrasts).
+    coefficients (10–11 iterations), it is not robust to jumps (hundreds of iterations
+    with 1e6 contrasts and no shift).
 
-  With :math:`\omega <` 2 the over-relaxed W-cycle's error operator keeps its spectrum
-  in (−1, 1), so both cycles are symmetric positive definite maps: valid
+  With the over-relaxation :math:`\omega <` 2 the W-cycle's error operator keeps its
+  spectrum in (−1, 1), so both cycles are symmetric positive definite maps: valid
   preconditioners of conjugate gradients.
 * **1D**: the exact solve (a cyclic tridiagonal system: cell 0 eliminated, two Thomas
   sweeps and a scalar Schur complement), cheaper than any cycle.
@@ -45,9 +45,9 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..kernels.multigrid import (any_positive, coarsen_galerkin, coarsen_mean, diagonal_2d, symmetric_half,
-                                 operator_2d, presmooth_from_zero, prolong_add, prolong_add_constant, restrict,
-                                 restrict_constant, scale_checked, tridiagonal_cyclic)
+from ..kernels.multigrid import (any_positive, coarsen_galerkin, coarsen_mean, diagonal_2d, operator_2d,
+                                 presmooth_from_zero, prolong_add, prolong_add_constant, restrict,
+                                 restrict_constant, scale_checked, symmetric_half, tridiagonal_cyclic)
 
 __all__ = ["Multigrid", "BOUNDARIES", "COARSE", "DENSE_LIMIT", "COARSEST_CELLS", "OVERCORRECTION"]
 
@@ -197,8 +197,9 @@ class Multigrid:
         return out
 
     def apply(self, r):
-        r"""``z ≈ A⁻¹ r``: one symmetric W- (``"galerkin"``) or V-cycle (``"bilinear"``) from zero (2D) or the exact solve (1D);
-        a symmetric positive (semi)definite linear map, mean-free when ``c ≡ 0``."""
+        r"""``z ≈ A⁻¹ r``: one symmetric W- (``"galerkin"``) or V-cycle (``"bilinear"``)
+        from zero (2D) or the exact solve (1D); a symmetric positive (semi)definite
+        linear map, mean-free when ``c ≡ 0``."""
         r = np.ascontiguousarray(r, dtype=float)
         if r.shape != self.shape:
             raise ValueError(f"r must have shape {self.shape}, got {r.shape}")

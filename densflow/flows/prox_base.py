@@ -58,8 +58,9 @@ class WassersteinBase:
 
     def screened_preconditioner(self, tau, c):
         r"""``z = precondition(r)``: :math:`S^{-1}(c + \tau\hat A)^{-1}S^{-1} r`, an
-        approximate inverse (FFT on the torus, DCT-II on the box) of :math:`\operatorname{diag}(q) + \tau L_m` with
-        :math:`q \approx c\,p^*` (:func:`densflow.flows.krylov.pcg_diagonal`)."""
+        approximate inverse (FFT on the torus, DCT-II on the box) of
+        :math:`\operatorname{diag}(q) + \tau L_m` with :math:`q \approx c\,p^*`
+        (:func:`densflow.flows.krylov.pcg_diagonal`)."""
         mult = 1.0 / (c + tau * self.symbol)
         s = self._inv_sqrt
 
