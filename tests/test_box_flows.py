@@ -267,3 +267,61 @@ def test_barenblatt_centred_in_a_corner_of_the_square_box_is_exact():
         errs.append(l1(r.p, exact / exact.sum()))
     # measured: 6.7e-3, 1.8e-3 (and 4.3e-4 at 64^2)
     assert orders(errs)[0] >= 1.7 and errs[-1] < 2.5e-3, errs
+
+
+# ------------------------------------------------------------------- multigrid Newton systems
+@pytest.mark.parametrize("boundary", ["periodic", "neumann"])
+@pytest.mark.parametrize("dim", [1, 2])
+def test_multigrid_screened_direction_solves_the_potential_newton_system(boundary, dim):
+    """The screened solve preconditioned by the multigrid (2D: cycles; 1D: exact) gives
+    the Newton direction of the general form, solved independently by pcg_potential, for
+    the porous medium (q/p* far from constant) on both boundaries."""
+    from densflow.flows.krylov import diagonal_mobility, pcg_diagonal, pcg_potential
+    from densflow.flows.step import FlowNewton
+
+    n = 32 if dim == 2 else 64
+    grid = df.Grid(n, dim, boundary=boundary)
+    x = grid.coordinates()
+    x1 = x if dim == 1 else x[0]
+    rng = np.random.default_rng(5)
+    p = np.exp(-((x1 - 0.3) ** 2) / 0.02) + 0.01 + 0.002 * rng.random(grid.shape)
+    p /= p.sum()
+    energy = PorousMedium(grid, 3)
+    prox = make_proximal("wasserstein", grid, p * (1 + 0.05 * rng.random(grid.shape)), "arithmetic")
+    tau = 1e-3
+    w = rng.standard_normal(grid.shape) + 7.0  # a gauge constant: must not matter
+    grad = tau * prox.apply(w)
+    q = diagonal_mobility(energy, p)
+    settings = FlowNewton(cg_max_iter=400, forcing_min=1e-12)
+    mg = prox.screened_multigrid(tau, q)
+    delta, its = pcg_diagonal(prox, q, tau, w, grad, 1e-10, settings, mg)
+    ref, _ = pcg_potential(energy, prox, p, tau, grad, 1e-11, settings)
+    assert np.abs(delta - ref).max() <= 1e-6 * np.abs(ref).max()
+    assert its <= (2 if dim == 1 else 30)
+
+
+def test_porous_medium_box_flow_same_with_and_without_multigrid():
+    """The porous medium on the box: the multigrid-preconditioned screened form and the
+    general form (multigrid=False) give the same BDF2 flow (to a tenth of its time error),
+    the former with fewer CG iterations."""
+    from densflow.flows.step import FlowNewton
+
+    grid = box(32, 2)
+    x1, x2 = grid.coordinates()
+    p0 = np.exp(-((x1 - 0.2) ** 2 + (x2 - 0.6) ** 2) / (2 * 0.1**2)) + 0.05
+    p0 /= p0.sum()
+    E = PorousMedium(grid, 2)
+    a = df.flow(E, p0, 0.002, dt=2e-4)
+    b = df.flow(E, p0, 0.002, dt=2e-4, newton=FlowNewton(multigrid=False))
+    fine = df.flow(E, p0, 0.002, dt=5e-5)
+    assert a.converged and b.converged
+    assert l1(a.p, b.p) < 0.1 * l1(a.p, fine.p)
+    assert a.cg_iterations.sum() < b.cg_iterations.sum()
+    assert abs(a.p.sum() - 1) < 1e-13
+
+
+def test_flow_newton_multigrid_must_be_a_bool():
+    from densflow.flows.step import FlowNewton
+
+    with pytest.raises(ValueError, match="multigrid"):
+        FlowNewton(multigrid=1)

@@ -51,6 +51,8 @@ class BoxWassersteinProx(_CosineModel, WassersteinBase):
     ``edge_mean(a, b)`` is the mobility of the edge between cells of densities ``a``
     and ``b`` (the arithmetic or logarithmic mean of :mod:`densflow.flows.proximal`)."""
 
+    multigrid_boundary = "neumann"
+
     def __init__(self, grid, p_star, edge_mean):
         super().__init__(grid)
         self._bind(grid, p_star, edge_mean)

@@ -17,31 +17,44 @@ the potential form :math:`\nabla^2\Phi\,\delta = -\nabla\Phi`. Two solvers:
   :math:`\tau n^2` of the step on a density of high contrast.
 * **diagonal** (:func:`pcg_diagonal`, the Wasserstein metric when every term of
   :math:`F` is ``"fisher_rao"`` — a diagonal Hessian :math:`\operatorname{diag}(1/q)` —
-  or ``"linear"``, and :math:`q/p^*` varies by at most :data:`SCREENED_SPREAD`: entropy,
-  KL, with a potential: the heat and Fokker–Planck equations):
+  or ``"linear"``: entropy, KL, the porous medium, with a potential: the heat,
+  Fokker–Planck and porous-medium equations):
   :math:`I + \tau HK = H(H^{-1} + \tau K)`, so :math:`\delta = -y` with
 
   .. math:: (\operatorname{diag}(q) + \tau L_m)\, y = q\odot w ,
 
-  a symmetric positive definite screened Poisson problem — no square of :math:`L_m`.
-  It is preconditioned by :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`,
-  :math:`S = \operatorname{diag}(p^*)^{1/2}`, :math:`\bar c` the mean of :math:`q/p^*`
-  (one FFT pair). The stopping test is that of the general solver, on the residual of
-  the Newton system it implies, :math:`\tau K H r_y` (one more stencil per iteration).
+  a symmetric positive definite screened Poisson problem — no square of :math:`L_m`
+  (:math:`w` made :math:`q`-mean-free first: :math:`K` ignores constants, and the
+  constant :math:`w` tends to would otherwise floor the attainable Newton residual).
+  Two preconditioners: in 2D, while :math:`q/p^*` varies by at most
+  :data:`SCREENED_SPREAD` (KL, the entropy), the Fourier model
+  :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`, :math:`S = \operatorname{diag}(p^*)^{1/2}`,
+  :math:`\bar c` the mean of :math:`q/p^*` (one FFT pair on the torus, one DCT-II pair
+  on the box; 3.7–3.9 CG iterations per Newton iteration from 128² to 1024² on the
+  torus's Fokker–Planck benchmark, 3.6–5.1 on the box from 64² to 512², where the
+  multigrid took 4.5–6.5 at a dearer application); elsewhere — the porous medium, a
+  wider spread, 1D — a multigrid cycle for the operator itself
+  (:meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid`,
+  :class:`densflow.core.multigrid.Multigrid`; 1D its exact solve), which resolves the
+  variable coefficients (porous medium: 5–8 CG iterations per Newton iteration from
+  128² to 1024², against 9.5–28 for the general form). The stopping test is that of
+  the general solver, on the residual of the Newton system it implies,
+  :math:`\tau K H r_y` (one more stencil per iteration).
 """
 
 import numpy as np
 
 from ..core.operators import dot, inverse_symbol
 from ..energies.terms import Dirichlet, HMinus1
+from ..kernels.flows import next_direction, screened_product, screened_residual_sq, screened_update
 
 __all__ = ["Curvature", "curvature_model", "forcing", "pcg_potential", "pcg_diagonal",
            "diagonal_mobility", "newton_direction", "SCREENED_SPREAD"]
 
-#: The screened form is used when :math:`q/p^*` varies by at most this factor (its
-#: preconditioner models :math:`\operatorname{diag}(q)` by :math:`\bar c\, p^*`): KL and
+#: The Fourier model of the screened form is used when :math:`q/p^*` varies by at most
+#: this factor (it models :math:`\operatorname{diag}(q)` by :math:`\bar c\, p^*`): KL and
 #: the entropy (:math:`q/p^* = p/p^* \approx 1`), not the porous medium
-#: (:math:`q/p^* = \rho^{1-m}/m`), for which it took more CG iterations than the general form.
+#: (:math:`q/p^* = \rho^{1-m}/m`), which takes the multigrid (``FlowNewton.multigrid``).
 SCREENED_SPREAD = 4.0
 
 
@@ -170,17 +183,58 @@ def diagonal_mobility(energy, p):
     return 1.0 / curvature
 
 
-def pcg_diagonal(prox, q, tau, w, grad, eta, settings):
+def _pcg_screened_2d(q, weights, precondition, w, target, settings):
+    r"""The 2D loop of :func:`pcg_diagonal`, its vector work fused in the kernels of
+    :mod:`densflow.kernels.flows` (five grid passes per iteration besides the
+    preconditioner); ``weights`` those of :math:`\tau L_m` in the unscaled form."""
+    wx, wy = weights
+    r = q * w
+    y, bd, s = np.zeros_like(r), np.empty_like(r), np.empty_like(r)
+    z = precondition(r)
+    rz = dot(r, z)
+    d = z
+    its = 0
+    target2 = target * target
+    for its in range(1, settings.cg_max_iter + 1):
+        curv = screened_product(d, q, wx, wy, bd)
+        if not curv > 0:  # rounding only: the operator is positive definite
+            break
+        screened_update(y, r, d, bd, rz / curv, q, s)
+        if screened_residual_sq(s, r, q, wx, wy) <= target2:
+            break
+        z = precondition(r)
+        rz_new = dot(r, z)
+        next_direction(d, z, rz_new / rz)
+        rz = rz_new
+    return -(y - y.mean()), its
+
+
+def pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid=None):
     r"""Solve :math:`(\operatorname{diag}(q) + \tau K)\,y = q\odot w` by PCG until the
     Newton residual it leaves, :math:`\tau K (r_y/q)`, is at most ``eta`` times
     :math:`\lVert\nabla\Phi\rVert` (``grad``); returns ``(delta, iterations)``,
-    :math:`\delta = -y` (mean-free)."""
-    precondition = prox.screened_preconditioner(tau, float(np.mean(q / prox.weight)))
+    :math:`\delta = -y` (mean-free); :math:`w` is first made :math:`q`-mean-free (the
+    same :math:`\delta`). Preconditioner: ``multigrid`` (the
+    :class:`~densflow.core.multigrid.Multigrid` of
+    :meth:`~densflow.flows.prox_base.WassersteinBase.screened_multigrid`), or if
+    ``None`` the Fourier model :math:`S^{-1}(\bar c + \tau\hat A)^{-1}S^{-1}`; in 2D
+    the loop of :func:`_pcg_screened_2d`."""
     target = eta * np.sqrt(dot(grad, grad))
+    if target == 0:
+        return np.zeros_like(w), 0
+    # K kills constants, so w - c gives the same delta; c = the q-weighted mean of w
+    # removes the constant that w converges to (the potential's gauge), whose rounding
+    # in y would otherwise put a floor under the Newton residual on fine grids.
+    w = w - dot(q, w) / float(q.sum())
+    if multigrid is not None:
+        precondition = multigrid.apply
+    else:
+        precondition = prox.screened_preconditioner(tau, float(np.mean(q / prox.weight)))
+    if q.ndim == 2:
+        weights = multigrid.coefficients[1] if multigrid is not None else prox.screened_weights(tau)
+        return _pcg_screened_2d(q, weights, precondition, w, target, settings)
     r = q * w
     y = np.zeros_like(r)
-    if target == 0:
-        return y, 0
     z = precondition(r)
     rz = dot(r, z)
     d = z
@@ -204,18 +258,29 @@ def pcg_diagonal(prox, q, tau, w, grad, eta, settings):
 
 
 def newton_direction(energy, prox, p, tau, w, grad, eta, settings):
-    r"""The Newton step :math:`\delta` of :math:`\Phi` at ``p`` and its PCG iterations:
+    r"""The Newton step :math:`\delta` of :math:`\Phi` at ``p`` and its PCG iterations.
+
     :func:`pcg_diagonal` where it applies (the Wasserstein metric, a diagonal Hessian),
-    else :func:`pcg_potential`."""
-    q = None
-    if getattr(prox, "screened_preconditioner", None) is not None and settings.screened:
+    preconditioned in 2D by the Fourier (torus) or cosine (box) model when
+    :math:`q/p^*` varies by at most :data:`SCREENED_SPREAD` (KL, the entropy), by the
+    multigrid otherwise (the porous medium, a wide spread of :math:`q/p^*`) and in 1D
+    (its exact solve); ``settings.multigrid = False``: the
+    Fourier model where it applies, else the general form :func:`pcg_potential`.
+    """
+    q = multigrid = None
+    if settings.screened and getattr(prox, "screened_multigrid", None) is not None:
         q = diagonal_mobility(energy, p)
-        if q is not None:
-            ratio = q / prox.weight
-            if not float(ratio.max()) <= SCREENED_SPREAD * float(ratio.min()):
-                q = None
     if q is not None:
-        delta, its = pcg_diagonal(prox, q, tau, w, grad, eta, settings)
+        fourier = getattr(prox, "screened_preconditioner", None) is not None
+        if fourier:
+            ratio = q / prox.weight
+            fourier = float(ratio.max()) <= SCREENED_SPREAD * float(ratio.min())
+        if settings.multigrid and (not fourier or prox.dim == 1):
+            multigrid = prox.screened_multigrid(tau, q)
+        elif not fourier:
+            q = None
+    if q is not None:
+        delta, its = pcg_diagonal(prox, q, tau, w, grad, eta, settings, multigrid)
     else:
         delta, its = pcg_potential(energy, prox, p, tau, grad, eta, settings)
     return delta, its

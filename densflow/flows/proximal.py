@@ -80,6 +80,8 @@ class WassersteinProx(_FourierModel, WassersteinBase):
     (:class:`~densflow.flows.prox_base.WassersteinBase`).
     """
 
+    multigrid_boundary = "periodic"
+
     def __init__(self, grid, p_star, mobility="arithmetic"):
         super().__init__(grid)
         self._bind(grid, p_star, lambda a, b: _edge_mean(a, b, mobility))
@@ -96,18 +98,6 @@ class WassersteinProx(_FourierModel, WassersteinBase):
         out = np.empty_like(x)
         edge_laplacian_2d(x, self.mobilities[0], self.mobilities[1], self.n, out)
         return out
-
-    def screened_preconditioner(self, tau, c):
-        r"""``z = precondition(r)``: :math:`S^{-1}(c + \tau\hat A)^{-1}S^{-1} r`, an
-        approximate inverse of :math:`\operatorname{diag}(q) + \tau L_m` with
-        :math:`q \approx c\,p^*` (:func:`densflow.flows.krylov.pcg_diagonal`)."""
-        mult = 1.0 / (c + tau * self.symbol)
-        s = self._inv_sqrt
-
-        def precondition(r):
-            return s * self.multiply(s * r, mult)
-
-        return precondition
 
 
 class MahalanobisProx(_FourierModel, MahalanobisBase):

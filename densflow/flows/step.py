@@ -87,6 +87,13 @@ class FlowNewton:
         Solve the Newton systems of Wasserstein steps of energies with a diagonal
         Hessian in their screened form (:func:`densflow.flows.krylov.pcg_diagonal`);
         ``False``: always the general form (:func:`densflow.flows.krylov.pcg_potential`).
+    multigrid : bool
+        Precondition the screened systems by a multigrid cycle
+        (:class:`densflow.core.multigrid.Multigrid`; 1D: the exact tridiagonal solve)
+        in 1D and where :math:`q/p^*` varies too much for the Fourier (or cosine) model
+        (the porous medium); that model elsewhere
+        (:func:`densflow.flows.krylov.newton_direction`). ``False``: the Fourier model
+        where it applies, else the general form.
     """
 
     max_newton: int = 20
@@ -99,12 +106,15 @@ class FlowNewton:
     tol: float = 0.02
     compare_starts: bool = True
     screened: bool = True
+    multigrid: bool = True
 
     def __post_init__(self):
         for name in ("max_newton", "cg_max_iter", "max_backtracks"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"FlowNewton {name} must be an integer >= 1, got {v!r}")
+        if not isinstance(self.multigrid, bool):
+            raise ValueError(f"FlowNewton multigrid must be True or False, got {self.multigrid!r}")
         for name in ("forcing_max", "forcing_min", "boundary", "c1", "tol"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v < 1:

@@ -23,3 +23,64 @@ def edge_laplacian_2d(x, m0, m1, n, out):
             xc = x[i, j]
             out[i, j] = n2 * (m0[im, j] * (xc - x[im, j]) - m0[i, j] * (x[ip, j] - xc)
                               + m1[i, jm] * (xc - x[i, jm]) - m1[i, j] * (x[i, jp] - xc))
+
+
+@nb.njit(**_JIT)
+def screened_product(d, c, wx, wy, out):
+    """``out = A d`` for the unscaled 5-point ``A`` of :mod:`densflow.kernels.multigrid`
+    (``c`` the shift, ``wx``/``wy`` the edge weights, zero on a box's walls); returns
+    ``d·out``."""
+    n0, n1 = d.shape
+    acc = 0.0
+    for i in range(n0):
+        im = i - 1 if i > 0 else n0 - 1
+        ip = i + 1 if i < n0 - 1 else 0
+        for j in range(n1):
+            jm = j - 1 if j > 0 else n1 - 1
+            jp = j + 1 if j < n1 - 1 else 0
+            xc = d[i, j]
+            v = (c[i, j] * xc + wx[im, j] * (xc - d[im, j]) + wx[i, j] * (xc - d[ip, j])
+                 + wy[i, jm] * (xc - d[i, jm]) + wy[i, j] * (xc - d[i, jp]))
+            out[i, j] = v
+            acc += xc * v
+    return acc
+
+
+@nb.njit(**_JIT)
+def screened_update(y, r, d, bd, alpha, c, s):
+    """``y += alpha d``, ``r -= alpha bd``, ``s = r / c`` in one pass."""
+    n0, n1 = y.shape
+    for i in range(n0):
+        for j in range(n1):
+            y[i, j] += alpha * d[i, j]
+            rk = r[i, j] - alpha * bd[i, j]
+            r[i, j] = rk
+            s[i, j] = rk / c[i, j]
+
+
+@nb.njit(**_JIT)
+def screened_residual_sq(s, r, c, wx, wy):
+    """``‖A s − r‖²`` (with ``s = r/c``: the squared norm of the diffusion part of
+    ``A s``, the Newton residual the screened CG leaves)."""
+    n0, n1 = s.shape
+    acc = 0.0
+    for i in range(n0):
+        im = i - 1 if i > 0 else n0 - 1
+        ip = i + 1 if i < n0 - 1 else 0
+        for j in range(n1):
+            jm = j - 1 if j > 0 else n1 - 1
+            jp = j + 1 if j < n1 - 1 else 0
+            xc = s[i, j]
+            v = (c[i, j] * xc + wx[im, j] * (xc - s[im, j]) + wx[i, j] * (xc - s[ip, j])
+                 + wy[i, jm] * (xc - s[i, jm]) + wy[i, j] * (xc - s[i, jp])) - r[i, j]
+            acc += v * v
+    return acc
+
+
+@nb.njit(**_JIT)
+def next_direction(d, z, beta):
+    """``d = z + beta d`` in place."""
+    n0, n1 = d.shape
+    for i in range(n0):
+        for j in range(n1):
+            d[i, j] = z[i, j] + beta * d[i, j]
