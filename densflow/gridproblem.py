@@ -130,7 +130,7 @@ def _lazy_applies(metric, energy, newton, method="newton_potential", free=False)
                    for _, t in energy.active_terms
                    if t.kind == "mahalanobis" and not getattr(t, "diagonal_is_h3", False))
     return (type(metric) is _metrics.Combined and energy.grid.periodic and declared
-            and kind in ("auto", "direct", "fourier"))
+            and kind in ("auto", "direct", "fourier", "saddle"))
 
 
 class LazyBound:
