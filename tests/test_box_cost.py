@@ -69,7 +69,7 @@ def test_box_diagonals_match_the_dense_reflected_basis(n, wavelet, level):
 def test_box_diagonals_in_several_chunks_match_the_reflection(n, level):
     # more axis-1 outputs than one chunk (COLUMN_CHUNK) at the fine levels: against the
     # generic periodic kernel on the formed reflection (itself checked densely)
-    from densflow.kernels.diagonals import COLUMN_CHUNK
+    from densflow.kernels.box_diagonals import COLUMN_CHUNK
     assert n > COLUMN_CHUNK
     basis = reflected_basis(box(n), "db4", level)
     p = rough((n, n), n)

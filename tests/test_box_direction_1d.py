@@ -1,6 +1,6 @@
 """The no-flux box's 1D combined metric in one compiled call
 (:func:`densflow.kernels.box.reflected_direction_1d`) and the reflected basis's 1D
-diagonals from the box's cells (:func:`densflow.kernels.diagonals.reflected_diagonals_1d`:
+diagonals from the box's cells (:func:`densflow.kernels.box_diagonals.reflected_diagonals_1d`:
 phases built per chunk of outputs, two-row dots for the coarsest blocks) — against dense
 references written here and against the path through the formed reflection."""
 

@@ -11,7 +11,7 @@ cell, as on the periodic grid), and no flux crosses the walls.
 import numba as nb
 import numpy as np
 
-from .diagonals import reflected_diagonals_1d
+from .box_diagonals import reflected_diagonals_1d
 from .dwt import dwt1, idwt1
 from .metric import eigenvalues, spread_residue
 
@@ -174,7 +174,7 @@ def reflected_direction_1d(p, g, offsets, strides, t0s, starts, lengths, wsq, wd
     r"""The box's combined direction :math:`\mathcal E^\top M_{2n}(\mathcal E p)\,
     \mathcal E g` (times ``scale``) with the residue spread, from the box's ``p`` and
     ``g`` (``n`` points) in one call: the reflected basis's diagonals
-    (:func:`densflow.kernels.diagonals.reflected_diagonals_1d`, the reflection read from
+    (:func:`densflow.kernels.box_diagonals.reflected_diagonals_1d`, the reflection read from
     ``p``), the eigenvalues, the transform pair of the reflection of ``g`` in place in one
     ``2n`` buffer with the projection ``c = lam1.W^T v / lam1.W^T 1`` (``lam1 = lam *
     ones``), the fold, and the even spread of the rounding residue. Returns False when
