@@ -6,7 +6,7 @@ block loops are those of :mod:`densflow.kernels.diagonals`."""
 import numba as nb
 import numpy as np
 
-from .diagonals import _JIT, PHASE_EXTRA, PHASE_STRIDE, _add_four_taps, _blocks_1d
+from .diagonals import _JIT, PHASE_EXTRA, PHASE_STRIDE, _add_four_taps, _block, _blocks_1d
 
 __all__ = ["reflected_diagonals_1d", "reflected_diagonals_2d", "CHUNKED_PHASES_MIN",
            "COLUMN_CHUNK"]
@@ -144,14 +144,7 @@ def reflected_diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, ne
                         q[cc, x, kk] = qt[cc, kk, x]
             nblocks = 4 if j == level else 3
             for blk in range(nblocks):
-                if blk == 0:
-                    ta, tb, r0_, c0 = 0, 1, 0, m      # scaling x wavelet
-                elif blk == 1:
-                    ta, tb, r0_, c0 = 1, 0, m, 0      # wavelet x scaling
-                elif blk == 2:
-                    ta, tb, r0_, c0 = 1, 1, m, m      # wavelet x wavelet
-                else:
-                    ta, tb, r0_, c0 = 0, 0, 0, 0      # scaling x scaling (coarsest level)
+                ta, tb, r0_, c0 = _block(blk, m)
                 f = 2 * (j - 1) + ta
                 s0 = starts[f]
                 S = lengths[f]

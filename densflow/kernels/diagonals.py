@@ -215,6 +215,19 @@ def _blocks_1d(pe, n, offsets, strides, t0s, starts, lengths, wsq, wdsq, h1, h2,
 
 
 @nb.njit(**_JIT)
+def _block(blk, m):
+    """``(ta, tb, r0, c0)`` of block ``blk`` of a 2D level with ``m`` coefficients per
+    axis: the row and column filters (0 scaling, 1 wavelet) and the block's corner."""
+    if blk == 0:
+        return 0, 1, 0, m      # scaling x wavelet
+    if blk == 1:
+        return 1, 0, m, 0      # wavelet x scaling
+    if blk == 2:
+        return 1, 1, m, m      # wavelet x wavelet
+    return 0, 0, 0, 0          # scaling x scaling (coarsest level)
+
+
+@nb.njit(**_JIT)
 def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, need_h2):
     """All blocks of :meth:`WaveletBasis.diagonals` in 2D in one call.
 
@@ -256,14 +269,7 @@ def diagonals_2d(p, level, t0s, starts, lengths, wsq, wdsq, h1, h2, need_h1, nee
         acc2 = np.empty(m)
         nblocks = 4 if j == level else 3
         for blk in range(nblocks):
-            if blk == 0:
-                ta, tb, r0, c0 = 0, 1, 0, m      # scaling x wavelet
-            elif blk == 1:
-                ta, tb, r0, c0 = 1, 0, m, 0      # wavelet x scaling
-            elif blk == 2:
-                ta, tb, r0, c0 = 1, 1, m, m      # wavelet x wavelet
-            else:
-                ta, tb, r0, c0 = 0, 0, 0, 0      # scaling x scaling (coarsest level)
+            ta, tb, r0, c0 = _block(blk, m)
             f = 2 * (j - 1) + ta
             s0 = starts[f]
             S = lengths[f]

@@ -4,6 +4,8 @@ step differs between the two edges that leave a cell in 2D)."""
 
 import numba as nb
 
+from .multigrid import point_2d
+
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
@@ -33,16 +35,10 @@ def screened_product(d, c, wx, wy, out):
     n0, n1 = d.shape
     acc = 0.0
     for i in range(n0):
-        im = i - 1 if i > 0 else n0 - 1
-        ip = i + 1 if i < n0 - 1 else 0
         for j in range(n1):
-            jm = j - 1 if j > 0 else n1 - 1
-            jp = j + 1 if j < n1 - 1 else 0
-            xc = d[i, j]
-            v = (c[i, j] * xc + wx[im, j] * (xc - d[im, j]) + wx[i, j] * (xc - d[ip, j])
-                 + wy[i, jm] * (xc - d[i, jm]) + wy[i, j] * (xc - d[i, jp]))
+            v = point_2d(d, c, wx, wy, i, j)
             out[i, j] = v
-            acc += xc * v
+            acc += d[i, j] * v
     return acc
 
 
@@ -65,14 +61,8 @@ def screened_residual_sq(s, r, c, wx, wy):
     n0, n1 = s.shape
     acc = 0.0
     for i in range(n0):
-        im = i - 1 if i > 0 else n0 - 1
-        ip = i + 1 if i < n0 - 1 else 0
         for j in range(n1):
-            jm = j - 1 if j > 0 else n1 - 1
-            jp = j + 1 if j < n1 - 1 else 0
-            xc = s[i, j]
-            v = (c[i, j] * xc + wx[im, j] * (xc - s[im, j]) + wx[i, j] * (xc - s[ip, j])
-                 + wy[i, jm] * (xc - s[i, jm]) + wy[i, j] * (xc - s[i, jp])) - r[i, j]
+            v = point_2d(s, c, wx, wy, i, j) - r[i, j]
             acc += v * v
     return acc
 

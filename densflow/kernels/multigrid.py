@@ -20,18 +20,26 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @nb.njit(**_JIT)
+def point_2d(x, c, wx, wy, i, j):
+    """``(A x)[i, j]`` (unscaled 5-point operator, see the module docstring; indices
+    wrap)."""
+    n0, n1 = x.shape
+    im = i - 1 if i > 0 else n0 - 1
+    ip = i + 1 if i < n0 - 1 else 0
+    jm = j - 1 if j > 0 else n1 - 1
+    jp = j + 1 if j < n1 - 1 else 0
+    xc = x[i, j]
+    return (c[i, j] * xc + wx[im, j] * (xc - x[im, j]) + wx[i, j] * (xc - x[ip, j])
+            + wy[i, jm] * (xc - x[i, jm]) + wy[i, j] * (xc - x[i, jp]))
+
+
+@nb.njit(**_JIT)
 def operator_2d(x, c, wx, wy, out):
     """``out = A x`` (unscaled 5-point operator, see the module docstring)."""
     n0, n1 = x.shape
     for i in range(n0):
-        im = i - 1 if i > 0 else n0 - 1
-        ip = i + 1 if i < n0 - 1 else 0
         for j in range(n1):
-            jm = j - 1 if j > 0 else n1 - 1
-            jp = j + 1 if j < n1 - 1 else 0
-            xc = x[i, j]
-            out[i, j] = (c[i, j] * xc + wx[im, j] * (xc - x[im, j]) + wx[i, j] * (xc - x[ip, j])
-                         + wy[i, jm] * (xc - x[i, jm]) + wy[i, j] * (xc - x[i, jp]))
+            out[i, j] = point_2d(x, c, wx, wy, i, j)
 
 
 @nb.njit(**_JIT)
@@ -62,18 +70,11 @@ def _relax_row(x, b, wx, wy, inv_diag, i, colour):
 @nb.njit(**_JIT)
 def _residual_row(x, b, c, wx, wy, r, i, colour):
     """``r = b - A x`` on the cells of row ``i`` of ``colour``, 0 on the others."""
-    n0, n1 = x.shape
-    im = i - 1 if i > 0 else n0 - 1
-    ip = i + 1 if i < n0 - 1 else 0
-    for j in range(n1):
+    for j in range(x.shape[1]):
         if (i + j) % 2 != colour:
             r[i, j] = 0.0
             continue
-        jm = j - 1 if j > 0 else n1 - 1
-        jp = j + 1 if j < n1 - 1 else 0
-        xc = x[i, j]
-        r[i, j] = b[i, j] - (c[i, j] * xc + wx[im, j] * (xc - x[im, j]) + wx[i, j] * (xc - x[ip, j])
-                             + wy[i, jm] * (xc - x[i, jm]) + wy[i, j] * (xc - x[i, jp]))
+        r[i, j] = b[i, j] - point_2d(x, c, wx, wy, i, j)
 
 
 @nb.njit(**_JIT)
