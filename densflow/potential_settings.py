@@ -70,6 +70,10 @@ class PotentialNewton(Newton):
         \approx p_0 - w`; the run starts from :math:`\tilde p_0 = w + L_w
         \tilde\varphi_0` (:meth:`PotentialLines.start`). 0: start from :math:`p_0`
         itself (its :math:`L_w^+` solved to the solver's 1e-13).
+    forcing_last : float
+        In (0, 1). The forcing term's floor :math:`\sqrt{\tau/(10(E_k - E_{\min}))}`
+        (a step that ends below ``tol`` needs no more accuracy) may exceed
+        ``forcing_max`` up to this value (:ref:`potential-start`).
 
     ``damping_tries`` defaults to 0 here: the Fisher–Rao damping's extra solves cost
     more than they save in the potential (2D 128², high contrast, bump start: 9 outer
@@ -92,3 +96,6 @@ class PotentialNewton(Newton):
         v = self.start_rtol
         if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 <= v < 1):
             raise ValueError(f"PotentialNewton start_rtol must lie in [0, 1), got {v!r}")
+        v = self.forcing_last
+        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v < 1):
+            raise ValueError(f"PotentialNewton forcing_last must lie in (0, 1), got {v!r}")

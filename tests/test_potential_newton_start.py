@@ -196,3 +196,11 @@ def test_compact_newton_binds_the_metric_lazily_and_steps_as_an_eager_bind(monke
     assert not real(metric, E, df.newton.Newton(preconditioner="metric"), "newton")
     assert not real(metric, E, None, "gradient")
     assert not real(metric, make_energy(grid, grid.gibbs(V2), (0, 0, 1e-4)), None, "newton")
+
+
+@pytest.mark.parametrize("name, value", [("start_rtol", -1e-3), ("start_rtol", 1.0),
+                                         ("start_rtol", True), ("forcing_last", 0.0),
+                                         ("forcing_last", 1.0), ("forcing_last", "0.1")])
+def test_start_and_last_forcing_settings_refuse_bad_values(name, value):
+    with pytest.raises(ValueError, match=f"PotentialNewton {name} must lie in"):
+        PotentialNewton(**{name: value})

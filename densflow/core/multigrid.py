@@ -142,8 +142,9 @@ class Multigrid:
         shape = weights[0].shape
         self.dim, self.shape, self.boundary = len(weights), shape, boundary
         if len(shape) != self.dim or any(w.shape != shape for w in weights):
-            raise ValueError(f"weights must be {self.dim} arrays of one {self.dim}D shape, "
-                             f"got shapes {[w.shape for w in weights]}")
+            raise ValueError(f"weights must hold one edge-weight array per axis of the grid, "
+                             f"all of one {self.dim}D shape ({self.dim} arrays given), got "
+                             f"shapes {[w.shape for w in weights]}")
         if min(shape) < 2:
             raise ValueError(f"the grid needs at least 2 cells per axis, got shape {shape}")
         c = np.array(np.broadcast_to(np.asarray(shift, dtype=float), shape), order="C")
