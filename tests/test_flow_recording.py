@@ -212,6 +212,32 @@ def test_resume_refused_on_a_change_of_boundary(tmp_path, heat):
         df.flow(E, p0, out=box_path, resume=True, **kw)
 
 
+@pytest.mark.parametrize("missing", ["newton_warm_start", "newton_multigrid"])
+def test_file_of_an_older_version_is_refused_by_the_setting_it_lacks(tmp_path, heat, missing):
+    """A flow file written before a Newton setting existed (the attribute deleted here)
+    computed its steps differently: resuming it is refused, naming that setting."""
+    E, p0 = heat
+    kw = dict(t_end=0.01, rtol=1e-4, save_every=5)
+    path = tmp_path / "old.h5"
+    df.flow(E, p0, out=path, **kw)
+    with h5py.File(path, "r+") as f:
+        del f["flow"].attrs[missing]
+    with pytest.raises(ResumeError, match=f"recorded {missing} = None, this run has"):
+        df.flow(E, p0, out=path, resume=True, **kw)
+
+
+@pytest.mark.parametrize("rule", ["objective", "first"])
+def test_resume_refused_on_a_change_of_warm_start(tmp_path, heat, rule):
+    E, p0 = heat
+    kw = dict(t_end=0.01, rtol=1e-4, save_every=5)
+    path = tmp_path / "w.h5"
+    df.flow(E, p0, out=path, **kw)
+    with h5py.File(path, "r") as f:
+        assert f["flow"].attrs["newton_warm_start"] == "residual"
+    with pytest.raises(ResumeError, match="newton_warm_start"):
+        df.flow(E, p0, out=path, resume=True, newton=df.flows.FlowNewton(warm_start=rule), **kw)
+
+
 def test_out_arguments(tmp_path, heat):
     E, p0 = heat
     df.flow(E, p0, 0.001, dt=1e-3, out=tmp_path / "e.h5")

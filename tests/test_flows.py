@@ -402,3 +402,104 @@ def test_forcing_is_eisenstat_walker_after_the_first_iteration():
     assert forcing(0.5, 1.0, 1e-3, s) == pytest.approx(0.1)  # 0.9 (1/2)^2, capped at 0.1
     assert forcing(0.1, 1.0, 1e-3, s) == pytest.approx(9e-3)  # 0.9 (1/10)^2
     assert forcing(1e-9, 1.0, 1e-20, s) == pytest.approx(s.forcing_min)
+
+
+def _fp_step_problem(n=16):
+    """A stiff Fokker–Planck Euler step on an n² torus: ``(energy, prox, q, tau, grid)``."""
+    from densflow.flows.proximal import WassersteinProx
+
+    grid = df.Grid(n, 2)
+    x1, x2 = grid.coordinates()
+    q = np.exp(-((x1 - 0.3) ** 2 + (x2 - 0.6) ** 2) / (2 * 0.1**2)) + 0.05
+    q /= q.sum()
+    energy = KL(grid, grid.gibbs(lambda a, b: 2 * np.sin(2 * np.pi * a) * np.sin(2 * np.pi * b)))
+    return energy, WassersteinProx(grid, q), q, 2.5e-3, grid
+
+
+@pytest.mark.parametrize("rule", ["residual", "objective", "first"])
+def test_warm_start_ranking(rule):
+    """Two starts near the step's solution: ``fine`` (a checkerboard in phi, the mode
+    that tau K amplifies most) and ``smooth`` (a cos 2 pi x mode), scaled so that fine's
+    residual is 10 times smooth's. Phi grows like the residual times the perturbation,
+    so fine has the lower objective. With a tolerance between the two residuals, the
+    residual ranking takes smooth and needs no Newton iteration; the objective ranking
+    takes fine, and so does ``"first"`` (fine is tried first): Newton has work to do."""
+    from densflow.flows.step import solve_step
+
+    energy, prox, q, tau, grid = _fp_step_problem()
+    exact = solve_step(energy, prox, q, tau, np.zeros(grid.shape), 1e-12, 1.0,
+                       FlowNewton(max_newton=40, forcing_min=1e-12))
+    assert exact.converged
+
+    def objective_and_residual(phi):
+        kphi = prox.apply(phi)
+        p = q - tau * kphi
+        st = energy.evaluate(p)
+        res = np.sqrt(np.mean((q.size * tau * prox.apply(phi - st.gradient)) ** 2))
+        return st.value + 0.5 * tau * float(np.vdot(phi, kphi)), res
+
+    i, j = np.indices(grid.shape)
+    checker = (-1.0) ** (i + j)
+    mode = np.cos(2 * np.pi * grid.coordinates()[0])
+    smooth = exact.phi + 1e-2 * mode
+    _, res_smooth = objective_and_residual(smooth)
+    _, res_unit = objective_and_residual(exact.phi + 1e-6 * checker)
+    fine = exact.phi + 1e-6 * checker * 10 * res_smooth / res_unit
+    obj_fine, res_fine = objective_and_residual(fine)
+    obj_smooth, _ = objective_and_residual(smooth)
+    assert 8 * res_smooth < res_fine < 12 * res_smooth
+    assert obj_fine < obj_smooth
+    out = solve_step(energy, prox, q, tau, fine, 3 * res_smooth, 1.0, FlowNewton(warm_start=rule),
+                     candidates=(smooth,))
+    assert out.converged
+    assert (out.newton == 0) == (rule == "residual")
+    assert out.residual <= 3 * res_smooth
+    if rule == "residual":
+        np.testing.assert_allclose(out.phi, smooth - smooth.mean(), atol=1e-14)
+
+
+def test_warm_start_never_above_the_zero_potential():
+    """A start of smaller residual but larger Phi than the zero potential (an error in a
+    smooth mode, where Phi grows like res^2 / lambda) is passed over for the zero
+    potential: the implicit Euler step then starts at Phi = F(p_k), and the energy
+    cannot increase."""
+    from densflow.flows.step import solve_step
+
+    energy, prox, q, tau, grid = _fp_step_problem()
+    exact = solve_step(energy, prox, q, tau, np.zeros(grid.shape), 1e-12, 1.0,
+                       FlowNewton(max_newton=40, forcing_min=1e-12))
+
+    def objective_and_residual(phi):
+        kphi = prox.apply(phi)
+        st = energy.evaluate(q - tau * kphi)
+        res = np.sqrt(np.mean((q.size * tau * prox.apply(phi - st.gradient)) ** 2))
+        return st.value + 0.5 * tau * float(np.vdot(phi, kphi)), res
+
+    zero = np.zeros(grid.shape)
+    smooth = exact.phi + 1.7 * np.cos(2 * np.pi * grid.coordinates()[0])
+    (obj_s, res_s), (obj_0, res_0) = objective_and_residual(smooth), objective_and_residual(zero)
+    assert res_s < res_0 and obj_s > obj_0 == pytest.approx(energy.evaluate(q).value, abs=0)
+    out = solve_step(energy, prox, q, tau, smooth, 10.0, 1.0, FlowNewton(), candidates=(zero,))
+    assert out.converged and out.newton == 0
+    assert not np.any(out.phi) and np.array_equal(out.p, q)
+
+
+def test_warm_start_must_be_a_known_rule():
+    with pytest.raises(ValueError, match="warm_start"):
+        FlowNewton(warm_start="smallest")
+
+
+def test_residual_warm_start_keeps_newton_per_step_mesh_independent():
+    """Fixed BDF2 steps of T/20 from a Gaussian (the flows benchmark's Fokker–Planck
+    problem): the six stiff first steps need no more Newton iterations at 512² than at
+    128² with the residual ranking, and fewer than ranked by Phi at 512² (12 against 16
+    when written)."""
+    counts = {}
+    for n in (128, 512):
+        energy, _, p0, _, _ = _fp_step_problem(n)
+        for rule in ("residual", "objective"):
+            r = df.flow(energy, p0, 6 * 2.5e-3, dt=2.5e-3, newton=FlowNewton(warm_start=rule))
+            assert r.converged
+            counts[n, rule] = int(r.newton_iterations.sum())
+    assert counts[512, "residual"] <= counts[128, "residual"]
+    assert counts[512, "residual"] < counts[512, "objective"]

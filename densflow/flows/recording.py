@@ -83,7 +83,10 @@ def setup_attributes(energy, grid, metric, scheme, mobility, adaptive, rtol, ato
         attrs["grid_boundary"] = str(grid.boundary)  # absent on the torus: old files resume
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
-        attrs[f"newton_{f.name}"] = int(value) if isinstance(value, (bool, numbers.Integral)) else float(value)
+        if isinstance(value, str):
+            attrs[f"newton_{f.name}"] = value
+        else:
+            attrs[f"newton_{f.name}"] = int(value) if isinstance(value, (bool, numbers.Integral)) else float(value)
     return attrs
 
 
