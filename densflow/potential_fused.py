@@ -14,8 +14,9 @@ state alone (so a resumed run repeats it): revival of nearly empty cells, a fail
 pivot, a rounding residue that needs the weighted spread, no descent; when no trial
 step is accepted the loop takes the metric's fallback step as usual.
 
-It applies to the direct solve (``PotentialNewton(preconditioner="direct")``, the
-default in 1D up to :data:`densflow.potential_newton.DIRECT_MAX_N` points) on an energy
+It applies to the direct solves (``PotentialNewton(preconditioner="direct")``, the
+default in 1D up to :data:`densflow.potential_newton.DIRECT_MAX_N` points, in either
+``direct_form``, and ``"saddle"``, the default above that with a KL term) on an energy
 of one :class:`~densflow.energies.HMinus1`, at most one :class:`~densflow.energies.KL`
 and at most one :class:`~densflow.energies.Dirichlet` term, with the Armijo line search
 and ``damping_tries = 0`` (the default).
@@ -45,7 +46,8 @@ def fused_step(step, energy, line_search, positive=True):
     ``(s, slope, eta, state)``, ``eta = None`` when no trial step was accepted."""
     terms = [_single(energy, kind) for kind in (HMinus1, KL, Dirichlet)]
     if (type(step) is not PotentialNewtonStep  # (a subclass may change the step)
-            or step.kind != "direct" or step.dim != 1 or type(line_search) is not Armijo
+            or step.kind not in ("direct", "saddle") or step.dim != 1
+            or type(line_search) is not Armijo
             or step.settings.damping_tries != 0 or any(t is False for t in terms)
             or terms[0][0] is None
             or len(energy.active_terms) != sum(t[0] is not None for t in terms)):
@@ -60,6 +62,9 @@ def fused_step(step, energy, line_search, positive=True):
               float(line_search.min_step))
     boundary = float(step.settings.boundary)
     revive = float(step.settings.revive_below)
+    work = step.saddle_work() if step.saddle else None
+    saddle_arrays = ((work.sinv, work.border, work.y) if work is not None
+                     else (np.empty((0, 3)), np.empty((0, 4)), np.empty((0, 2))))
 
     def fused(state, gap):
         p = state.p
@@ -73,11 +78,11 @@ def fused_step(step, energy, line_search, positive=True):
         outcome, slope, eta, v1, v2, v3, _ = FK.potential_step_1d(
             p, state.gradient, u1, u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, search[0],
             boundary, check_sign, search[1], search[2], search[3], RESIDUE_SHARE,
-            s, hs, q, u1n, u3n, lrn, gkn, grad)
+            s, hs, q, u1n, u3n, lrn, gkn, grad, step.saddle, *saddle_arrays)
         if outcome == FK.NOT_FUSED:
             return None
         step.stats = dict.fromkeys(INNER_HISTORIES, 0)
-        step.stats["hessian_products"] = 1  # the Hessian the direct solve forms
+        step.stats["hessian_products"] = 1  # the system the direct solve factors
         step.newton_direction, step.hint = True, None
         if outcome == FK.NO_STEP:
             return s, float(slope), None, None

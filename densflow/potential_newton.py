@@ -38,20 +38,20 @@ tightened), where the :math:`H^{-1}` part is exact without a solve
 The 1e-13 solve it replaces was half of the FFTs of a 2D run.
 
 *The last step* solves only as far as ``tol`` needs (``forcing_last``,
-:meth:`PotentialNewtonStep.forcing`). *In 1D with the direct solve* a whole step is
-one compiled call (:mod:`densflow.potential_fused`), the loop keeping its contract.
-
-*Speed*: docs :ref:`newton-potential` (``benchmarks/peers.py``: the targets, met and
-missed, with their profiles).
+:meth:`PotentialNewtonStep.forcing`). *In 1D with a direct solve* a whole step is one
+compiled call (:mod:`densflow.potential_fused`). *Speed*: docs :ref:`newton-potential`.
 
 *Linear solves.*
 
-* ``"direct"`` (1D, the three standard terms, up to :data:`DIRECT_MAX_N` points): the exact Hessian is a cyclic band of
-  half-width 3; banded Cholesky with a Woodbury correction for the corners and the
-  constants (:func:`densflow.kernels.potential.cyclic_band_solve`), :math:`O(N)`.
+* ``"direct"`` (1D, the three standard terms, up to :data:`DIRECT_MAX_N` points), in the
+  form ``direct_form`` resolves to (:func:`~densflow.potential_settings.direct_form`).
+  ``"band"``: the exact Hessian, a cyclic band of half-width 3, by banded Cholesky with
+  a Woodbury correction for the corners and the constants
+  (:func:`densflow.kernels.potential.cyclic_band_solve`). ``"saddle"`` (with a KL
+  term): the quasi-definite saddle-point system in :math:`(s, \delta)`, one sweep of
+  :math:`2\times 2` pivots (:mod:`densflow.kernels.saddle`). Both :math:`O(N)`.
 * ``"saddle"`` (1D, the three standard terms with KL, above :data:`DIRECT_MAX_N`): the
-  same step from the quasi-definite saddle-point system in :math:`(s, \delta)`,
-  :math:`LDL^\top` of a folded band of half-width 4 (:mod:`densflow.kernels.saddle`).
+  saddle-point form.
 * ``"fourier"``: preconditioned CG with :math:`T^{-1} F T^{-1}`, :math:`T =
   \operatorname{diag}(w^{1/2})`, :math:`F = (\alpha_1\hat A + \alpha_2 c_2\hat A^2 +
   \alpha_3 c_3\hat A^3)^{-1}` (zero on the constants), :math:`c_2 =
@@ -71,32 +71,21 @@ import numpy as np
 import scipy.fft as sfft
 
 from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
-from .energies.terms import KL, Dirichlet, HMinus1
+from .energies.terms import KL, Dirichlet
 from .kernels import potential as PK
 from .kernels import saddle as SK
 from .kernels.fourier import FourierPair
 from .metrics.natural import mass_fix
 from .newton import NewtonStep
 from .optim.result import INNER_HISTORIES
-from .potential_settings import (DIRECT_MAX_N, PRECONDITIONERS, SADDLE, START_RTOL,
-                                 PotentialNewton, choose_preconditioner)
+from .potential_settings import (DIRECT_FORMS, DIRECT_MAX_N, PRECONDITIONERS, SADDLE,
+                                 START_RTOL, PotentialNewton, applies, choose_preconditioner,
+                                 direct_form, hminus1_terms)
 from .potential_start import PotentialLines
 
 __all__ = ["PotentialNewton", "PotentialNewtonStep", "PotentialLines", "PRECONDITIONERS",
-           "DIRECT_MAX_N", "SADDLE", "START_RTOL", "applies", "choose_preconditioner"]
-
-def _hminus1_terms(energy):
-    return [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if isinstance(t, HMinus1)]
-
-
-def applies(energy):
-    """Whether the energy has an :math:`H^{-1}` term (all of them on one weight), the
-    condition of ``method="newton_potential"``, on a periodic grid (its stencils and
-    Fourier preconditioner are the torus's)."""
-    if getattr(energy.grid, "boundary", "periodic") != "periodic":
-        return False
-    h = _hminus1_terms(energy)
-    return bool(h) and all(np.array_equal(h[0][2].solver.mu, t.solver.mu) for _, _, t in h[1:])
+           "DIRECT_FORMS", "DIRECT_MAX_N", "SADDLE", "START_RTOL", "applies",
+           "choose_preconditioner"]
 
 
 #: The 2D Fourier preconditioner applies its FFT pair in float32 (on ``t / max|t|``;
@@ -130,7 +119,7 @@ class PotentialNewtonStep(NewtonStep):
                              "(several on one weight μ) on a periodic grid; use method='newton'")
         super().__init__(energy, preconditioning, settings, tol)
         self._fused = False
-        h = _hminus1_terms(energy)
+        h = hminus1_terms(energy)
         self.h_index = tuple(j for j, _, _ in h)
         self.a1 = float(sum(a for _, a, _ in h))
         grid = energy.grid
@@ -146,6 +135,9 @@ class PotentialNewtonStep(NewtonStep):
         if self.kind in ("direct", "saddle") and not (self.dim == 1 and self.standard):
             raise ValueError(f"PotentialNewton preconditioner={self.kind!r} needs a 1D energy "
                              "of HMinus1, KL and Dirichlet terms")
+        #: the direct solve's form, as resolved (:func:`direct_form`)
+        self.form = direct_form(getattr(settings, "direct_form", "auto"), self.kind, self.a2 > 0)
+        self.saddle = self.kind in ("direct", "saddle") and self.form == "saddle"
         self._scale = 1.0 / np.sqrt(self.w)
         self._mean_w = float(np.mean(self.w))
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
@@ -161,7 +153,7 @@ class PotentialNewtonStep(NewtonStep):
         self._diag_key = self._diag_value = None
         self._symbol = self._start_inverse = None
         self._pairs = {}
-        self._fold = None
+        self._saddle_work = None
 
     def _lw(self, x):
         """:math:`L_w x` (2D: the vectorised row kernel, the same arithmetic)."""
@@ -356,20 +348,25 @@ class PotentialNewtonStep(NewtonStep):
 
     # -- the step ---------------------------------------------------------------------
     def _step(self, p, b, gap, nu, g):
-        delta = self._saddle(p, g, nu) if self.kind == "saddle" else None
-        if delta is None:  # (or a failed pivot of the saddle solve: PCG)
+        delta = self._saddle(p, g, nu) if self.saddle else None
+        if delta is None:  # (or a failed pivot of the saddle solve: the band, else PCG)
             delta = self.solve(p, b, gap, nu)
         s = self._lw(delta)
         return mass_fix(s), delta - delta.mean()
 
+    def saddle_work(self):
+        """The saddle-point solve's :class:`~densflow.kernels.saddle.Workspace`."""
+        if self._saddle_work is None:
+            self._saddle_work = SK.Workspace(self.n)
+        return self._saddle_work
+
     def _saddle(self, p, g, nu):
         r""":math:`\delta` by the saddle-point solve (:mod:`densflow.kernels.saddle`; one
-        Hessian counted), ``None`` at a failed pivot."""
+        Hessian counted; the workspace's array), ``None`` at a failed pivot."""
         self.stats["hessian_products"] += 1
-        if self._fold is None:
-            self._fold = SK.fold(self.n)
-        c = self._diag(p, nu) if self.a2 + nu > 0 else np.zeros(p.shape)
-        return SK.saddle_solve(c, self.w, self.a1, self.a3, g, self._fold)
+        a = self.a2 + nu
+        return self.saddle_work().solve(p if a > 0 else np.zeros(self.n), a, self.w, self.a1,
+                                        self.a3, g)
 
     def direction(self, p, g, gap=None):
         r"""The descent direction :math:`s = L_w\delta` (the loop steps to :math:`p - t s`),

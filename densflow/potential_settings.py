@@ -4,15 +4,35 @@ method="newton_potential", newton=...)``; the method is :mod:`densflow.potential
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+
 from .energies.terms import KL, Dirichlet, HMinus1
 from .newton import Newton
 from .potential_start import START_RTOL
 
-__all__ = ["PotentialNewton", "PRECONDITIONERS", "START_RTOL", "DIRECT_MAX_N", "SADDLE",
-           "choose_preconditioner"]
+__all__ = ["PotentialNewton", "PRECONDITIONERS", "DIRECT_FORMS", "START_RTOL", "DIRECT_MAX_N",
+           "SADDLE", "applies", "choose_preconditioner", "direct_form"]
 
 #: Linear solvers of the Newton system in the potential (``"auto"`` chooses).
 PRECONDITIONERS = ("auto", "direct", "saddle", "fourier", "metric")
+
+#: Forms of the direct 1D solve (``PotentialNewton.direct_form``; ``"auto"`` chooses).
+DIRECT_FORMS = ("auto", "saddle", "band")
+
+
+def hminus1_terms(energy):
+    """``[(index, weight, term)]`` of the energy's :math:`H^{-1}` terms."""
+    return [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if isinstance(t, HMinus1)]
+
+
+def applies(energy):
+    """Whether the energy has an :math:`H^{-1}` term (all of them on one weight), the
+    condition of ``method="newton_potential"``, on a periodic grid (its stencils and
+    Fourier preconditioner are the torus's)."""
+    if getattr(energy.grid, "boundary", "periodic") != "periodic":
+        return False
+    h = hminus1_terms(energy)
+    return bool(h) and all(np.array_equal(h[0][2].solver.mu, t.solver.mu) for _, _, t in h[1:])
 
 
 #: 1D grids up to this size solve the Newton system directly. The Hessian in the
@@ -41,6 +61,19 @@ def choose_preconditioner(energy):
             and any(type(t) is KL for _, t in energy.active_terms)):
         return "saddle"
     return "fourier"
+
+
+def direct_form(setting, kind, has_kl):
+    """The form of a direct 1D solve: ``"saddle"`` for ``kind="saddle"``; for
+    ``kind="direct"`` the ``setting``, or with ``"auto"`` ``"saddle"`` when the energy
+    has a KL term (measured faster, and exact where the band loses digits: docs
+    :ref:`newton-potential`), else ``"band"``; the ``setting`` for the CG solvers (no
+    direct solve)."""
+    if kind == "saddle":
+        return "saddle"
+    if kind == "direct" and setting == "auto":
+        return "saddle" if has_kl else "band"
+    return setting
 
 
 @dataclass(frozen=True)
@@ -74,6 +107,12 @@ class PotentialNewton(Newton):
         In (0, 1). The forcing term's floor :math:`\sqrt{\tau/(10(E_k - E_{\min}))}`
         (a step that ends below ``tol`` needs no more accuracy) may exceed
         ``forcing_max`` up to this value (:ref:`potential-start`).
+    direct_form : {"auto", "saddle", "band"}
+        How ``preconditioner="direct"`` solves: ``"saddle"`` the quasi-definite
+        saddle-point system in :math:`(s, \delta)` (:mod:`densflow.kernels.saddle`),
+        ``"band"`` the cyclic band of the :math:`\varphi`-space Hessian
+        (:func:`densflow.kernels.potential.cyclic_band_solve`); ``"auto"``:
+        :func:`direct_form`. Run files record the form used.
 
     ``damping_tries`` defaults to 0 here: the Fisher–Rao damping's extra solves cost
     more than they save in the potential (2D 128², high contrast, bump start: 9 outer
@@ -85,6 +124,7 @@ class PotentialNewton(Newton):
     forcing_cut: float = 1e-3
     start_rtol: float = START_RTOL
     forcing_last: float = 0.1
+    direct_form: str = "auto"
 
     PRECONDITIONERS = PRECONDITIONERS
 
@@ -99,3 +139,6 @@ class PotentialNewton(Newton):
         v = self.forcing_last
         if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v < 1):
             raise ValueError(f"PotentialNewton forcing_last must lie in (0, 1), got {v!r}")
+        if self.direct_form not in DIRECT_FORMS:
+            raise ValueError(f"PotentialNewton direct_form must be one of "
+                             f"{', '.join(map(repr, DIRECT_FORMS))}, got {self.direct_form!r}")

@@ -300,7 +300,8 @@ def test_potential_newton_keeps_the_globalisation_of_the_density_newton():
     from densflow.gridproblem import NEWTON_LINE_SEARCH, make_bound
     from densflow.optim.loop import descend
 
-    op = Broken(E, df.metrics.Safeguard(df.metrics.get("combined").bind(E), E), PotentialNewton())
+    op = Broken(E, df.metrics.Safeguard(df.metrics.get("combined").bind(E), E),
+                PotentialNewton(direct_form="band"))  # (solve: the band's linear solve)
     p = random_density(grid, 6)
     bound = make_bound(E, p, op, "combined", NEWTON_LINE_SEARCH, 5)
     out = descend(bound, 1e-12, None, 5, None, None, False, 0.0)
@@ -445,7 +446,7 @@ def test_revival_and_fallback_bind_the_metric_once_and_step_as_an_eager_bind(mon
             return -super().solve(p, b, gap, nu)
 
     def run(inner):
-        op = Broken(E, df.metrics.Safeguard(inner, E), PotentialNewton())
+        op = Broken(E, df.metrics.Safeguard(inner, E), PotentialNewton(direct_form="band"))
         bound = make_bound(E, random_density(grid, 6), op, "combined", NEWTON_LINE_SEARCH, 5)
         return descend(bound, 1e-12, None, 5, None, None, False, 0.0)
 
