@@ -266,6 +266,7 @@ def setup_attributes(energy, metric, operator, tol, gtol, max_iter, line_search)
         attrs.update({f"newton_{key}": value for key, value in newton.params().items()})
     if isinstance(operator, PotentialNewtonStep):
         attrs["newton_preconditioner"] = operator.kind  # as resolved
+        attrs["newton_direct_form"] = operator.form
     if isinstance(getattr(operator, "inner", None), HessianDiagonal):
         attrs["newton_preconditioner"] = HessianDiagonal.kind
         attrs["newton_line"] = MirrorLines.kind
