@@ -62,7 +62,7 @@ def fused_step(step, energy, line_search, positive=True):
               float(line_search.min_step))
     boundary = float(step.settings.boundary)
     revive = float(step.settings.revive_below)
-    work = step.saddle_work() if step.saddle else None
+    work = step.saddle_work if step.saddle else None
     saddle_arrays = ((work.sinv, work.border, work.y) if work is not None
                      else (np.empty((0, 3)), np.empty((0, 4)), np.empty((0, 2))))
 

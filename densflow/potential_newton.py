@@ -67,6 +67,8 @@ revival of nearly empty cells by the metric's first-order step and the fallback 
 are those of :class:`densflow.newton.NewtonStep`.
 """
 
+from functools import cached_property
+
 import numpy as np
 import scipy.fft as sfft
 
@@ -138,22 +140,25 @@ class PotentialNewtonStep(NewtonStep):
         #: the direct solve's form, as resolved (:func:`direct_form`)
         self.form = direct_form(getattr(settings, "direct_form", "auto"), self.kind, self.a2 > 0)
         self.saddle = self.kind in ("direct", "saddle") and self.form == "saddle"
-        self._scale = 1.0 / np.sqrt(self.w)
-        self._mean_w = float(np.mean(self.w))
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
         #: :data:`MIXED_CONTRAST`; in 1D the multiplier spans far more, :math:`(4n^2)^3`
         #: with a Dirichlet term, and float32 pairs took 939 outer steps instead of 3 at
         #: n = 65536, weights (1, 1e-3, 1e-4))
         self.mixed = (self.dim == 2 and MIXED and
                       float(self.w.max() / self.w.min()) <= MIXED_CONTRAST)
-        self._ones = np.ones(grid.shape)
-        self._work = [np.empty(grid.shape) for _ in range(4)]
-        self._row = np.empty(grid.n)
         self.hint = None
         self._diag_key = self._diag_value = None
         self._symbol = self._start_inverse = None
         self._pairs = {}
-        self._saddle_work = None
+
+    # the work arrays, made at their first use (a 1D direct run needs none of them)
+    _scale = cached_property(lambda self: 1.0 / np.sqrt(self.w))
+    _mean_w = cached_property(lambda self: float(np.mean(self.w)))
+    _ones = cached_property(lambda self: np.ones(self.w.shape))
+    _work = cached_property(lambda self: [np.empty(self.w.shape) for _ in range(4)])
+    _row = cached_property(lambda self: np.empty(self.n))
+    #: the saddle-point solve's :class:`~densflow.kernels.saddle.Workspace`
+    saddle_work = cached_property(lambda self: SK.Workspace(self.n))
 
     def _lw(self, x):
         """:math:`L_w x` (2D: the vectorised row kernel, the same arithmetic)."""
@@ -354,18 +359,12 @@ class PotentialNewtonStep(NewtonStep):
         s = self._lw(delta)
         return mass_fix(s), delta - delta.mean()
 
-    def saddle_work(self):
-        """The saddle-point solve's :class:`~densflow.kernels.saddle.Workspace`."""
-        if self._saddle_work is None:
-            self._saddle_work = SK.Workspace(self.n)
-        return self._saddle_work
-
     def _saddle(self, p, g, nu):
         r""":math:`\delta` by the saddle-point solve (:mod:`densflow.kernels.saddle`; one
         Hessian counted; the workspace's array), ``None`` at a failed pivot."""
         self.stats["hessian_products"] += 1
         a = self.a2 + nu
-        return self.saddle_work().solve(p if a > 0 else np.zeros(self.n), a, self.w, self.a1,
+        return self.saddle_work.solve(p if a > 0 else np.zeros(self.n), a, self.w, self.a1,
                                         self.a3, g)
 
     def direction(self, p, g, gap=None):
