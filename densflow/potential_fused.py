@@ -35,22 +35,35 @@ from .optim.result import INNER_HISTORIES
 __all__ = ["fused_step"]
 
 
-def _single(energy, kind):
-    found = [(j, a, t) for j, (a, t) in enumerate(energy.active_terms) if type(t) is kind]
-    return found[0] if len(found) == 1 else (None, 0.0, None) if not found else False
+#: The saddle-point workspace's arrays where the band form runs (unused, empty).
+_NO_SADDLE = (np.empty((0, 3)), np.empty((0, 4)), np.empty((0, 2)))
+
+
+def _terms(energy):
+    """``[(index, weight, term)]`` of the energy's HMinus1, KL and Dirichlet term, each
+    ``(None, 0.0, None)`` when absent, or ``None`` for another energy (two of a kind,
+    another kind of term, no HMinus1 term)."""
+    found = {HMinus1: [], KL: [], Dirichlet: []}
+    for j, (a, t) in enumerate(energy.active_terms):
+        kind = found.get(type(t))
+        if kind is None or kind:
+            return None
+        kind.append((j, a, t))
+    if not found[HMinus1]:
+        return None
+    return [v[0] if v else (None, 0.0, None) for v in found.values()]
 
 
 def fused_step(step, energy, line_search, positive=True):
     """``fused(state, gap)`` for the loop, or ``None`` where it does not apply (module
     docstring). ``fused`` returns ``None`` (take the general path for this step) or
     ``(s, slope, eta, state)``, ``eta = None`` when no trial step was accepted."""
-    terms = [_single(energy, kind) for kind in (HMinus1, KL, Dirichlet)]
     if (type(step) is not PotentialNewtonStep  # (a subclass may change the step)
             or step.kind not in ("direct", "saddle") or step.dim != 1
-            or type(line_search) is not Armijo
-            or step.settings.damping_tries != 0 or any(t is False for t in terms)
-            or terms[0][0] is None
-            or len(energy.active_terms) != sum(t[0] is not None for t in terms)):
+            or type(line_search) is not Armijo or step.settings.damping_tries != 0):
+        return None
+    terms = _terms(energy)
+    if terms is None:
         return None
     (j1, a1, _), (j2, a2, kl), (j3, a3, dirichlet) = terms
     w, n = step.w, step.n
@@ -63,8 +76,8 @@ def fused_step(step, energy, line_search, positive=True):
     boundary = float(step.settings.boundary)
     revive = float(step.settings.revive_below)
     work = step.saddle_work if step.saddle else None
-    saddle_arrays = ((work.sinv, work.border, work.y) if work is not None
-                     else (np.empty((0, 3)), np.empty((0, 4)), np.empty((0, 2))))
+    saddle_arrays = (work.sinv, work.border, work.y) if work is not None else _NO_SADDLE
+    count = len(energy.active_terms)
 
     def fused(state, gap):
         p = state.p
@@ -74,7 +87,7 @@ def fused_step(step, energy, line_search, positive=True):
         u1 = parts[j1].gradient
         u3 = parts[j3].gradient if j3 is not None else zeros
         log_ratio = parts[j2].parts if j2 is not None else zeros
-        s, hs, q, u1n, u3n, lrn, gkn, grad = (np.empty(w.shape) for _ in range(8))
+        s, hs, q, u1n, u3n, lrn, gkn, grad = np.empty((8, n))  # (one allocation)
         outcome, slope, eta, v1, v2, v3, _ = FK.potential_step_1d(
             p, state.gradient, u1, u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, search[0],
             boundary, check_sign, search[1], search[2], search[3], RESIDUE_SHARE,
@@ -86,7 +99,7 @@ def fused_step(step, energy, line_search, positive=True):
         step.newton_direction, step.hint = True, None
         if outcome == FK.NO_STEP:
             return s, float(slope), None, None
-        new = [None] * len(energy.active_terms)
+        new = [None] * count
         new[j1] = State(q, v1, u1n)
         if j2 is not None:
             new[j2] = State(q, v2, gkn, lrn)

@@ -128,3 +128,24 @@ def test_the_form_is_recorded_and_a_file_without_it_is_refused(tmp_path):
     df.solve(E2, p0, tol=1e-12, out=tmp_path / "b.h5")
     run, = read_run_file(tmp_path / "b.h5").runs
     assert run.attrs["newton_direct_form"] == "band"
+
+
+@pytest.mark.parametrize("n,settings", [(256, dict(direct_form="saddle")),
+                                        (256, dict(direct_form="band")),
+                                        (4096, dict())])  # (above DIRECT_MAX_N: "saddle")
+def test_the_fused_step_takes_the_general_paths_steps_in_either_form(monkeypatch, n, settings):
+    from densflow import gridproblem
+
+    grid = df.Grid(n, 1)
+    E = make_energy(grid, grid.gibbs(V1), (1, 1e-3, 1e-4))
+    p0 = random_density(grid, 3)
+    newton = PotentialNewton(**settings)
+    assert gridproblem.prepare(E, p0, tol=1e-12, newton=newton).fused_step is not None
+    fused = df.solve(E, p0, tol=1e-12, newton=newton)
+    monkeypatch.setattr(gridproblem, "fused_step", lambda *a, **k: None)
+    general = df.solve(E, p0, tol=1e-12, newton=newton)
+    assert fused.converged and general.converged and fused.n_iter == general.n_iter
+    assert np.all(fused.hessian_products == 1) and np.all(general.hessian_products == 1)
+    assert np.allclose(fused.steps, general.steps, rtol=1e-12, atol=0)
+    # up to the order of the sums (measured: 1.1e-11 of max p at n = 4096)
+    assert np.max(np.abs(fused.p - general.p)) <= 1e-10 * np.max(general.p)
