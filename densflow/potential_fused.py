@@ -1,9 +1,10 @@
-r"""Newton in the potential, 1D with the direct solve: a whole step in one compiled call.
+r"""Newton in the potential, 1D with a direct solve: a whole step in one compiled call.
 
-At n = 512 a step's arithmetic (banded Cholesky, a few stencils, the backtracking's
-trials) is about 40 µs, and the general path — :meth:`PotentialNewtonStep.direction
+At n = 512 a step's arithmetic (the direct solve, a few stencils, the backtracking's
+trials) is 16 µs (saddle-point form) to 50 µs (band), and the general path —
+:meth:`PotentialNewtonStep.direction
 <densflow.potential_newton.PotentialNewtonStep.direction>`, the loop's decrement, the
-energy's line, the line search, the new state — spent as much again in Python calls.
+energy's line, the line search, the new state — spent about 40 µs in Python calls.
 :func:`fused_step` gives the loop (:mod:`densflow.optim.loop`, ``Bound.fused_step``)
 the same step from :func:`densflow.kernels.fused1d.potential_step_1d`: the same
 direction, first trial, Armijo rule and state update (rounding aside: its sums run in

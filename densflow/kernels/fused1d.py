@@ -1,8 +1,8 @@
 """A whole step of Newton in the potential in one compiled call, 1D with a direct solve
 (:mod:`densflow.potential_fused`): direction (band or saddle-point form), decrement,
 first trial step, Armijo backtracking and the new state of the three standard terms.
-At n = 512 the arithmetic of a step is about 40 µs with the band, 25 µs with the
-saddle-point form; the dozen Python calls it replaces cost as much again.
+At n = 512 the arithmetic of a step is about 50 µs with the band, 16 µs with the
+saddle-point form; the dozen Python calls it replaces cost about 40 µs.
 """
 
 import numba as nb
