@@ -32,6 +32,22 @@ def test_saddle_solve_matches_a_dense_solve_of_the_potential_hessian(n, weights,
                        rtol=0, atol=1e-12 * np.abs(delta).max())
 
 
+def test_a_reused_workspace_solves_as_a_fresh_one():
+    from densflow.kernels.saddle import Workspace
+
+    grid = df.Grid(40, 1)
+    mu = grid.gibbs(V1)
+    work = Workspace(40)
+    for seed in (1, 2):  # the second solve overwrites the first's factors
+        p = random_density(grid, seed)
+        g = np.random.default_rng(seed).standard_normal(40)
+        fresh = saddle_solve(1e-3 / p, mu, 1.0, 1e-4, g)
+        assert np.array_equal(saddle_solve(1e-3 / p, mu, 1.0, 1e-4, g, work), fresh)
+        assert np.array_equal(work.solve(p, 1e-3, mu, 1.0, 1e-4, g), fresh)  # c from p
+    with pytest.raises(ValueError, match="Workspace of 40 points"):
+        saddle_solve(np.ones(41), np.ones(41), 1.0, 1e-4, np.ones(41), work)
+
+
 def test_saddle_solve_refuses_what_it_cannot_solve():
     w = np.full(8, 1 / 8)
     with pytest.raises(ValueError, match="a1 > 0"):

@@ -65,6 +65,9 @@ class Workspace:
         """:func:`saddle_sweep` with these arrays: :attr:`delta`, or ``None`` at a
         singular pivot."""
         flat = (lambda a: np.ascontiguousarray(a, dtype=float).reshape(-1))
+        if not (np.size(c) == np.size(w) == np.size(g) == self.n):
+            raise ValueError(f"a saddle-point Workspace of {self.n} points got arrays of "
+                             f"{np.size(c)}, {np.size(w)} and {np.size(g)}")
         ok = saddle_sweep(flat(c), float(from_p), flat(w), float(a1), float(a3), flat(g),
                           self.sinv, self.border, self.y, self.delta)
         return self.delta if ok else None
