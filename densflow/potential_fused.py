@@ -17,7 +17,7 @@ step is accepted the loop takes the metric's fallback step as usual.
 
 It applies to the direct solves (``PotentialNewton(preconditioner="direct")``, the
 default in 1D up to :data:`densflow.potential_newton.DIRECT_MAX_N` points, in either
-``direct_form``, and ``"saddle"``, the default above that with a KL term) on an energy
+``direct_form``, and ``"saddle"``, the default above that) on an energy
 of one :class:`~densflow.energies.HMinus1`, at most one :class:`~densflow.energies.KL`
 and at most one :class:`~densflow.energies.Dirichlet` term, with the Armijo line search
 and ``damping_tries = 0`` (the default).

@@ -47,10 +47,10 @@ compiled call (:mod:`densflow.potential_fused`). *Speed*: docs :ref:`newton-pote
   form ``direct_form`` resolves to (:func:`~densflow.potential_settings.direct_form`).
   ``"band"``: the exact Hessian, a cyclic band of half-width 3, by banded Cholesky with
   a Woodbury correction for the corners and the constants
-  (:func:`densflow.kernels.potential.cyclic_band_solve`). ``"saddle"`` (with a KL
-  term): the quasi-definite saddle-point system in :math:`(s, \delta)`, one sweep of
+  (:func:`densflow.kernels.potential.cyclic_band_solve`). ``"saddle"`` (the
+  default): the saddle-point system in :math:`(s, \delta)`, one sweep of
   :math:`2\times 2` pivots (:mod:`densflow.kernels.saddle`). Both :math:`O(N)`.
-* ``"saddle"`` (1D, the three standard terms with KL, above :data:`DIRECT_MAX_N`): the
+* ``"saddle"`` (1D, the three standard terms, above :data:`DIRECT_MAX_N`): the
   saddle-point form.
 * ``"fourier"``: preconditioned CG with :math:`T^{-1} F T^{-1}`, :math:`T =
   \operatorname{diag}(w^{1/2})`, :math:`F = (\alpha_1\hat A + \alpha_2 c_2\hat A^2 +
@@ -138,7 +138,7 @@ class PotentialNewtonStep(NewtonStep):
             raise ValueError(f"PotentialNewton preconditioner={self.kind!r} needs a 1D energy "
                              "of HMinus1, KL and Dirichlet terms")
         #: the direct solve's form, as resolved (:func:`direct_form`)
-        self.form = direct_form(getattr(settings, "direct_form", "auto"), self.kind, self.a2 > 0)
+        self.form = direct_form(getattr(settings, "direct_form", "auto"), self.kind)
         self.saddle = self.kind in ("direct", "saddle") and self.form == "saddle"
         #: whether the Fourier preconditioner's FFT pair runs in float32 (2D, see
         #: :data:`MIXED_CONTRAST`; in 1D the multiplier spans far more, :math:`(4n^2)^3`

@@ -42,37 +42,35 @@ def applies(energy):
 #: at 4096 (weights (1, 0, 1e-4)), three at 8192 and fails its pivots at 16384.
 DIRECT_MAX_N = 2048
 
-#: 1D grids above :data:`DIRECT_MAX_N` with a KL term solve the Newton system directly
-#: in its saddle-point form (:mod:`densflow.kernels.saddle`: a quasi-definite band of
-#: half-width 4 in :math:`(s, \delta)`, whose entries are those of :math:`X` and
-#: :math:`L_w`, not of their products); ``False``: the Fourier-preconditioned CG.
+#: 1D grids above :data:`DIRECT_MAX_N` solve the Newton system directly in its
+#: saddle-point form (:mod:`densflow.kernels.saddle`: :math:`2\times 2` pivots in
+#: :math:`(s, \delta)`, whose entries are those of :math:`X` and :math:`L_w`, not of their
+#: products), with or without a KL term; ``False``: the Fourier-preconditioned CG.
 SADDLE = True
 
 
 def choose_preconditioner(energy):
     """``"direct"`` in 1D up to :data:`DIRECT_MAX_N` points when the other terms are KL
-    and Dirichlet (the exact Hessian is a band), ``"saddle"`` above that with a KL term
+    and Dirichlet (the exact Hessian is a band), ``"saddle"`` above that
     (:data:`SADDLE`), else ``"fourier"`` (measured faster than ``"metric"``: docs
     :ref:`newton-potential`)."""
     standard = all(type(t) in (HMinus1, KL, Dirichlet) for _, t in energy.active_terms)
     if energy.grid.dim == 1 and standard and 8 <= energy.grid.n <= DIRECT_MAX_N:
         return "direct"
-    if (SADDLE and energy.grid.dim == 1 and standard and energy.grid.n > DIRECT_MAX_N
-            and any(type(t) is KL for _, t in energy.active_terms)):
+    if SADDLE and energy.grid.dim == 1 and standard and energy.grid.n > DIRECT_MAX_N:
         return "saddle"
     return "fourier"
 
 
-def direct_form(setting, kind, has_kl):
+def direct_form(setting, kind):
     """The form of a direct 1D solve: ``"saddle"`` for ``kind="saddle"``; for
-    ``kind="direct"`` the ``setting``, or with ``"auto"`` ``"saddle"`` when the energy
-    has a KL term (measured faster, and exact where the band loses digits: docs
-    :ref:`newton-potential`), else ``"band"``; the ``setting`` for the CG solvers (no
-    direct solve)."""
+    ``kind="direct"`` the ``setting``, or with ``"auto"`` ``"saddle"`` (measured faster
+    with and without a KL term, and exact where the band loses digits: docs
+    :ref:`newton-potential`); the ``setting`` for the CG solvers (no direct solve)."""
     if kind == "saddle":
         return "saddle"
     if kind == "direct" and setting == "auto":
-        return "saddle" if has_kl else "band"
+        return "saddle"
     return setting
 
 

@@ -80,11 +80,16 @@ def test_saddle_direction_is_the_density_newton_step():
     assert np.max(np.abs(Lhs - s)) <= 1e-10 * np.max(np.abs(s))
 
 
-def test_auto_takes_the_saddle_solve_above_direct_max_n_with_a_kl_term():
+def test_auto_takes_the_saddle_solve_above_direct_max_n():
     grid = df.Grid(PN.DIRECT_MAX_N * 2, 1)
     mu = grid.gibbs(V1)
     assert choose_preconditioner(make_energy(grid, mu, (1, 1e-3, 1e-4))) == "saddle"
-    assert choose_preconditioner(make_energy(grid, mu, (1, 0, 1e-4))) == "fourier"
+    E = make_energy(grid, mu, (1, 0, 1e-4))
+    assert choose_preconditioner(E) == "saddle"
+    # without a KL term the energy is quadratic: the exact step lands on mu at once
+    res = df.solve(E, grid.uniform(), tol=1e-12)
+    assert res.converged and res.n_iter == 1 and E.value(res.p) <= 1e-16
+    assert np.max(np.abs(res.p - mu)) <= 1e-6 * np.max(mu)
     small = df.Grid(PN.DIRECT_MAX_N, 1)
     assert choose_preconditioner(make_energy(small, small.gibbs(V1), (1, 1e-3, 1e-4))) == "direct"
 
