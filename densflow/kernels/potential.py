@@ -19,13 +19,20 @@ from .cyclic_band import cyclic_band_solve, potential_hessian_band  # noqa: F401
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
+@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _scaled_dot(r, scale, zraw, rho):
+    """``sum r * scale * zraw * rho``, reassociated (vectorised)."""
+    total = 0.0
+    for i in range(r.shape[0]):
+        total += r[i] * (scale[i] * zraw[i] * rho)
+    return total
+
+
 @nb.njit(**_JIT)
 def cg_direction(zraw, scale, r, d, rz_old, first, rho):
     """``z = rho * scale * zraw`` (``zraw`` float64 or float32); ``d = z + (r.z /
     rz_old) d`` (``d = z`` when ``first``); returns ``r.z``."""
-    rz = 0.0
-    for i in range(r.shape[0]):  # (the float64 path's rounding as before rho: rho = 1)
-        rz += r[i] * scale[i] * zraw[i] * rho
+    rz = _scaled_dot(r, scale, zraw, rho)
     beta = 0.0 if first else rz / rz_old
     for i in range(r.shape[0]):
         z = scale[i] * zraw[i] * rho
@@ -85,47 +92,75 @@ def wlap_2d(x, w, n, out):
         _wlap_row(x[im], x[i], x[ip], w[im], w[i], n2, out[i], n)
 
 
+@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _row_dot(a, b, n):
+    """``a.b`` over one row, reassociated (the sum vectorises; only its rounding
+    changes, the same from run to run)."""
+    total = 0.0
+    for j in range(n):
+        total += a[j] * b[j]
+    return total
+
+
 @nb.njit(**_JIT)
-def hessian_rows_2d(v, w, diag, has_diag, a1, a3, n, u, row, m, out):
-    """:func:`hessian_2d` in three row passes: ``u = L_w v``; ``m = diag u + a3 A u``
-    (``A u`` one row at a time in ``row``); ``out = L_w m + a1 u``. Returns
-    ``v.out = u.m + a1 v.u``."""
-    n2 = float(n) * float(n)
-    wlap_2d(v, w, n, u)
-    um = 0.0
-    for i in range(n):
-        im = i - 1 if i > 0 else n - 1
-        ip = i + 1 if i < n - 1 else 0
-        ui, mi = u[i], m[i]
-        if a3 > 0.0:
-            _lap_row(u[im], ui, u[ip], n2, row, n)
-            if has_diag:
-                di = diag[i]
-                for j in range(n):
-                    mi[j] = di[j] * ui[j] + a3 * row[j]
-            else:
-                for j in range(n):
-                    mi[j] = a3 * row[j]
-        elif has_diag:
-            di = diag[i]
+def _mid_row(um, ui, up, di, has_diag, a3, n2, row, mi, n):
+    """One row of ``m = diag u + a3 A u`` (``A u`` into ``row``)."""
+    if a3 > 0.0:
+        _lap_row(um, ui, up, n2, row, n)
+        if has_diag:
             for j in range(n):
-                mi[j] = di[j] * ui[j]
+                mi[j] = di[j] * ui[j] + a3 * row[j]
         else:
             for j in range(n):
-                mi[j] = 0.0
+                mi[j] = a3 * row[j]
+    elif has_diag:
         for j in range(n):
-            um += ui[j] * mi[j]
-    vu = 0.0
-    for i in range(n):
+            mi[j] = di[j] * ui[j]
+    else:
+        for j in range(n):
+            mi[j] = 0.0
+
+
+@nb.njit(**_JIT)
+def _out_row(i, m, w, u, a1, n2, out, n):
+    """One row of ``out = L_w m + a1 u``."""
+    im = i - 1 if i > 0 else n - 1
+    ip = i + 1 if i < n - 1 else 0
+    oi = out[i]
+    _wlap_row(m[im], m[i], m[ip], w[im], w[i], n2, oi, n)
+    if a1 > 0.0:
+        ui = u[i]
+        for j in range(n):
+            oi[j] += a1 * ui[j]
+
+
+@nb.njit(**_JIT)
+def hessian_rows_2d(v, w, diag, has_diag, a1, a3, n, u, row, m, out):
+    """The Hessian product ``out = L_w (diag u + a3 A u) + a1 u``, ``u = L_w v``, on an
+    ``n x n`` periodic grid (``n >= 3``) in one sweep over the rows: row ``i + 1`` of
+    ``u``, row ``i`` of ``m = diag u + a3 A u`` (``A u`` one row at a time in ``row``)
+    and row ``i - 1`` of ``out`` together, so that the rows a stencil reads are still in
+    cache (the wrap-around rows first and last). Returns ``v.out = u.m + a1 v.u``."""
+    n2 = float(n) * float(n)
+    for i in (n - 1, 0):
         im = i - 1 if i > 0 else n - 1
         ip = i + 1 if i < n - 1 else 0
-        oi = out[i]
-        _wlap_row(m[im], m[i], m[ip], w[im], w[i], n2, oi, n)
+        _wlap_row(v[im], v[i], v[ip], w[im], w[i], n2, u[i], n)
+    um = 0.0
+    vu = 0.0
+    for i in range(n):
+        if i + 1 < n - 1:
+            _wlap_row(v[i], v[i + 1], v[i + 2], w[i], w[i + 1], n2, u[i + 1], n)
+        im = i - 1 if i > 0 else n - 1
+        ip = i + 1 if i < n - 1 else 0
+        _mid_row(u[im], u[i], u[ip], diag[i], has_diag, a3, n2, row, m[i], n)
+        um += _row_dot(u[i], m[i], n)
         if a1 > 0.0:
-            ui, vi = u[i], v[i]
-            for j in range(n):
-                oi[j] += a1 * ui[j]
-                vu += vi[j] * ui[j]
+            vu += _row_dot(v[i], u[i], n)
+        if i >= 2:
+            _out_row(i - 1, m, w, u, a1, n2, out, n)
+    _out_row(n - 1, m, w, u, a1, n2, out, n)
+    _out_row(0, m, w, u, a1, n2, out, n)
     return um + a1 * vu
 
 
@@ -178,6 +213,43 @@ def cg_update_scaled(x, r, d, hd, alpha, scale, t, inv_rho):
     ``rho``."""
     big = _axpy_scaled(x, r, d, hd, alpha, scale, t, inv_rho)[1]
     return big if big > 0.0 else 1.0
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _scaled_abs_max(scale, r):
+    """``max |scale * r|`` (flat; vectorised, exact: a maximum in any order)."""
+    big = 0.0
+    for i in range(r.shape[0]):
+        big = max(big, abs(scale[i] * r[i]))
+    return big
+
+
+@nb.njit(**_JIT)
+def _cg_axpy(x, r, d, hd, alpha, scale, t, inv_rho):
+    """``x += alpha d``, ``r -= alpha hd``, ``t = scale * r * inv_rho`` (flat)."""
+    for i in range(x.shape[0]):
+        x[i] += alpha * d[i]
+        ri = r[i] - alpha * hd[i]
+        r[i] = ri
+        t[i] = scale[i] * ri * inv_rho
+
+
+@nb.njit(**_JIT)
+def hessian_cg_update_2d(d, w, diag, has_diag, a1, a3, n, u, row, m, hd, x, r, rz, scale,
+                         t, inv_rho):
+    """One iteration's work around the preconditioner of the potential Newton's PCG on
+    an ``n x n`` grid: ``hd`` = the Hessian product of ``d`` (:func:`hessian_rows_2d`);
+    unless its curvature ``d.hd`` is not positive, ``x += a d``, ``r -= a hd``, ``a =
+    rz / d.hd``, and ``t = scale * r * inv_rho`` (``t`` float64 or float32). Returns
+    ``(d.hd, max |scale * r|)`` (the latter 1 for 0: the next ``rho``)."""
+    curvature = hessian_rows_2d(d, w, diag, has_diag, a1, a3, n, u, row, m, hd)
+    if not curvature > 0.0:
+        return curvature, 1.0
+    rf, sf = r.reshape(-1), scale.reshape(-1)
+    _cg_axpy(x.reshape(-1), rf, d.reshape(-1), hd.reshape(-1), rz / curvature, sf,
+             t.reshape(-1), inv_rho)
+    big = _scaled_abs_max(sf, rf)
+    return curvature, big if big > 0.0 else 1.0
 
 
 @nb.njit(**_JIT)
@@ -234,3 +306,14 @@ def wlap_cg_update(x, res, d, ld, w, n, rz, scale, t, inv_rho):
     rr = _axpy_scaled(x.reshape(-1), res.reshape(-1), df, lf, rz / curvature,
                       scale.reshape(-1), t.reshape(-1), inv_rho)[0]
     return rr, curvature
+
+
+@nb.njit(**_JIT)
+def fourier_multiplier(symbol, a1, c2, c3, out):
+    """``out = 1 / (A (a1 + A (c2 + c3 A)))``, 0 where that is not positive (the
+    constants), ``A`` the Laplacian's ``symbol`` (flat; ``out`` float64 or float32):
+    the Fourier preconditioner's multiplier in one pass."""
+    for i in range(symbol.shape[0]):
+        a = symbol[i]
+        s = a * (a1 + a * (c2 + c3 * a))
+        out[i] = 1.0 / s if s > 0.0 else 0.0
