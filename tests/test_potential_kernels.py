@@ -157,3 +157,42 @@ def test_pcg_solves_the_dense_newton_system(weights, mixed, monkeypatch):
     m1 = op._multiplier(p, 0.0)
     assert op._multiplier(p, 0.0) is m1 and op._multiplier(p, 0.5) is not m1
     assert op._multiplier(p.copy(), 0.0) is not m1
+
+
+@pytest.mark.parametrize("n,a3", [(3, 1e-2), (8, 1e-2), (16, 1e-3), (8, 0.0)])
+def test_compact_jacobi_cg_2d_solves_the_mass_zero_system(n, a3):
+    rng = np.random.default_rng(n)
+    c = 1.0 + rng.random(n * n)
+    g = rng.standard_normal(n * n)
+    x = np.empty(n * n)
+    its, _ = CK.jacobi_cg(g, c, a3, n, 2, 1e-12, 0.0, 10 * n * n, x)
+    # H x = g - kappa 1, sum x = 0, with H = diag(c) + a3 A
+    H = np.diag(c) + a3 * dense_l(np.ones((n, n)), n, 2)
+    m = n * n
+    K = np.zeros((m + 1, m + 1))
+    K[:m, :m], K[:m, m], K[m, :m] = H, 1.0, 1.0
+    ref = np.linalg.solve(K, np.concatenate([g, [0.0]]))[:m]
+    assert 1 <= its <= 10 * n * n
+    assert abs(x.sum()) <= 1e-12 * np.abs(x).sum()
+    assert np.max(np.abs(x - ref)) <= 1e-9 * np.max(np.abs(ref))
+    # a loose forcing stops no later, after at least one iteration
+    loose = np.empty(n * n)
+    its_loose, _ = CK.jacobi_cg(g, c, a3, n, 2, 0.5, 0.0, 10 * n * n, loose)
+    assert 1 <= its_loose <= its
+
+
+def test_compact_value_terms_are_made_once_per_energy():
+    import densflow.newton_compact as NC
+
+    grid = df.Grid(8, 2)
+    mu = grid.gibbs(V2)
+    E = make_energy(grid, mu, (0, 3e-4, 1e-4))
+    terms = NC._value_terms(E)
+    assert NC._value_terms(E) is terms
+    other = make_energy(grid, mu, (0, 3e-4, 2e-4))
+    assert NC._value_terms(other)[2] == pytest.approx(2e-4) and terms[2] == pytest.approx(1e-4)
+    # the compact value is the energy up to its constant: differences agree
+    p, q = random_density(grid, 1), random_density(grid, 2)
+    step = df.newton.NewtonStep(E, df.metrics.get("combined").bind(E), df.newton.Newton())
+    assert step._value(p) - step._value(q) == pytest.approx(E.value(p) - E.value(q),
+                                                             rel=1e-9, abs=1e-15)
