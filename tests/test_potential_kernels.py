@@ -196,3 +196,15 @@ def test_compact_value_terms_are_made_once_per_energy():
     step = df.newton.NewtonStep(E, df.metrics.get("combined").bind(E), df.newton.Newton())
     assert step._value(p) - step._value(q) == pytest.approx(E.value(p) - E.value(q),
                                                              rel=1e-9, abs=1e-15)
+
+
+def test_kkt_residual_and_min_value_against_their_formulas():
+    grid = df.Grid(8, 2)
+    mu = grid.gibbs(V2)
+    E = make_energy(grid, mu, (1, 3e-4, 1e-4))
+    state = E.evaluate(random_density(grid, 4))
+    g = state.gradient
+    assert E.kkt_residual(state) == np.max(np.abs(g - g.mean()))
+    assert E.min_value == 0.0 and E.min_value == 0.0  # the second from the kept result
+    other = df.energies.KL(grid, mu) + df.energies.Dirichlet(grid, random_density(grid, 5))
+    assert other.min_value is None and other.min_value is None
