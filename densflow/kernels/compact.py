@@ -116,6 +116,15 @@ def _dot(a, b):
 
 
 @nb.njit(**_SUMS)
+def _sum(a):
+    """``sum a`` (flat; reassociated)."""
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += a[i]
+    return total
+
+
+@nb.njit(**_SUMS)
 def _jacobi_dot(r, inv_diag, kappa):
     """``r.z``, ``z = D^-1 (r - kappa)`` (flat; reassociated)."""
     total = 0.0
@@ -132,15 +141,29 @@ def _jacobi_direction(r, inv_diag, kappa, beta, d):
 
 
 @nb.njit(**_JIT)
-def _jacobi_cg_2d(r, inv_diag, c, a3, n, stop, rz, max_iter, x, d):
-    """The CG iterations of :func:`jacobi_cg` on an ``n x n`` grid in four vectorised
-    passes each: the product with its sums; the update of ``x`` and ``r``; ``r.z``;
-    the direction. Returns ``(iterations, r.z)``."""
-    m = r.shape[0]
+def _jacobi_cg_2d(g, c, a3, n, forcing_max, forcing_floor, max_iter, x):
+    """:func:`jacobi_cg` on an ``n x n`` grid, each iteration in four vectorised
+    passes: the product with its sums; the update of ``x`` and ``r``; ``r.z``; the
+    direction (the sums reassociated)."""
+    m = g.shape[0]
     n2 = float(n) * float(n)
-    den = 0.0
+    mean = _sum(g) / m
+    r = np.empty(m)
+    inv_diag = np.empty(m)
+    lap = 4.0 * n2 * a3  # the diagonal of a3 A
     for i in range(m):
-        den += inv_diag[i]
+        r[i] = g[i] - mean
+        x[i] = 0.0
+        inv_diag[i] = 1.0 / (c[i] + lap)
+    den = _sum(inv_diag)
+    kappa = _dot(r, inv_diag) / den
+    rz = _jacobi_dot(r, inv_diag, kappa)
+    if not rz > 0.0:
+        return 0, rz
+    eta = min(forcing_max, max(np.sqrt(rz), forcing_floor))
+    stop = eta * eta * rz
+    d = np.zeros(m)
+    _jacobi_direction(r, inv_diag, kappa, 0.0, d)
     h = np.empty(m)
     d2, h2, c2 = d.reshape((n, n)), h.reshape((n, n)), c.reshape((n, n))
     its = 0
@@ -172,6 +195,8 @@ def jacobi_cg(g, c, a3, n, dim, forcing_max, forcing_floor, max_iter, x):
     max(sqrt(r0.z0), forcing_floor))`` (the forcing of :class:`densflow.newton.Newton`).
     Returns ``(iterations, r.z)``. In 2D an iteration is four vectorised passes
     (:func:`_jacobi_cg_2d`, its inner products reassociated)."""
+    if dim == 2:
+        return _jacobi_cg_2d(g, c, a3, n, forcing_max, forcing_floor, max_iter, x)
     m = g.shape[0]
     mean = 0.0
     for i in range(m):
@@ -191,8 +216,6 @@ def jacobi_cg(g, c, a3, n, dim, forcing_max, forcing_floor, max_iter, x):
     eta = min(forcing_max, max(np.sqrt(rz), forcing_floor))
     stop = eta * eta * rz
     d = z.copy()
-    if dim == 2:
-        return _jacobi_cg_2d(r, inv_diag, c, a3, n, stop, rz, max_iter, x, d)
     hd = np.empty(m)
     work = np.empty(m)
     its = 0
