@@ -208,3 +208,14 @@ def test_kkt_residual_and_min_value_against_their_formulas():
     assert E.min_value == 0.0 and E.min_value == 0.0  # the second from the kept result
     other = df.energies.KL(grid, mu) + df.energies.Dirichlet(grid, random_density(grid, 5))
     assert other.min_value is None and other.min_value is None
+
+
+@pytest.mark.parametrize("dim,n", [(1, 9), (2, 3), (2, 7)])
+def test_compact_relative_value_is_its_formula(dim, n):
+    rng = np.random.default_rng(dim * n)
+    q, m, b = 0.5 + rng.random(n**dim), rng.standard_normal(n**dim), rng.standard_normal(n**dim)
+    a2, a3 = 0.3, 2e-2
+    A = dense_l(np.ones((n,) * dim), n, dim)
+    want = a2 * np.sum(q * (np.log(q) - m)) + 0.5 * a3 * q @ A @ q - q @ b
+    got = CK.relative_value(q, np.log(q), a2, m, a3, b, n, dim)
+    assert got == pytest.approx(want, rel=1e-12)
