@@ -6,6 +6,8 @@ along the Fisher–Rao exponential map (:func:`fisher_rao_retraction`), whicheve
 at the lower energy (docs :ref:`compact-newton`).
 """
 
+import weakref
+
 import numpy as np
 
 from .core.operators import dot, laplacian
@@ -50,6 +52,36 @@ def _retracted(p, s):
     return q.reshape(np.shape(p))
 
 
+#: The terms of :meth:`CompactNewton._value` per energy (and its terms' weights).
+_VALUE_TERMS = weakref.WeakKeyDictionary()
+
+
+def _value_terms(energy):
+    """``(a2, m, a3, b, const)`` of :func:`densflow.kernels.compact.relative_value` for
+    ``energy`` (KL and Dirichlet terms), kept while the energy lives (a run's steps
+    share them: 60 µs of a 0.5 ms solve at 2D 64²)."""
+    key = tuple((a, id(t)) for a, t in energy.active_terms)
+    kept = _VALUE_TERMS.get(energy)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    grid = energy.grid
+    a2 = a3 = const = 0.0
+    m = np.zeros(grid.shape)
+    b = np.zeros(grid.shape)
+    for a, t in energy.active_terms:
+        if type(t) is KL:
+            a2 += a
+            m += a * np.log(t.mu)
+        else:
+            a3 += a
+            u = laplacian(np.asarray(t.mu, dtype=float), grid.n)
+            b += a * u
+            const += 0.5 * a * float(dot(t.mu, u))
+    terms = (a2, (m / a2).reshape(-1), a3, b.reshape(-1), const)
+    _VALUE_TERMS[energy] = (key, terms)
+    return terms
+
+
 class CompactNewton:
     """The compact solve and step of :class:`densflow.newton.NewtonStep` (a mixin: it
     uses the step's ``energy``, ``settings``, ``stats``, ``first_step`` and
@@ -75,22 +107,10 @@ class CompactNewton:
     def _value(self, q):
         """The compact energy at ``q``: numpy's logarithm, then one compiled pass
         (:func:`densflow.kernels.compact.relative_value` plus its constant); ``inf``
-        unless ``q > 0``."""
+        unless ``q > 0``. The pass's terms are made once per energy
+        (:func:`_value_terms`)."""
         if self._value_terms is None:
-            grid = self.energy.grid
-            a2 = a3 = const = 0.0
-            m = np.zeros(grid.shape)
-            b = np.zeros(grid.shape)
-            for a, t in self.energy.active_terms:
-                if type(t) is KL:
-                    a2 += a
-                    m += a * np.log(t.mu)
-                else:
-                    a3 += a
-                    u = laplacian(np.asarray(t.mu, dtype=float), grid.n)
-                    b += a * u
-                    const += 0.5 * a * float(dot(t.mu, u))
-            self._value_terms = (a2, (m / a2).reshape(-1), a3, b.reshape(-1), const)
+            self._value_terms = _value_terms(self.energy)
         a2, m, a3, b, const = self._value_terms
         q = np.ascontiguousarray(q, dtype=float)
         if not q.min() > 0.0:

@@ -70,7 +70,6 @@ are those of :class:`densflow.newton.NewtonStep`.
 from functools import cached_property
 
 import numpy as np
-import scipy.fft as sfft
 
 from .core.operators import dot, inverse_symbol, laplacian_symbol, weighted_laplacian
 from .energies.terms import KL, Dirichlet
@@ -80,6 +79,7 @@ from .kernels.fourier import FourierPair
 from .metrics.natural import mass_fix
 from .newton import NewtonStep
 from .optim.result import INNER_HISTORIES
+from .potential_pcg import multiplier, pcg
 from .potential_settings import (DIRECT_FORMS, DIRECT_MAX_N, PRECONDITIONERS, SADDLE,
                                  START_RTOL, PotentialNewton, applies, choose_preconditioner,
                                  direct_form, hminus1_terms)
@@ -247,14 +247,7 @@ class PotentialNewtonStep(NewtonStep):
     def _multiplier(self, p, nu, mean_ratio=None):
         r"""The Fourier preconditioner's multiplier :math:`F` at ``p`` (``mean_ratio``:
         :math:`\overline{w/p}` when known)."""
-        c2 = 0.0
-        if self.a2 + nu > 0:
-            if mean_ratio is None:
-                mean_ratio = PK.ratio_stats(self.w.reshape(-1), np.ascontiguousarray(p).reshape(-1))[2]
-            c2 = (self.a2 + nu) * mean_ratio
-        c3 = self.a3 * self._mean_w
-        A = self._laplacian_symbol()
-        return inverse_symbol(A * (self.a1 + A * (c2 + c3 * A)))
+        return multiplier(self, p, nu, mean_ratio)
 
     def solve(self, p, b, gap=None, nu=0.0):
         r"""An approximate :math:`\delta` with :math:`\nabla^2_\varphi E\,\delta = b`
@@ -271,71 +264,7 @@ class PotentialNewtonStep(NewtonStep):
         return self._pcg(p, b, gap, nu)
 
     def _pcg(self, p, b, gap, nu):
-        shape = b.shape
-        axes = tuple(range(self.dim))
-        scale = self._scale
-        flat = (lambda a: a.reshape(-1))
-        x = np.zeros(shape)
-        r = np.array(b, dtype=float)
-        r -= r.mean()
-        d = np.empty(shape)
-        t = np.empty(shape)  # the preconditioner's input scale * r / rho
-        rho = 1.0
-        mixed = mean_ratio = None
-        if self.kind != "metric" and self.mixed:
-            mixed, mean_ratio = self._ratio(p)
-        if self.kind == "metric":
-            inv = inverse_symbol(self._laplacian_symbol())
-            metric = self.inner.preconditioner(p)
-
-            def apply(t):  # S M S, the outer scale T^-1 applied by the CG kernels
-                u = sfft.irfftn(sfft.rfftn(t, axes=axes) * inv, s=shape, axes=axes)
-                u = scale * metric(scale * u)
-                return sfft.irfftn(sfft.rfftn(u, axes=axes) * inv, s=shape, axes=axes)
-        else:
-            inv = self._multiplier(p, nu, mean_ratio if nu == 0.0 else None)
-            if mixed:  # the FFT pair in float32 on t = scale * r / rho, rho ~ max|scale * r|
-                inv = inv.astype(np.float32)
-                t = np.empty(shape, dtype=np.float32)
-                rho = PK.scaled_single(flat(scale * r), flat(t))
-
-            pair = self.fourier_pair(np.float32 if mixed else np.float64)
-
-            def apply(t):
-                return pair(t, inv)
-        if not mixed:
-            np.multiply(scale, r, out=t)
-
-        def direction(rz_old, first):
-            z = apply(t)
-            return PK.cg_direction(flat(np.ascontiguousarray(z)), flat(scale), flat(r), flat(d),
-                                   rz_old, first, rho)
-
-        rz = direction(1.0, True)
-        if not rz > 0:
-            return x
-        eta = self.forcing(rz, gap)
-        stop = eta * eta * rz
-        # where the step would be cut by positivity, solve on to the tighter forcing_cut
-        cut = self.settings.forcing_cut
-        tighter = cut * cut * rz if self.has_kl and cut < eta else None
-        counts = self.stats
-        for _ in range(self.settings.cg_max_iter):
-            hd, curvature = self.hessian_product(p, d, nu)
-            counts["hessian_products"] += 1
-            counts["cg_iterations"] += 1
-            if not curvature > 0:  # only by rounding: the Hessian is positive definite
-                break
-            big = PK.cg_update_scaled(flat(x), flat(r), flat(d), flat(hd), rz / curvature,
-                                      flat(scale), flat(t), 1.0 / rho if mixed else 1.0)
-            rz_new = direction(rz, False)  # z scaled back by the rho t was written with
-            rho = big if mixed else 1.0
-            if rz_new <= stop:
-                if tighter is None or rz_new <= tighter or self._uncut(p, x):
-                    break
-                stop, tighter = tighter, None
-            rz = rz_new
-        return x
+        return pcg(self, p, b, gap, nu)
 
     def _uncut(self, p, x):
         """Whether the density step of the potential step ``x`` keeps ``p > 0`` (the
