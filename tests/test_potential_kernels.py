@@ -219,3 +219,18 @@ def test_compact_relative_value_is_its_formula(dim, n):
     want = a2 * np.sum(q * (np.log(q) - m)) + 0.5 * a3 * q @ A @ q - q @ b
     got = CK.relative_value(q, np.log(q), a2, m, a3, b, n, dim)
     assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_kernel_inputs_are_read_only_views_that_leave_the_caller_writeable():
+    from densflow.kernels.energy import _in
+
+    a = np.random.default_rng(0).random((4, 5))
+    v = _in(a)
+    assert np.shares_memory(a, v) and v.shape == (20,)
+    assert a.flags.writeable and not v.flags.writeable
+    b = np.asfortranarray(a)  # not C-contiguous: a copy in C order
+    assert np.array_equal(_in(b), a.ravel()) and b.flags.writeable
+    c = np.arange(6)  # integers: converted
+    assert _in(c).dtype == np.float64 and np.array_equal(_in(c), c)
+    d = a[:, ::2]  # a strided view: copied, not viewed
+    assert np.array_equal(_in(d), d.ravel()) and not np.shares_memory(_in(d), a)

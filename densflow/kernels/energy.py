@@ -184,13 +184,17 @@ def _step_point(p, s, eta, q):
 
 
 # Python entry points: one compiled version of each kernel -----------------------------------
+_F64 = np.dtype(np.float64)
+
+
 def _in(a):
     """A read-only flat float64 view of the input ``a`` (a copy only if ``a`` is not
-    C-contiguous float64)."""
-    v = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
-    if v.flags.writeable:
-        v = v.view()
-        v.flags.writeable = False
+    C-contiguous float64; ``reshape`` always makes a new view, so ``a`` stays writeable)."""
+    if a.__class__ is np.ndarray and a.dtype is _F64 and a.flags.c_contiguous:
+        v = a.reshape(-1)
+    else:
+        v = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+    v.flags.writeable = False
     return v
 
 
