@@ -128,7 +128,7 @@ class CompactNewton:
             CK.tridiagonal_newton_1d(flat_g, c, w["mahalanobis"], p.shape[0], x)
             its = 1
         else:
-            its, _ = CK.jacobi_cg(flat_g, c.reshape(-1), w["mahalanobis"], p.shape[0], p.ndim,
+            its, _ = CK.jacobi_cg(flat_g, c.reshape(-1), w["mahalanobis"], p.shape[0],
                                   self.settings.forcing_max, self._floor(gap),
                                   self.settings.cg_max_iter, x)
         self.stats["cg_iterations"] += its

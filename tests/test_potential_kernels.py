@@ -165,7 +165,7 @@ def test_compact_jacobi_cg_2d_solves_the_mass_zero_system(n, a3):
     c = 1.0 + rng.random(n * n)
     g = rng.standard_normal(n * n)
     x = np.empty(n * n)
-    its, _ = CK.jacobi_cg(g, c, a3, n, 2, 1e-12, 0.0, 10 * n * n, x)
+    its, _ = CK.jacobi_cg(g, c, a3, n, 1e-12, 0.0, 10 * n * n, x)
     # H x = g - kappa 1, sum x = 0, with H = diag(c) + a3 A
     H = np.diag(c) + a3 * dense_l(np.ones((n, n)), n, 2)
     m = n * n
@@ -177,7 +177,7 @@ def test_compact_jacobi_cg_2d_solves_the_mass_zero_system(n, a3):
     assert np.max(np.abs(x - ref)) <= 1e-9 * np.max(np.abs(ref))
     # a loose forcing stops no later, after at least one iteration
     loose = np.empty(n * n)
-    its_loose, _ = CK.jacobi_cg(g, c, a3, n, 2, 0.5, 0.0, 10 * n * n, loose)
+    its_loose, _ = CK.jacobi_cg(g, c, a3, n, 0.5, 0.0, 10 * n * n, loose)
     assert 1 <= its_loose <= its
 
 

@@ -19,6 +19,19 @@ def dense_operators(grid, w):
     return L, A
 
 
+def dense_density_step(grid, mu, p, weights, g):
+    """The density Newton step -d of E = a1 H^-1 + a2 KL + a3 Dirichlet at p on the
+    mass-zero subspace: [[H, 1], [1^T, 0]] [d; lam] = [-g; 0], H = a1 L^+ + a2 diag(1/p)
+    + a3 A from dense matrices."""
+    a1, a2, a3 = weights
+    L, A = dense_operators(grid, mu)
+    H = a1 * np.linalg.pinv(L) + a2 * np.diag(1.0 / p) + a3 * A
+    N = grid.size
+    K = np.zeros((N + 1, N + 1))
+    K[:N, :N], K[:N, N], K[N, :N] = H, 1.0, 1.0
+    return -np.linalg.solve(K, np.concatenate([-g, [0.0]]))[:N]
+
+
 def dense_potential_hessian(grid, mu, p, weights, nu=0.0):
     """a1 L + L (diag((a2 + nu)/p) + a3 A) L, from dense difference matrices."""
     a1, a2, a3 = weights

@@ -8,23 +8,10 @@ import pytest
 import densflow as df
 from conftest import V1, make_energy, random_density
 from densflow.potential_newton import PotentialNewton, PotentialNewtonStep
-from test_potential_newton import dense_operators
+from test_potential_newton import dense_density_step, dense_operators
 
 KL_WEIGHTS = [(1, 1e-3, 0), (1, 1e-3, 1e-4), (0.5, 1e-2, 1e-2)]
 FORMS = ("saddle", "band")
-
-
-def _dense_density_step(grid, mu, p, weights, g):
-    """The density Newton step -d of E = a1 H^-1 + a2 KL + a3 Dirichlet at p on the
-    mass-zero subspace: [[H, 1], [1^T, 0]] [d; lam] = [-g; 0], H = a1 L^+ + a2 diag(1/p)
-    + a3 A from dense matrices."""
-    a1, a2, a3 = weights
-    L, A = dense_operators(grid, mu)
-    H = a1 * np.linalg.pinv(L) + a2 * np.diag(1.0 / p) + a3 * A
-    N = grid.size
-    K = np.zeros((N + 1, N + 1))
-    K[:N, :N], K[:N, N], K[N, :N] = H, 1.0, 1.0
-    return -np.linalg.solve(K, np.concatenate([-g, [0.0]]))[:N]
 
 
 def _step(E, **settings):
@@ -43,7 +30,7 @@ def test_both_forms_give_the_dense_newton_step(weights, form):
     op = _step(E, direct_form=form)
     assert op.form == form and op.saddle == (form == "saddle")
     s = op.direction(p, g)
-    ref = _dense_density_step(grid, mu, p, weights, g)
+    ref = dense_density_step(grid, mu, p, weights, g)
     assert np.max(np.abs(s - ref)) <= 1e-9 * np.max(np.abs(ref))
     assert op.stats["hessian_products"] == 1 and op.stats["cg_iterations"] == 0
     s_hint, hs = op.hint  # L^+ s, for the line search

@@ -24,25 +24,9 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @nb.njit(**_JIT)
-def _jacobi(r, inv_diag, z):
-    """``z = D^-1 (r - kappa 1)`` with ``sum z = 0``; returns ``r.z``."""
-    num = 0.0
-    den = 0.0
-    for i in range(r.shape[0]):
-        num += r[i] * inv_diag[i]
-        den += inv_diag[i]
-    kappa = num / den
-    rz = 0.0
-    for i in range(r.shape[0]):
-        zi = inv_diag[i] * (r[i] - kappa)
-        z[i] = zi
-        rz += r[i] * zi
-    return rz
-
-
-@nb.njit(**_JIT)
 def hessian_product(d, c, a3, n, dim, work, out):
-    """``out = c d + a3 A d - mean`` (flat arrays, ``dim`` 1 or 2); returns ``d.out``."""
+    """``out = c d + a3 A d - mean`` (flat arrays, ``dim`` 1 or 2); returns ``d.out``: the
+    compact Hessian product in one plain pass (the CG below sweeps rows instead)."""
     if a3 > 0.0:
         if dim == 1:
             laplacian_1d(d, n, work)
@@ -141,10 +125,13 @@ def _jacobi_direction(r, inv_diag, kappa, beta, d):
 
 
 @nb.njit(**_JIT)
-def _jacobi_cg_2d(g, c, a3, n, forcing_max, forcing_floor, max_iter, x):
-    """:func:`jacobi_cg` on an ``n x n`` grid, each iteration in four vectorised
-    passes: the product with its sums; the update of ``x`` and ``r``; ``r.z``; the
-    direction (the sums reassociated)."""
+def jacobi_cg(g, c, a3, n, forcing_max, forcing_floor, max_iter, x):
+    """Solve ``H x = g - mean(g)`` on an ``n x n`` grid's mass-zero subspace by
+    Jacobi-preconditioned CG into ``x`` (flat arrays). Stops when ``r.z <= eta^2 r0.z0``,
+    ``eta = min(forcing_max, max(sqrt(r0.z0), forcing_floor))`` (the forcing of
+    :class:`densflow.newton.Newton`). Returns ``(iterations, r.z)``. Each iteration is
+    four vectorised passes: the product with its sums, the update of ``x`` and ``r``,
+    ``r.z``, the direction (the sums reassociated)."""
     m = g.shape[0]
     n2 = float(n) * float(n)
     mean = _sum(g) / m
@@ -184,56 +171,6 @@ def _jacobi_cg_2d(g, c, a3, n, forcing_max, forcing_floor, max_iter, x):
         if rz_new <= stop:
             break
         _jacobi_direction(r, inv_diag, kappa, rz_new / rz, d)
-        rz = rz_new
-    return its, rz
-
-
-@nb.njit(**_JIT)
-def jacobi_cg(g, c, a3, n, dim, forcing_max, forcing_floor, max_iter, x):
-    """Solve ``H x = g - mean(g)`` on the mass-zero subspace by Jacobi-preconditioned CG
-    into ``x`` (flat arrays). Stops when ``r.z <= eta^2 r0.z0``, ``eta = min(forcing_max,
-    max(sqrt(r0.z0), forcing_floor))`` (the forcing of :class:`densflow.newton.Newton`).
-    Returns ``(iterations, r.z)``. In 2D an iteration is four vectorised passes
-    (:func:`_jacobi_cg_2d`, its inner products reassociated)."""
-    if dim == 2:
-        return _jacobi_cg_2d(g, c, a3, n, forcing_max, forcing_floor, max_iter, x)
-    m = g.shape[0]
-    mean = 0.0
-    for i in range(m):
-        mean += g[i]
-    mean /= m
-    r = np.empty(m)
-    inv_diag = np.empty(m)
-    lap = 2.0 * dim * float(n) * float(n) * a3  # the diagonal of a3 A
-    for i in range(m):
-        r[i] = g[i] - mean
-        x[i] = 0.0
-        inv_diag[i] = 1.0 / (c[i] + lap)
-    z = np.empty(m)
-    rz = _jacobi(r, inv_diag, z)
-    if not rz > 0.0:
-        return 0, rz
-    eta = min(forcing_max, max(np.sqrt(rz), forcing_floor))
-    stop = eta * eta * rz
-    d = z.copy()
-    hd = np.empty(m)
-    work = np.empty(m)
-    its = 0
-    for _ in range(max_iter):
-        its += 1
-        curvature = hessian_product(d, c, a3, n, dim, work, hd)
-        if not curvature > 0.0:
-            break
-        alpha = rz / curvature
-        for i in range(m):
-            x[i] += alpha * d[i]
-            r[i] -= alpha * hd[i]
-        rz_new = _jacobi(r, inv_diag, z)
-        if rz_new <= stop:
-            break
-        beta = rz_new / rz
-        for i in range(m):
-            d[i] = z[i] + beta * d[i]
         rz = rz_new
     return its, rz
 
