@@ -26,6 +26,7 @@ from .optim.linesearch import Armijo
 from .optim.loop import check_loop_settings
 from .newton import Newton, NewtonStep, compact_applies
 from .free_newton import FreeNewtonStep
+from .compact_fused import fused_compact_step
 from .potential_fused import fused_step
 from .potential_newton import PotentialLines, PotentialNewton, PotentialNewtonStep, applies as _potential_applies
 
@@ -219,6 +220,8 @@ def make_bound(energy, p, operator, metric_name, line_search, max_iter, setup=No
         bound.direction = operator.direction
         bound.fallback = operator.fallback
         bound.fallback_ready = lambda: operator.stats["cg_iterations"] > 0
+        if problem is energy and bound.after_step is None:
+            bound.fused_step = fused_compact_step(operator, energy, line_search)
         if isinstance(operator, PotentialNewtonStep):
             bound.method = "newton_potential"
             bound.fallback_ready = operator.fallback_ready
