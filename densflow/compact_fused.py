@@ -81,11 +81,11 @@ def fused_compact_step(step, energy, line_search):
             return None  # the metric's revival step: the general path
         pf = np.ascontiguousarray(p, dtype=float).reshape(-1)
         gf = np.ascontiguousarray(state.gradient, dtype=float).reshape(-1)
-        x, s, e = np.empty((3, pf.shape[0]))
+        x, s, e, inv_p = np.empty((4, pf.shape[0]))
         outcome, its = CS.compact_direction(
             pf, gf, a2, a3, n, dim, float(settings.forcing_max), step._floor(gap),
             int(settings.cg_max_iter), RESIDUE_SHARE, newton_compact.RETRACT,
-            newton_compact.RETRACT_BELOW, x, s, e)
+            newton_compact.RETRACT_BELOW, x, s, e, inv_p)
         retracted = outcome == CS.RETRACT
         if retracted:
             np.exp(e, out=e)
@@ -94,7 +94,7 @@ def fused_compact_step(step, energy, line_search):
         u3 = parts[j3].gradient.reshape(-1) if j3 is not None else zeros
         q, a_s, u3n, lrn, gkn, grad = np.empty((6,) + shape)
         outcome, slope, eta, v2, v3 = CS.compact_finish(
-            pf, gf, s, e, retracted, log_ratio, u3, mu2, mu3, a2, a3, n, dim, m, b,
+            pf, gf, s, e, retracted, inv_p, log_ratio, u3, mu2, mu3, a2, a3, n, dim, m, b,
             boundary, search[0], search[1], search[2], search[3], q.reshape(-1),
             a_s.reshape(-1), u3n.reshape(-1), lrn.reshape(-1), gkn.reshape(-1),
             grad.reshape(-1))

@@ -18,12 +18,10 @@ path around it cost about twice that.
 import numba as nb
 import numpy as np
 
-from .compact import jacobi_cg, relative_value, retraction_exponent, scale_and_normalise
-from .compact import tridiagonal_newton_1d
-from .energy import _backtrack, _kl_state
+from .compact import jacobi_cg, relative_value, scale_and_normalise, tridiagonal_newton_1d
+from .energy import _kl_trial
 from .log import BLOCK, log_into
 from .metric import spread_residue
-from .newton import boundary_ratio, step_ratio
 from .stencils import laplacian_1d, laplacian_2d
 
 __all__ = ["compact_direction", "compact_finish", "STRAIGHT", "RETRACT", "APPLIED",
@@ -65,16 +63,18 @@ def _weighted_spread(x, share_factor, s):
 
 @nb.njit(**_JIT)
 def compact_direction(p, g, a2, a3, n, dim, forcing_max, forcing_floor, max_iter, share,
-                      retract, retract_below, x, s, e):
-    """The compact Newton step ``s`` at ``p`` (gradient ``g``; flat arrays, work array
-    ``x``) and, with ``retract`` when ``max |s_i|/p_i >= retract_below``, the exponent
-    ``e`` :math:`= \\operatorname{clip}(-s/p, -700, 50)` of its retraction. Returns
+                      retract, retract_below, x, s, e, inv_p):
+    r"""The compact Newton step ``s`` at ``p`` (gradient ``g``; flat arrays, work array
+    ``x``; ``inv_p`` :math:`= 1/p` is written for :func:`compact_finish`) and, with
+    ``retract`` when :math:`\max_i |s_i|/p_i \ge` ``retract_below``, the exponent ``e``
+    :math:`= \operatorname{clip}(-s/p, -700, 50)` of its retraction. Returns
     ``(outcome, iterations)``: :data:`STRAIGHT` or :data:`RETRACT`. The rounding
     residue of ``x`` is spread as :func:`densflow.metrics.mass_fix` spreads it."""
     m = p.shape[0]
     c = np.empty(m)
     for i in range(m):
-        c[i] = a2 / max(p[i], 1e-300)
+        inv_p[i] = 1.0 / p[i]
+        c[i] = a2 * min(inv_p[i], 1e300)
     if dim == 1:
         tridiagonal_newton_1d(g, c, a3, n, x)
         its = 1
@@ -82,10 +82,28 @@ def compact_direction(p, g, a2, a3, n, dim, forcing_max, forcing_floor, max_iter
         its, _ = jacobi_cg(g, c, a3, n, forcing_max, forcing_floor, max_iter, x)
     if not spread_residue(x, share, s):
         _weighted_spread(x, share, s)
-    if retract and step_ratio(p, s) >= retract_below:
-        retraction_exponent(p, s, e)
-        return RETRACT, its
-    return STRAIGHT, its
+    if not retract:
+        return STRAIGHT, its
+    big = 0.0
+    for i in range(m):
+        big = max(big, abs(s[i]) * inv_p[i])
+    if not big >= retract_below:
+        return STRAIGHT, its
+    for i in range(m):
+        e[i] = min(max(-(s[i] * inv_p[i]), -700.0), 50.0)
+    return RETRACT, its
+
+
+@nb.njit(**_JIT)
+def _boundary_step(s, inv_p, first, boundary):
+    r"""``min(first, boundary t_max)``, :math:`t_{\max} = 1/\max_i (s_i/p_i)` the
+    largest step keeping :math:`p - t s > 0` (``first`` when no :math:`s_i > 0`)."""
+    big = 0.0
+    for i in range(s.shape[0]):
+        big = max(big, s[i] * inv_p[i])
+    if not big > 0.0:
+        return first
+    return min(first, boundary / big)
 
 
 @nb.njit(**_JIT)
@@ -103,10 +121,11 @@ def _value(q, log_q, work, kk, a2, m, a3, b, n, dim):
 
 
 @nb.njit(**_JIT)
-def compact_finish(p, g, s, e, retracted, log_ratio, u3, mu2, mu3, a2, a3, n, dim, m, b,
-                   boundary, eta0, shrink, c1, min_step, q, a_s, u3n, lrn, gkn, grad):
-    r"""The rest of the step from :func:`compact_direction`'s ``s`` (with ``retracted``:
-    ``e`` holds the exponential of the exponent, overwritten by the retracted point).
+def compact_finish(p, g, s, e, retracted, inv_p, log_ratio, u3, mu2, mu3, a2, a3, n, dim,
+                   m, b, boundary, eta0, shrink, c1, min_step, q, a_s, u3n, lrn, gkn, grad):
+    r"""The rest of the step from :func:`compact_direction`'s ``s`` and ``inv_p`` (with
+    ``retracted``: ``e`` holds the exponential of the exponent, overwritten by the
+    retracted point).
 
     The retracted point :math:`q_r = p e / \sum p e` replaces ``s`` by :math:`p - q_r`
     when the energy there (the compact value, ``m`` and ``b`` of
@@ -116,7 +135,8 @@ def compact_finish(p, g, s, e, retracted, log_ratio, u3, mu2, mu3, a2, a3, n, di
     :math:`p - \eta s > 0`, Armijo backtracking (the KL part ``log_ratio``, the
     Dirichlet part ``u3`` :math:`= A(p - \mu_3)` exact along the line) and, at the
     accepted :math:`q = p - \eta s`: ``u3n`` :math:`= u_3 - \eta A s`, ``lrn``, ``gkn``
-    the KL part's log ratio and gradient, ``grad`` the weighted sum.
+    the KL part's log ratio (kept from the accepted trial) and gradient, ``grad`` the
+    weighted sum.
 
     Returns ``(outcome, slope, eta, v2, v3)``: :data:`APPLIED`, :data:`NO_STEP` or
     :data:`NOT_FUSED`, the decrement and the terms' values at ``q`` (unweighted).
@@ -124,8 +144,7 @@ def compact_finish(p, g, s, e, retracted, log_ratio, u3, mu2, mu3, a2, a3, n, di
     N = p.shape[0]
     if retracted:
         scale_and_normalise(e, p)
-        t = boundary_ratio(p, s)
-        t = 1.0 if t == np.inf else min(1.0, boundary * t)
+        t = _boundary_step(s, inv_p, 1.0, boundary)
         for i in range(N):
             q[i] = p[i] - t * s[i]
         log_q = np.empty(N)
@@ -140,10 +159,7 @@ def compact_finish(p, g, s, e, retracted, log_ratio, u3, mu2, mu3, a2, a3, n, di
         slope += s[i] * g[i]
     if not (slope > 0.0 and slope < np.inf):
         return NOT_FUSED, slope, np.nan, 0.0, 0.0
-    eta = eta0
-    ratio = boundary_ratio(p, s)
-    if ratio < np.inf:
-        eta = min(eta0, boundary * ratio)
+    eta = _boundary_step(s, inv_p, eta0, boundary)
     q_slope = 0.0
     q_curvature = 0.0
     if a3 > 0.0:
@@ -154,22 +170,26 @@ def compact_finish(p, g, s, e, retracted, log_ratio, u3, mu2, mu3, a2, a3, n, di
         for i in range(N):
             q_slope += u3[i] * s[i]
             q_curvature += s[i] * a_s[i]
-    eta, _, _ = _backtrack(p, s, a2, mu2, log_ratio, False, a3 * q_slope, a3 * q_curvature,
-                           slope, eta, shrink, c1, min_step)
-    if eta < 0.0:
+    accepted = False
+    while eta >= min_step:  # Armijo, the trial's point and log ratio kept in q and lrn
+        quadratic = a3 * (-eta * q_slope + 0.5 * eta * eta * q_curvature)
+        delta = a2 * _kl_trial(p, s, eta, mu2, log_ratio, q, lrn, True) + quadratic
+        if delta <= -c1 * eta * slope:
+            accepted = True
+            break
+        eta *= shrink
+    if not accepted:
         return NO_STEP, slope, np.nan, 0.0, 0.0
+    v2 = 0.0
     v3 = 0.0
     for i in range(N):
-        qi = p[i] - eta * s[i]
-        q[i] = qi
+        v2 += q[i] * lrn[i]
+        gkn[i] = lrn[i] + 1.0
+        x = a2 * gkn[i]
         if a3 > 0.0:
             y = u3[i] - eta * a_s[i]
             u3n[i] = y
-            v3 += (qi - mu3[i]) * y
-    v2 = _kl_state(q, mu2, lrn, gkn)
-    for i in range(N):
-        x = a2 * gkn[i]
-        if a3 > 0.0:
-            x += a3 * u3n[i]
+            v3 += (q[i] - mu3[i]) * y
+            x += a3 * y
         grad[i] = x
     return APPLIED, slope, eta, v2, 0.5 * v3

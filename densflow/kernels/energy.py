@@ -54,24 +54,25 @@ def _kl_state(p, mu, log_ratio, gradient):
 
 
 @nb.njit(**_JIT)
-def _kl_line_delta(p, s, eta, mu, log_ratio):
+def _kl_trial(p, s, eta, mu, log_ratio, q, logs, full):
     """``sum(q log(q / mu) - p log_ratio)`` at ``q = p - eta s``, entry by entry (small
-    differences of large sums stay accurate); ``inf`` when some ``q <= 0``."""
+    differences of large sums stay accurate); ``inf`` when some ``q <= 0``. With ``full``
+    the trial point and its ``log(q / mu)`` are left in ``q`` and ``logs`` (whole arrays;
+    else they are blocks of scratch)."""
     pf = p
     sf = s
     mf = mu
     lf = log_ratio
     N = pf.shape[0]
     ratio, work, kk = _blocks()
-    q = np.empty(BLOCK)
-    logs = np.empty(BLOCK)
     total = 0.0
     for b0 in range(0, N, BLOCK):
         c = min(BLOCK, N - b0)
+        o = b0 if full else 0
         pb = pf[b0:b0 + c]
         sb = sf[b0:b0 + c]
         mb = mf[b0:b0 + c]
-        qb = q[:c]
+        qb = q[o:o + c]
         r = ratio[:c]
         positive = True
         for i in range(c):
@@ -81,12 +82,18 @@ def _kl_line_delta(p, s, eta, mu, log_ratio):
             positive &= v > 0.0
         if not positive:
             return np.inf
-        lb = logs[:c]
+        lb = logs[o:o + c]
         log_into(r, lb, work, kk)
         lp = lf[b0:b0 + c]
         for i in range(c):
             total += qb[i] * lb[i] - pb[i] * lp[i]
     return total
+
+
+@nb.njit(**_JIT)
+def _kl_line_delta(p, s, eta, mu, log_ratio):
+    """``sum(q log(q / mu) - p log_ratio)`` at ``q = p - eta s`` (:func:`_kl_trial`)."""
+    return _kl_trial(p, s, eta, mu, log_ratio, np.empty(BLOCK), np.empty(BLOCK), False)
 
 
 @nb.njit(**_JIT)
