@@ -33,7 +33,7 @@ def _problem(n=16):
     return grid, mu, make_energy(grid, mu, WEIGHTS)
 
 
-@pytest.mark.parametrize("shape", [(16, 12), (9, 10), (12,)])
+@pytest.mark.parametrize("shape", [(16, 12), (9, 10), (12,), (69, 67)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fourier_pair_is_the_public_fft_pair_bit_for_bit(shape, dtype):
     rng = np.random.default_rng(3)
