@@ -155,8 +155,18 @@ class PotentialNewtonStep(NewtonStep):
     _scale = cached_property(lambda self: 1.0 / np.sqrt(self.w))
     _mean_w = cached_property(lambda self: float(np.mean(self.w)))
     _ones = cached_property(lambda self: np.ones(self.w.shape))
-    _work = cached_property(lambda self: [np.empty(self.w.shape) for _ in range(4)])
     _row = cached_property(lambda self: np.empty(self.n))
+
+    @cached_property
+    def _work(self):
+        """``(u, m, hd)`` of the Hessian product: in 2D ``u`` and ``m`` are the row rings
+        of :func:`~densflow.kernels.potential.hessian_rows_2d`, in 1D whole arrays."""
+        if self.dim == 2:
+            u, m = np.empty((PK.U_ROWS, self.n)), np.empty((PK.M_ROWS, self.n))
+        else:
+            u, m = np.empty(self.n), np.empty(self.n)
+        return u, m, np.empty(self.w.shape)
+
     #: the saddle-point solve's :class:`~densflow.kernels.saddle.Workspace`
     saddle_work = cached_property(lambda self: SK.Workspace(self.n))
 
@@ -189,7 +199,7 @@ class PotentialNewtonStep(NewtonStep):
         out = np.empty_like(v)
         if self.standard:
             a = self.a2 + nu
-            u, au, wk, _ = self._work
+            u, wk, _ = self._work
             if self.dim == 2:  # row passes (vectorised)
                 curvature = PK.hessian_rows_2d(v, self.w, self._diag(p, nu), a > 0, self.a1,
                                                self.a3, self.n, u, self._row, wk, out)

@@ -105,7 +105,7 @@ def pcg(step, p, b, gap, nu):
     if fused:
         a = step.a2 + nu
         diag = step._diag(p, nu)
-        u, _, m, hd = step._work
+        u, m, hd = step._work
         args = (step.w, diag, a > 0, step.a1, step.a3, step.n, u, step._row, m, hd, x, r)
     its = 0
     for _ in range(step.settings.cg_max_iter):

@@ -38,7 +38,8 @@ def _args(n, seed):
 
 
 def _product(v, w, c, has_diag, a1, a3, n):
-    u, m, out = np.full((n, n), np.nan), np.full((n, n), np.nan), np.full((n, n), np.nan)
+    u, m = np.full((PK.U_ROWS, n), np.nan), np.full((PK.M_ROWS, n), np.nan)
+    out = np.full((n, n), np.nan)
     curvature = PK.hessian_rows_2d(v, w, c, has_diag, a1, a3, n, u, np.empty(n), m, out)
     return out, curvature
 
