@@ -15,7 +15,15 @@ state alone (so a resumed run repeats it): revival of nearly empty cells, a fail
 pivot, a rounding residue that needs the weighted spread, no descent; when no trial
 step is accepted the loop takes the metric's fallback step as usual.
 
-It applies to the direct solves (``PotentialNewton(preconditioner="direct")``, the
+In 2D the direction stays the step's own (its PCG, :meth:`PotentialNewtonStep.direction
+<densflow.potential_newton.PotentialNewtonStep.direction>`), and the rest of the step —
+decrement, first trial, Armijo backtracking, the new state — is one compiled call
+(:func:`densflow.kernels.fused2d.potential_line_2d`): five passes over the grid where
+the general path made about twice as many (256² 13.4 → 12.1 ms a run, 512² 62 → 60
+ms, with glibc's memory handling pinned so that page faults do not blur the
+difference), the accepted trial's point and log ratio kept for the KL state.
+
+In 1D it applies to the direct solves (``PotentialNewton(preconditioner="direct")``, the
 default in 1D up to :data:`densflow.potential_newton.DIRECT_MAX_N` points, in either
 ``direct_form``, and ``"saddle"``, the default above that) on an energy
 of one :class:`~densflow.energies.HMinus1`, at most one :class:`~densflow.energies.KL`
@@ -28,6 +36,7 @@ import numpy as np
 from .core.state import State
 from .energies.terms import KL, Dirichlet, HMinus1
 from .kernels import fused1d as FK
+from .kernels import fused2d as F2
 from .metrics.massfix import RESIDUE_SHARE
 from .optim.linesearch import Armijo
 from .potential_newton import PotentialNewtonStep
@@ -60,11 +69,14 @@ def fused_step(step, energy, line_search, positive=True):
     docstring). ``fused`` returns ``None`` (take the general path for this step) or
     ``(s, slope, eta, state)``, ``eta = None`` when no trial step was accepted."""
     if (type(step) is not PotentialNewtonStep  # (a subclass may change the step)
-            or step.kind not in ("direct", "saddle") or step.dim != 1
-            or type(line_search) is not Armijo or step.settings.damping_tries != 0):
+            or type(line_search) is not Armijo):
         return None
     terms = _terms(energy)
     if terms is None:
+        return None
+    if step.dim == 2:
+        return _fused_line_2d(step, energy, line_search, positive, terms)
+    if step.kind not in ("direct", "saddle") or step.settings.damping_tries != 0:
         return None
     (j1, a1, _), (j2, a2, kl), (j3, a3, dirichlet) = terms
     w, n = step.w, step.n
@@ -99,6 +111,52 @@ def fused_step(step, energy, line_search, positive=True):
         step.stats["hessian_products"] = 1  # the system the direct solve factors
         step.newton_direction, step.hint = True, None
         if outcome == FK.NO_STEP:
+            return s, float(slope), None, None
+        new = [None] * count
+        new[j1] = State(q, v1, u1n)
+        if j2 is not None:
+            new[j2] = State(q, v2, gkn, lrn)
+        if j3 is not None:
+            new[j3] = State(q, v3, u3n)
+        value = a1 * v1 + a2 * v2 + a3 * v3
+        return s, float(slope), float(eta), State(q, float(value), grad, new)
+
+    return fused
+
+
+def _fused_line_2d(step, energy, line_search, positive, terms):
+    """``fused(state, gap)`` in 2D: the step's own direction (its PCG), then the line
+    search and the new state in one compiled call
+    (:func:`densflow.kernels.fused2d.potential_line_2d`)."""
+    (j1, a1, _), (j2, a2, kl), (j3, a3, dirichlet) = terms
+    w, n = step.w.reshape(-1), step.n
+    zeros = np.zeros(w.shape)
+    mu2 = kl.mu.reshape(-1) if kl is not None else w
+    mu3 = dirichlet.mu.reshape(-1) if dirichlet is not None else w
+    check_sign = bool(positive and not energy.positive_domain)
+    search = (float(line_search.eta0), float(step.settings.boundary), check_sign,
+              float(line_search.shrink), float(line_search.c1), float(line_search.min_step))
+    revive = float(step.settings.revive_below)
+    count = len(energy.active_terms)
+    shape = (n, n)
+
+    def fused(state, gap):
+        p = state.p
+        if step.has_kl and p.min() * p.size < revive:
+            return None  # the metric's revival step: the general path
+        s = step.direction(p, state.gradient, gap)
+        parts = state.parts
+        flat = (lambda a: a.reshape(-1))
+        u3 = flat(parts[j3].gradient) if j3 is not None else zeros
+        log_ratio = flat(parts[j2].parts) if j2 is not None else zeros
+        q, a_s, u1n, u3n, lrn, gkn, grad = np.empty((7,) + shape)
+        outcome, slope, eta, v1, v2, v3 = F2.potential_line_2d(
+            flat(p), flat(state.gradient), flat(s), flat(step.hint[1]),
+            flat(parts[j1].gradient), u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, *search,
+            flat(q), flat(a_s), flat(u1n), flat(u3n), flat(lrn), flat(gkn), flat(grad))
+        if outcome == F2.NOT_FUSED:
+            return None  # no descent: the general path (the same direction again)
+        if outcome == F2.NO_STEP:
             return s, float(slope), None, None
         new = [None] * count
         new[j1] = State(q, v1, u1n)
