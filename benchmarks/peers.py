@@ -35,12 +35,13 @@ final ``E``. Times include each method's set-up (densflow's metric binding, the
 peers' preconditioner symbols) but not building the energy. With ``--burst``, a run
 under :data:`BURST_BELOW` is timed as the mean of a burst of :data:`BURST` back-to-back
 runs, every method alike (at a few tenths of a millisecond the timer's resolution and
-the first call's cache misses otherwise weigh on a single run).
+the first call's cache misses otherwise weigh on a single run). With ``--malloc
+pinned`` glibc keeps the memory every method frees (:func:`pin_malloc`).
 
 Usage::
 
     python benchmarks/peers.py [--quick] [--only SUBSTRING] [--repeats 3] [--burst]
-        [--time-cap 60] [--json results.json] [--plot peers.png]
+        [--malloc pinned] [--time-cap 60] [--json results.json] [--plot peers.png]
 
 Prints one reStructuredText table per problem group (a ``*`` after the iterations marks
 a run that did not converge) and a summary table (densflow default against the fastest
