@@ -23,8 +23,7 @@ these energies) on an energy of one :class:`~densflow.energies.KL` and at most o
 
 import numpy as np
 
-from .core.state import State
-from .energies.terms import KL, Dirichlet
+from .fused_terms import COMPACT_KINDS, new_state, one_term_each
 from .kernels import compact_step as CS
 from .metrics.massfix import RESIDUE_SHARE
 from .newton import NewtonStep
@@ -36,20 +35,6 @@ from .optim.result import INNER_HISTORIES
 __all__ = ["fused_compact_step"]
 
 
-def _terms(energy):
-    """``[(index, weight, term)]`` of the energy's KL and Dirichlet term (the Dirichlet
-    one ``(None, 0.0, None)`` when absent), or ``None`` for another energy."""
-    found = {KL: [], Dirichlet: []}
-    for j, (a, t) in enumerate(energy.active_terms):
-        kind = found.get(type(t))
-        if kind is None or kind:
-            return None
-        kind.append((j, a, t))
-    if not found[KL]:
-        return None
-    return [v[0] if v else (None, 0.0, None) for v in found.values()]
-
-
 def fused_compact_step(step, energy, line_search):
     """``fused(state, gap)`` for the loop, or ``None`` where it does not apply (module
     docstring). ``fused`` returns ``None`` (take the general path for this step) or
@@ -57,8 +42,8 @@ def fused_compact_step(step, energy, line_search):
     if (type(step) is not NewtonStep or step.kind != "compact"
             or type(line_search) is not Armijo):
         return None
-    terms = _terms(energy)
-    if terms is None:
+    terms = one_term_each(energy, COMPACT_KINDS)
+    if terms is None or terms[0][0] is None:  # (a KL term is needed)
         return None
     (j2, a2, kl), (j3, a3, dirichlet) = terms
     grid = energy.grid
@@ -106,10 +91,7 @@ def fused_compact_step(step, energy, line_search):
         s = s.reshape(shape)
         if outcome == CS.NO_STEP:
             return s, float(slope), None, None
-        new = [None] * count
-        new[j2] = State(q, v2, gkn, lrn)
-        if j3 is not None:
-            new[j3] = State(q, v3, u3n)
-        return s, float(slope), float(eta), State(q, float(a2 * v2 + a3 * v3), grad, new)
+        return s, float(slope), float(eta), new_state(q, grad, count, terms, (v2, v3),
+                                                      ((gkn, lrn), (u3n,)))
 
     return fused

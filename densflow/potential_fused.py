@@ -33,8 +33,7 @@ and ``damping_tries = 0`` (the default).
 
 import numpy as np
 
-from .core.state import State
-from .energies.terms import KL, Dirichlet, HMinus1
+from .fused_terms import POTENTIAL_KINDS, new_state, one_term_each
 from .kernels import fused1d as FK
 from .kernels import fused2d as F2
 from .metrics.massfix import RESIDUE_SHARE
@@ -50,18 +49,10 @@ _NO_SADDLE = (np.empty((0, 3)), np.empty((0, 4)), np.empty((0, 2)))
 
 
 def _terms(energy):
-    """``[(index, weight, term)]`` of the energy's HMinus1, KL and Dirichlet term, each
-    ``(None, 0.0, None)`` when absent, or ``None`` for another energy (two of a kind,
-    another kind of term, no HMinus1 term)."""
-    found = {HMinus1: [], KL: [], Dirichlet: []}
-    for j, (a, t) in enumerate(energy.active_terms):
-        kind = found.get(type(t))
-        if kind is None or kind:
-            return None
-        kind.append((j, a, t))
-    if not found[HMinus1]:
-        return None
-    return [v[0] if v else (None, 0.0, None) for v in found.values()]
+    """:func:`~densflow.fused_terms.one_term_each` of the HMinus1, KL and Dirichlet kinds,
+    or ``None`` without an HMinus1 term."""
+    terms = one_term_each(energy, POTENTIAL_KINDS)
+    return terms if terms is not None and terms[0][0] is not None else None
 
 
 def fused_step(step, energy, line_search, positive=True):
@@ -112,14 +103,8 @@ def fused_step(step, energy, line_search, positive=True):
         step.newton_direction, step.hint = True, None
         if outcome == FK.NO_STEP:
             return s, float(slope), None, None
-        new = [None] * count
-        new[j1] = State(q, v1, u1n)
-        if j2 is not None:
-            new[j2] = State(q, v2, gkn, lrn)
-        if j3 is not None:
-            new[j3] = State(q, v3, u3n)
-        value = a1 * v1 + a2 * v2 + a3 * v3
-        return s, float(slope), float(eta), State(q, float(value), grad, new)
+        return s, float(slope), float(eta), new_state(
+            q, grad, count, terms, (v1, v2, v3), ((u1n,), (gkn, lrn), (u3n,)))
 
     return fused
 
@@ -139,13 +124,16 @@ def _fused_line_2d(step, energy, line_search, positive, terms):
     revive = float(step.settings.revive_below)
     count = len(energy.active_terms)
     shape = (n, n)
+
+    def flat(a):
+        return a.reshape(-1)
+
     def fused(state, gap):
         p = state.p
         if step.has_kl and p.min() * p.size < revive:
             return None  # the metric's revival step: the general path
         s = step.direction(p, state.gradient, gap)
         parts = state.parts
-        flat = (lambda a: a.reshape(-1))
         u3 = flat(parts[j3].gradient) if j3 is not None else zeros
         log_ratio = flat(parts[j2].parts) if j2 is not None else zeros
         # (separate arrays: one block of seven faulted its pages anew every step, 416
@@ -159,13 +147,7 @@ def _fused_line_2d(step, energy, line_search, positive, terms):
             return None  # no descent: the general path (the same direction again)
         if outcome == F2.NO_STEP:
             return s, float(slope), None, None
-        new = [None] * count
-        new[j1] = State(q, v1, u1n)
-        if j2 is not None:
-            new[j2] = State(q, v2, gkn, lrn)
-        if j3 is not None:
-            new[j3] = State(q, v3, u3n)
-        value = a1 * v1 + a2 * v2 + a3 * v3
-        return s, float(slope), float(eta), State(q, float(value), grad, new)
+        return s, float(slope), float(eta), new_state(
+            q, grad, count, terms, (v1, v2, v3), ((u1n,), (gkn, lrn), (u3n,)))
 
     return fused

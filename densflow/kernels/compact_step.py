@@ -21,7 +21,7 @@ import numpy as np
 from .compact import jacobi_cg, relative_value, scale_and_normalise, tridiagonal_newton_1d
 from .energy import _kl_trial
 from .log import BLOCK, log_into
-from .metric import spread_residue
+from .metric import spread_residue, spread_weighted
 from .stencils import laplacian_1d, laplacian_2d
 
 __all__ = ["compact_direction", "compact_finish", "STRAIGHT", "RETRACT", "APPLIED",
@@ -36,29 +36,6 @@ STRAIGHT, RETRACT = 0, 1
 #: :func:`compact_finish`'s outcomes: a step taken; no trial step accepted (the loop
 #: tries the metric's step); the general path must take the step (no descent).
 APPLIED, NO_STEP, NOT_FUSED = 0, 1, 2
-
-
-@nb.njit(**_JIT)
-def _weighted_spread(x, share_factor, s):
-    """``s = x - (t / sum m) m``, ``t = sum x``, ``m = min(1, |x| / share)``, ``share =
-    share_factor |t| / N`` (``s = x - t/N`` when ``sum m`` is not a positive number): the
-    weighted spread of :func:`densflow.metrics.mass_fix`, for when some entry of ``x``
-    is below the even share."""
-    N = x.shape[0]
-    total = 0.0
-    for i in range(N):
-        total += x[i]
-    share = share_factor * abs(total) / N
-    den = 0.0
-    for i in range(N):
-        den += min(1.0, abs(x[i]) / share)
-    if den > 0.0 and den < np.inf:
-        f = total / den
-        for i in range(N):
-            s[i] = x[i] - f * min(1.0, abs(x[i]) / share)
-    else:
-        for i in range(N):
-            s[i] = x[i] - total / N
 
 
 @nb.njit(**_JIT)
@@ -81,7 +58,7 @@ def compact_direction(p, g, a2, a3, n, dim, forcing_max, forcing_floor, max_iter
     else:
         its, _ = jacobi_cg(g, c, a3, n, forcing_max, forcing_floor, max_iter, x)
     if not spread_residue(x, share, s):
-        _weighted_spread(x, share, s)
+        spread_weighted(x, share, s)
     if not retract:
         return STRAIGHT, its
     big = 0.0

@@ -64,17 +64,22 @@ def combined_2d(v, lo, hi, level, lam, ones, lam1, den, out):
 
 
 @nb.njit(**_JIT)
+def _residue(s, share_factor, out):
+    """Flat views of ``s`` and ``out``, ``N``, the residue ``t = sum s`` and the even
+    share ``share_factor |t| / N``."""
+    sf = s.reshape(-1)
+    total = 0.0
+    for i in range(sf.shape[0]):
+        total += sf[i]
+    return sf, out.reshape(-1), sf.shape[0], total, share_factor * abs(total) / sf.shape[0]
+
+
+@nb.njit(**_JIT)
 def spread_residue(s, share_factor, out):
     """``out = s - sum(s)/N`` when every ``|s_i| >= share_factor |sum(s)| / N`` and return
     True; otherwise leave ``out`` alone and return False (the caller then spreads the
     residue by weights)."""
-    sf = s.reshape(-1)
-    of = out.reshape(-1)
-    N = sf.shape[0]
-    total = 0.0
-    for i in range(N):
-        total += sf[i]
-    share = share_factor * abs(total) / N
+    sf, of, N, total, share = _residue(s, share_factor, out)
     for i in range(N):
         if abs(sf[i]) < share:
             return False
@@ -82,6 +87,25 @@ def spread_residue(s, share_factor, out):
     for i in range(N):
         of[i] = sf[i] - shift
     return True
+
+
+@nb.njit(**_JIT)
+def spread_weighted(s, share_factor, out):
+    """``out = s - (t / sum m) m``, ``t = sum s``, ``m = min(1, |s| / share)``, ``share =
+    share_factor |t| / N`` (``out = s - t/N`` when ``sum m`` is not a positive number):
+    the spread of :func:`densflow.metrics.mass_fix` when some entry is below the even
+    share (:func:`spread_residue` returned False: ``t != 0``)."""
+    sf, of, N, total, share = _residue(s, share_factor, out)
+    den = 0.0
+    for i in range(N):
+        den += min(1.0, abs(sf[i]) / share)
+    if den > 0.0 and den < np.inf:
+        f = total / den
+        for i in range(N):
+            of[i] = sf[i] - f * min(1.0, abs(sf[i]) / share)
+    else:
+        for i in range(N):
+            of[i] = sf[i] - total / N
 
 
 @nb.njit(**_JIT)

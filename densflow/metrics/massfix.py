@@ -23,17 +23,12 @@ def mass_fix(s, m1=None):
     """
     if m1 is None:
         out = np.empty_like(s)
-        if MK.spread_residue(s, RESIDUE_SHARE, out):  # the common case, in one pass
-            return out
+        if not MK.spread_residue(s, RESIDUE_SHARE, out):  # (the common case, one pass)
+            MK.spread_weighted(s, RESIDUE_SHARE, out)
+        return out
     total = s.sum()
     if total == 0.0:
         return s
-    if m1 is None:
-        share = RESIDUE_SHARE * abs(total) / s.size
-        magnitude = np.abs(s)
-        if magnitude.min() >= share:
-            return s - total / s.size
-        m1 = np.minimum(1.0, magnitude / share)
     denom = m1.sum()
     if denom > 0 and np.isfinite(denom):
         return s - (total / denom) * m1
