@@ -19,9 +19,10 @@ In 2D the direction stays the step's own (its PCG, :meth:`PotentialNewtonStep.di
 <densflow.potential_newton.PotentialNewtonStep.direction>`), and the rest of the step —
 decrement, first trial, Armijo backtracking, the new state — is one compiled call
 (:func:`densflow.kernels.fused2d.potential_line_2d`): five passes over the grid where
-the general path made about twice as many (256² 13.4 → 12.1 ms a run, 512² 62 → 60
-ms, with glibc's memory handling pinned so that page faults do not blur the
-difference), the accepted trial's point and log ratio kept for the KL state.
+the general path made about twice as many (256² 14.6 → 12.6 ms a run, 512² 58.1 →
+54.6 ms, with glibc's memory handling pinned so that page faults do not blur the
+difference: ``benchmarks/solve_costs.py --fused --malloc pinned``), the accepted
+trial's point and log ratio kept for the KL state.
 
 In 1D it applies to the direct solves (``PotentialNewton(preconditioner="direct")``, the
 default in 1D up to :data:`densflow.potential_newton.DIRECT_MAX_N` points, in either
